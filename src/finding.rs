@@ -1,0 +1,81 @@
+//! Findings: evidence that fails a check. Not errors: checking goes on, and every finding
+//! carries a stable code that reports print and tests match.
+
+use serde::Serialize;
+
+/// Stable finding codes: printed in reports, matched by tests, never reworded.
+pub mod code {
+    /// Record bytes could not be parsed (size, JSON, schema, unknown version).
+    pub const RECORD_MALFORMED: &str = "record.malformed";
+    /// A record without its `.sig` file.
+    pub const SIGNATURE_MISSING: &str = "record.signature.missing";
+    /// The signature does not verify over the record's bytes.
+    pub const SIGNATURE_INVALID: &str = "record.signature.invalid";
+    /// A record naming another device than the one it was found under.
+    pub const RECORD_FOREIGN_DEVICE: &str = "record.device.foreign";
+    /// A record signed by (naming) a key that is not the device's enrolled key.
+    pub const RECORD_UNKNOWN_KEY: &str = "record.key.unknown";
+    /// A later record points at a clip record that is not in the chain.
+    pub const SUBJECT_UNKNOWN: &str = "record.subject.unknown";
+    /// Sequence numbers are missing: a record was deleted.
+    pub const CHAIN_GAP: &str = "chain.gap";
+    /// A record's `prev` is the hash of a record with another place in the sequence.
+    pub const CHAIN_REORDERED: &str = "chain.reordered";
+    /// Two different, validly signed records with one sequence number.
+    pub const CHAIN_FORK: &str = "chain.fork";
+    /// A record's `prev` matches no record: the one before it was replaced.
+    pub const CHAIN_PREV_MISMATCH: &str = "chain.prev.mismatch";
+    /// The device folder holds no public key.
+    pub const DEVICE_KEY_MISSING: &str = "device.key.missing";
+    /// The device's public key is not among the keys the verifier was told to trust.
+    pub const DEVICE_KEY_UNTRUSTED: &str = "device.key.untrusted";
+    /// The media's SHA-256 (or size) differs from the signed record.
+    pub const MEDIA_HASH_MISMATCH: &str = "media.hash.mismatch";
+    /// The media file a record covers is not there.
+    pub const MEDIA_MISSING: &str = "media.missing";
+    /// A file that no record covers.
+    pub const MEDIA_UNRECORDED: &str = "media.unrecorded";
+}
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Evidence integrity is in doubt.
+    Error,
+    /// Needs a look, integrity of signed evidence is not in doubt (e.g. an unrecorded file).
+    Warning,
+}
+
+/// One problem found in evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Error or warning.
+    pub level: Level,
+    /// A stable code from [`code`].
+    pub code: &'static str,
+    /// What it is about: a device, `seq 3`, a file path.
+    pub subject: String,
+    /// Human explanation with the values involved.
+    pub detail: String,
+}
+
+impl Finding {
+    /// An error-level finding.
+    pub fn error(code: &'static str, subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            level: Level::Error,
+            code,
+            subject: subject.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A warning-level finding.
+    pub fn warning(code: &'static str, subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            level: Level::Warning,
+            ..Self::error(code, subject, detail)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! custody: the evidence core shared by the Custody agent and station.
+//!
+//! It owns the contract between them: the evidence [`Record`] (exact signed bytes), the
+//! per-device hash chain ([`verify_chain`]), clip numbering by the agency's document rules
+//! ([`NumberingScheme`]), Ed25519 keys, the RFC 9162 Merkle transparency log
+//! ([`MerkleLog`]) with signed checkpoints ([`Checkpoint`]) and offline proofs
+//! ([`TlogProof`]), the working-day calendar ([`Calendar`]) and the offline verifier
+//! ([`verify_folder`]) that clerks and courts run.
+//!
+//! ```
+//! use custody::{ChainStart, Record, SigningKey, MediaHash, testkit, verify_chain, RecordFile};
+//!
+//! let (key, _pem) = SigningKey::generate()?;
+//! let body = testkit::sample_clip_body(
+//!     &key.public_key(), "A123456", 1, None, "DCIM/100MEDIA/A123456_0001.MP4", 5,
+//!     MediaHash::of(b"12345"),
+//! );
+//! let (record, sig) = Record::seal(&body, &key)?;
+//! let file = RecordFile { name: "1.json".into(), bytes: record.bytes().to_vec(), sig: Some(sig.0.to_vec()) };
+//! let report = verify_chain("A123456", &key.public_key(), vec![file], ChainStart::Genesis);
+//! assert!(report.findings.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod calendar;
+mod chain;
+mod finding;
+mod hash;
+mod keys;
+pub mod layout;
+mod merkle;
+mod note;
+mod numbering;
+mod record;
+pub mod testkit;
+mod tlog_proof;
+mod verify;
+
+pub use calendar::{Calendar, CalendarError};
+pub use chain::{ChainAnchor, ChainReport, ChainStart, RecordFile, verify_chain};
+pub use finding::{Finding, Level, code};
+pub use hash::{DIGEST_LEN, HexDigestError, MediaHash, RecordHash, copy_hashing, hash_reader};
+pub use keys::{BadSignature, KeyError, KeyId, PublicKey, Signature, SigningKey};
+pub use merkle::{
+    HashStore, LogError, MemoryHashStore, MerkleLog, ProofError, TreeHash, empty_root, leaf_hash,
+    node_hash, verify_consistency, verify_inclusion,
+};
+pub use note::{
+    Checkpoint, NoteError, NoteSignature, NoteSigner, NoteVerifier, SignedNote, cosignature_message,
+    parse_cosignature,
+};
+pub use numbering::{
+    ClipNumber, DocumentNumber, MediaKind, NumberError, NumberingScheme, ProvisionalNumber,
+};
+pub use record::{
+    Agency, AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact,
+    Location, MAX_RECORD_BYTES, Media, MediaFacts, Officer, Record, RecordBody, RecordError,
+    Speaker, TimeSpan, Unverified, Verified, check_serial,
+};
+pub use tlog_proof::{TlogProof, TlogProofError};
+pub use verify::{DeviceCheck, DeviceSummary, VerifyOptions, VerifyReport, verify_device, verify_folder};

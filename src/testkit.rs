@@ -1,0 +1,329 @@
+//! Sample devices for tests, demos and benchmarks: a device folder in the
+//! [`layout`](crate::layout) with signed clip records, plus named tampering recipes that
+//! break it in one known way each. The agent produces real devices; this builds the same
+//! layout from the core alone, so the verifier and the station can be tested without it.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, FixedOffset};
+
+use crate::finding::code;
+use crate::hash::{MediaHash, RecordHash};
+use crate::keys::{PublicKey, Signature, SigningKey};
+use crate::layout::{self, PUBLIC_KEY_FILE, RECORDS_DIR};
+use crate::record::{
+    Agency, Algorithms, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact, Media, Officer,
+    Record, RecordBody, TimeSpan, Verified,
+};
+
+/// Every recipe, with the one finding code it must produce. `N` is a 1-based clip/seq.
+pub const RECIPES: &[(&str, &str)] = &[
+    ("flip-byte:clip-N", code::MEDIA_HASH_MISMATCH),
+    ("delete-media:clip-N", code::MEDIA_MISSING),
+    ("extra-media", code::MEDIA_UNRECORDED),
+    ("drop:seq-N", code::CHAIN_GAP),
+    ("flip-byte:record-N", code::SIGNATURE_INVALID),
+    ("delete-sig:seq-N", code::SIGNATURE_MISSING),
+    ("truncate:record-N", code::RECORD_MALFORMED),
+    ("fork:seq-N", code::CHAIN_FORK),
+    ("replace:seq-N", code::CHAIN_PREV_MISMATCH),
+    ("swap:seq-N", code::CHAIN_REORDERED),
+    ("foreign-device:seq-N", code::RECORD_FOREIGN_DEVICE),
+    ("resign:other-key:seq-N", code::RECORD_UNKNOWN_KEY),
+];
+
+/// The start time of sample clip 1 (clips follow every 10 minutes).
+const SAMPLE_START: &str = "2026-11-20T09:00:00+08:00";
+
+/// A recipe that does not exist or does not fit the device.
+#[derive(Debug, thiserror::Error)]
+pub enum TamperError {
+    /// Unknown recipe text.
+    #[error("unknown tampering recipe {0:?}; known: see custody::testkit::RECIPES")]
+    Unknown(String),
+    /// The device has no such clip or seq.
+    #[error("recipe {0:?} names a clip or seq the device does not have")]
+    OutOfRange(String),
+    /// Writing the tampered files failed.
+    #[error("cannot apply recipe")]
+    Io(#[from] io::Error),
+}
+
+/// A simulated device folder with `n` signed clips.
+pub struct SampleDevice {
+    /// The device storage root.
+    pub root: PathBuf,
+    /// Product serial.
+    pub serial: String,
+    key: SigningKey,
+    records: Vec<(Record<Verified>, Signature)>,
+}
+
+/// A clip record body with sample officer, agency and times (for tests and demos).
+pub fn sample_clip_body(
+    key: &PublicKey,
+    serial: &str,
+    seq: u64,
+    prev: Option<RecordHash>,
+    file: &str,
+    size: u64,
+    sha256: MediaHash,
+) -> RecordBody {
+    let base = DateTime::parse_from_rfc3339(SAMPLE_START).unwrap_or_default();
+    let minutes = i64::try_from(seq).unwrap_or(0) * 10;
+    let start: DateTime<FixedOffset> = base + Duration::minutes(minutes);
+    RecordBody {
+        format: FORMAT_V1.into(),
+        alg: Algorithms::default(),
+        device: DeviceRef {
+            serial: serial.into(),
+            key_id: key.key_id(),
+            hw_profile: "sample-recorder".into(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+        },
+        seq,
+        prev,
+        created: start + Duration::minutes(5),
+        officer: Officer {
+            name: "张三".into(),
+            cert_no: "42060119001".into(),
+            police_no: None,
+        },
+        agency: Agency {
+            code: "420600-HB".into(),
+            name: "襄阳市生态环境局".into(),
+        },
+        fact: Fact::Clip(ClipFact {
+            number: format!("{serial}-{}-{seq:06}", start.format("%Y%m%d")),
+            case_number: None,
+            media: Media {
+                file: file.into(),
+                size,
+                sha256,
+                facts: None,
+            },
+            time: TimeSpan {
+                start,
+                end: start + Duration::minutes(5),
+                source: ClockSource::Rtc,
+                error_ms: 500,
+                last_sync: None,
+            },
+            location: None,
+            proves: None,
+        }),
+    }
+}
+
+impl SampleDevice {
+    /// Creates a device under `root` with one clip per media source file (copied into
+    /// `DCIM/100MEDIA/`), its key, and one signed record per clip.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    pub fn create(root: &Path, serial: &str, media: &[PathBuf]) -> io::Result<Self> {
+        let (key, _) = SigningKey::generate().map_err(io::Error::other)?;
+        let mut device = Self {
+            root: root.to_path_buf(),
+            serial: serial.into(),
+            key,
+            records: Vec::new(),
+        };
+        let dir = layout::device_dir(root, serial);
+        fs::create_dir_all(dir.join(RECORDS_DIR))?;
+        layout::write_atomic(&dir.join(PUBLIC_KEY_FILE), device.key.public_key().to_pem().as_bytes())?;
+        let dcim = root.join("DCIM/100MEDIA");
+        fs::create_dir_all(&dcim)?;
+        for (i, src) in media.iter().enumerate() {
+            let ext = src.extension().and_then(|e| e.to_str()).unwrap_or("MP4");
+            let rel = format!("DCIM/100MEDIA/{serial}_{:04}.{ext}", i + 1);
+            fs::copy(src, root.join(&rel))?;
+            device.seal_clip(&rel)?;
+        }
+        Ok(device)
+    }
+
+    /// Creates a device whose clips are small generated files (`n` of `size` bytes each).
+    ///
+    /// # Errors
+    /// Any I/O error.
+    pub fn with_generated_clips(root: &Path, serial: &str, n: usize, size: usize) -> io::Result<Self> {
+        let src = tempfile::tempdir()?;
+        let mut media = Vec::new();
+        for i in 0..n {
+            let path = src.path().join(format!("clip{i}.MP4"));
+            let bytes: Vec<u8> = (0..size).map(|j| (j * 31 + i * 7) as u8).collect();
+            fs::write(&path, bytes)?;
+            media.push(path);
+        }
+        Self::create(root, serial, &media)
+    }
+
+    /// The device's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    /// Number of clips.
+    pub fn clip_count(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|(r, _)| matches!(r.body().fact, Fact::Clip(_)))
+            .count()
+    }
+
+    /// The signed records, in seq order.
+    pub fn records(&self) -> impl Iterator<Item = &Record<Verified>> {
+        self.records.iter().map(|(r, _)| r)
+    }
+
+    /// Hashes the media at `rel` and appends a signed clip record for it.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    pub fn seal_clip(&mut self, rel: &str) -> io::Result<()> {
+        let bytes = fs::read(self.root.join(rel))?;
+        let seq = self.records.len() as u64 + 1;
+        let prev = self.records.last().map(|(r, _)| r.hash());
+        let body = sample_clip_body(
+            &self.key.public_key(),
+            &self.serial,
+            seq,
+            prev,
+            rel,
+            bytes.len() as u64,
+            MediaHash::of(&bytes),
+        );
+        let (rec, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
+        layout::write_record(&self.root, &rec, &sig)?;
+        self.records.push((rec, sig));
+        Ok(())
+    }
+
+    fn record_path(&self, seq: u64) -> PathBuf {
+        layout::device_dir(&self.root, &self.serial)
+            .join(RECORDS_DIR)
+            .join(layout::record_file_name(seq))
+    }
+
+    fn clip_path(&self, n: u64) -> Option<PathBuf> {
+        let (rec, _) = self.records.get(usize::try_from(n).ok()?.checked_sub(1)?)?;
+        rec.body().media().map(|m| self.root.join(&m.file))
+    }
+
+    /// Applies one recipe from [`RECIPES`], e.g. `flip-byte:clip-2` or `drop:seq-3`.
+    ///
+    /// # Errors
+    /// [`TamperError`] for an unknown recipe, a clip/seq out of range, or I/O.
+    pub fn tamper(&mut self, recipe: &str) -> Result<(), TamperError> {
+        let range = || TamperError::OutOfRange(recipe.to_owned());
+        let (action, n) = match recipe.rsplit_once('-') {
+            Some((head, num)) if num.parse::<u64>().is_ok() => {
+                (head, num.parse::<u64>().unwrap_or(0))
+            }
+            _ => (recipe, 0),
+        };
+        let have = n >= 1 && n <= self.records.len() as u64;
+        match action {
+            "extra-media" => {
+                fs::write(self.root.join("DCIM/100MEDIA/UNKNOWN_0001.MP4"), b"vendor clip")?;
+            }
+            "flip-byte:clip" | "delete-media:clip" => {
+                let path = self.clip_path(n).ok_or_else(range)?;
+                if action == "delete-media:clip" {
+                    fs::remove_file(path)?;
+                } else {
+                    let mut bytes = fs::read(&path)?;
+                    let mid = bytes.len() / 2;
+                    *bytes.get_mut(mid).ok_or_else(range)? ^= 0x01;
+                    fs::write(path, bytes)?;
+                }
+            }
+            "drop:seq" | "flip-byte:record" | "delete-sig:seq" | "truncate:record" if have => {
+                let path = self.record_path(n);
+                match action {
+                    "drop:seq" => {
+                        // The whole clip goes: media, record and signature.
+                        if let Some(media) = self.clip_path(n) {
+                            fs::remove_file(media)?;
+                        }
+                        fs::remove_file(&path)?;
+                        fs::remove_file(path.with_extension("sig"))?;
+                    }
+                    "delete-sig:seq" => fs::remove_file(path.with_extension("sig"))?,
+                    "truncate:record" => {
+                        let bytes = fs::read(&path)?;
+                        fs::write(&path, &bytes[..bytes.len() / 2])?;
+                    }
+                    _ => {
+                        // Change one digit of the media size: still valid JSON, wrong bytes.
+                        let text = fs::read_to_string(&path)?.replacen("\"size\": ", "\"size\": 1", 1);
+                        fs::write(&path, text)?;
+                    }
+                }
+            }
+            "fork:seq" | "replace:seq" if have => {
+                let (rec, _) = &self.records[usize::try_from(n - 1).unwrap_or(0)];
+                let mut body = rec.body().clone();
+                body.created += Duration::seconds(1);
+                let (other, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
+                let path = if action == "fork:seq" {
+                    self.record_path(n).with_file_name(format!("{n:08}-fork.json"))
+                } else {
+                    self.record_path(n)
+                };
+                layout::write_atomic(&path.with_extension("sig"), &sig.0)?;
+                layout::write_atomic(&path, other.bytes())?;
+            }
+            "swap:seq" if n >= 2 && n < self.records.len() as u64 => {
+                self.swap(usize::try_from(n).unwrap_or(0))?;
+            }
+            "foreign-device:seq" | "resign:other-key:seq" if have => {
+                let (other_key, _) = SigningKey::generate().map_err(io::Error::other)?;
+                let (rec, _) = &self.records[usize::try_from(n - 1).unwrap_or(0)];
+                let mut body = rec.body().clone();
+                body.device.key_id = other_key.public_key().key_id();
+                if action == "foreign-device:seq" {
+                    body.device.serial = format!("{}X", self.serial);
+                }
+                let (other, sig) = Record::seal(&body, &other_key).map_err(io::Error::other)?;
+                // Another device's record is added beside ours; a re-signed one replaces it.
+                let path = if action == "foreign-device:seq" {
+                    self.record_path(n).with_file_name(format!("{n:08}-foreign.json"))
+                } else {
+                    self.record_path(n)
+                };
+                layout::write_atomic(&path.with_extension("sig"), &sig.0)?;
+                layout::write_atomic(&path, other.bytes())?;
+            }
+            "drop:seq" | "flip-byte:record" | "delete-sig:seq" | "truncate:record" | "fork:seq"
+            | "replace:seq" | "swap:seq" | "foreign-device:seq" | "resign:other-key:seq" => {
+                return Err(range());
+            }
+            _ => return Err(TamperError::Unknown(recipe.to_owned())),
+        }
+        Ok(())
+    }
+
+    /// Re-signs the chain as if records `n` and `n+1` had been sealed in the other order:
+    /// seqs stay in place, the `prev` links follow the sealing order. Seq 1 stays first
+    /// (it alone has no `prev`), so `n` is at least 2.
+    fn swap(&mut self, n: usize) -> io::Result<()> {
+        let mut order: Vec<usize> = (0..self.records.len()).collect();
+        order.swap(n - 1, n);
+        let mut prev = None;
+        let mut resealed = vec![None; order.len()];
+        for k in order {
+            let mut body = self.records[k].0.body().clone();
+            body.prev = prev;
+            let (rec, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
+            prev = Some(rec.hash());
+            layout::write_record(&self.root, &rec, &sig)?;
+            resealed[k] = Some((rec, sig));
+        }
+        self.records = resealed.into_iter().flatten().collect();
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests: the `custody` binary run as a user runs it.

@@ -1,6 +1,12 @@
 //! Merkle log throughput on a log of 1,000,000 leaves: appends per second, root and proof
 //! generation per second (from stored subtree hashes), and proof verification.
 
+#![expect(clippy::expect_used, reason = "a benchmark stops on a broken setup")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
+
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -29,7 +35,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("merkle-1M");
     g.throughput(Throughput::Elements(LEAVES));
     g.sample_size(10);
-    g.bench_function("append 1,000,000 leaves", |b| b.iter(|| black_box(full_log().size())));
+    g.bench_function("append 1,000,000 leaves", |b| {
+        b.iter(|| black_box(full_log().size()));
+    });
     g.finish();
 
     let log = full_log();
@@ -46,7 +54,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("consistency proof", |b| {
         b.iter(|| {
             j = j % (LEAVES - 1) + 7919;
-            black_box(log.consistency_proof(j.min(LEAVES - 1), LEAVES).expect("in range"))
+            black_box(
+                log.consistency_proof(j.min(LEAVES - 1), LEAVES)
+                    .expect("in range"),
+            )
         });
     });
     g.bench_function("root at size", |b| {
@@ -62,7 +73,10 @@ fn bench(c: &mut Criterion) {
                 i = (i + 7919) % LEAVES;
                 (i, log.inclusion_proof(i, LEAVES).expect("in range"))
             },
-            |(i, proof)| verify_inclusion(&leaf_hash(&entry(i)), i, LEAVES, &proof, &root).expect("verifies"),
+            |(i, proof)| {
+                verify_inclusion(&leaf_hash(&entry(i)), i, LEAVES, &proof, &root)
+                    .expect("verifies");
+            },
             BatchSize::SmallInput,
         );
     });
@@ -74,5 +88,9 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = bench
+}
 criterion_main!(benches);

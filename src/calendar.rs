@@ -31,7 +31,9 @@ const MAX_WORKING_DAYS: u32 = 1000;
 #[non_exhaustive]
 pub enum CalendarError {
     /// The date is outside the years the holiday data covers.
-    #[error("calendar unknown for {date}: no official holiday data for {year} (load the State Council notice's holiday-cn file)")]
+    #[error(
+        "calendar unknown for {date}: no official holiday data for {year} (load the State Council notice's holiday-cn file)"
+    )]
     Unknown {
         /// The date asked about.
         date: NaiveDate,
@@ -91,11 +93,17 @@ impl Calendar {
     /// # Errors
     /// [`CalendarError::BadFile`] for an unreadable or malformed file.
     pub fn load_dir(&mut self, dir: &Path) -> Result<(), CalendarError> {
-        let bad = |name: &Path, why: String| CalendarError::BadFile { name: name.display().to_string(), why };
+        let bad = |name: &Path, why: String| CalendarError::BadFile {
+            name: name.display().to_string(),
+            why,
+        };
         let entries = fs::read_dir(dir).map_err(|e| bad(dir, e.to_string()))?;
         for entry in entries {
             let path = entry.map_err(|e| bad(dir, e.to_string()))?.path();
-            let is_year = path.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()));
+            let is_year = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|s| s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()));
             if is_year && path.extension().is_some_and(|e| e == "json") {
                 let text = fs::read_to_string(&path).map_err(|e| bad(&path, e.to_string()))?;
                 self.add_year(&text, &path.display().to_string())?;
@@ -105,7 +113,10 @@ impl Calendar {
     }
 
     fn add_year(&mut self, text: &str, name: &str) -> Result<(), CalendarError> {
-        let file: YearFile = serde_json::from_str(text).map_err(|e| CalendarError::BadFile { name: name.into(), why: e.to_string() })?;
+        let file: YearFile = serde_json::from_str(text).map_err(|e| CalendarError::BadFile {
+            name: name.into(),
+            why: e.to_string(),
+        })?;
         if file.days.is_empty() {
             return Ok(());
         }
@@ -128,9 +139,16 @@ impl Calendar {
     /// [`CalendarError::Unknown`] when the data does not cover it.
     pub fn is_working_day(&self, date: NaiveDate) -> Result<bool, CalendarError> {
         let year = date.year();
-        let needed = if date.month() == 12 && date.day() >= DECEMBER_CUTOFF { [year, year + 1] } else { [year, year] };
+        let needed = if date.month() == 12 && date.day() >= DECEMBER_CUTOFF {
+            [year, year + 1]
+        } else {
+            [year, year]
+        };
         if let Some(&missing) = needed.iter().find(|y| !self.years.contains(y)) {
-            return Err(CalendarError::Unknown { date, year: missing });
+            return Err(CalendarError::Unknown {
+                date,
+                year: missing,
+            });
         }
         Ok(self
             .exceptions
@@ -151,7 +169,12 @@ impl Calendar {
         }
         let (mut day, mut left) = (date, n);
         while left > 0 {
-            day = day.checked_add_days(Days::new(1)).ok_or(CalendarError::Unknown { date: day, year: day.year() })?;
+            day = day
+                .checked_add_days(Days::new(1))
+                .ok_or(CalendarError::Unknown {
+                    date: day,
+                    year: day.year(),
+                })?;
             if self.is_working_day(day)? {
                 left -= 1;
             }
@@ -174,7 +197,10 @@ mod tests {
 
     #[test]
     fn shipped_data_covers_2019_to_2026() {
-        assert_eq!(cal().years().collect::<Vec<_>>(), (2019..=2026).collect::<Vec<_>>());
+        assert_eq!(
+            cal().years().collect::<Vec<_>>(),
+            (2019..=2026).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -185,9 +211,18 @@ mod tests {
         assert!(!c.is_working_day(d("2024-10-07")).unwrap());
         assert!(c.is_working_day(d("2024-10-12")).unwrap());
         // From Mon 2024-09-30: 1 = Tue 10-08 (after the holiday), ..., 5 = Sat 10-12.
-        assert_eq!(c.add_working_days(d("2024-09-30"), 1).unwrap(), d("2024-10-08"));
-        assert_eq!(c.add_working_days(d("2024-09-30"), 5).unwrap(), d("2024-10-12"));
-        assert_eq!(c.add_working_days(d("2024-09-30"), 6).unwrap(), d("2024-10-14"));
+        assert_eq!(
+            c.add_working_days(d("2024-09-30"), 1).unwrap(),
+            d("2024-10-08")
+        );
+        assert_eq!(
+            c.add_working_days(d("2024-09-30"), 5).unwrap(),
+            d("2024-10-12")
+        );
+        assert_eq!(
+            c.add_working_days(d("2024-09-30"), 6).unwrap(),
+            d("2024-10-14")
+        );
     }
 
     #[test]
@@ -199,7 +234,10 @@ mod tests {
         assert!(!c.is_working_day(d("2025-02-04")).unwrap());
         assert!(c.is_working_day(d("2025-02-08")).unwrap());
         // 7 working days from Mon 2025-01-27: 02-05, 06, 07, 08(Sat), 10, 11, 12.
-        assert_eq!(c.add_working_days(d("2025-01-27"), 7).unwrap(), d("2025-02-12"));
+        assert_eq!(
+            c.add_working_days(d("2025-01-27"), 7).unwrap(),
+            d("2025-02-12")
+        );
     }
 
     #[test]
@@ -207,9 +245,17 @@ mod tests {
         // 2018-12-29 (Sat) was a working day and 12-31 (Mon) a holiday, both set by the
         // notice in 2019.json; 2018 itself has no file.
         let c = cal();
-        assert_eq!(c.is_working_day(d("2018-12-29")).unwrap_err(), CalendarError::Unknown { date: d("2018-12-29"), year: 2018 });
+        assert_eq!(
+            c.is_working_day(d("2018-12-29")).unwrap_err(),
+            CalendarError::Unknown {
+                date: d("2018-12-29"),
+                year: 2018
+            }
+        );
         let mut only_2019 = Calendar::default();
-        only_2019.add_year(include_str!("../data/holiday-cn/2019.json"), "2019").unwrap();
+        only_2019
+            .add_year(include_str!("../data/holiday-cn/2019.json"), "2019")
+            .unwrap();
         assert!(only_2019.exceptions[&d("2018-12-29")]);
         assert!(!only_2019.exceptions[&d("2018-12-31")]);
     }
@@ -217,19 +263,35 @@ mod tests {
     #[test]
     fn outside_the_data_is_calendar_unknown_never_a_guess() {
         let c = cal();
-        assert!(matches!(c.is_working_day(d("2027-03-01")), Err(CalendarError::Unknown { year: 2027, .. })));
+        assert!(matches!(
+            c.is_working_day(d("2027-03-01")),
+            Err(CalendarError::Unknown { year: 2027, .. })
+        ));
         // Late December 2026 depends on the 2027 notice, not yet published.
-        assert!(matches!(c.is_working_day(d("2026-12-28")), Err(CalendarError::Unknown { year: 2027, .. })));
+        assert!(matches!(
+            c.is_working_day(d("2026-12-28")),
+            Err(CalendarError::Unknown { year: 2027, .. })
+        ));
         assert!(c.is_working_day(d("2026-12-18")).unwrap());
-        assert!(matches!(c.add_working_days(d("2026-12-10"), 10), Err(CalendarError::Unknown { year: 2027, .. })));
-        assert!(matches!(c.is_working_day(d("2018-06-01")), Err(CalendarError::Unknown { year: 2018, .. })));
+        assert!(matches!(
+            c.add_working_days(d("2026-12-10"), 10),
+            Err(CalendarError::Unknown { year: 2027, .. })
+        ));
+        assert!(matches!(
+            c.is_working_day(d("2018-06-01")),
+            Err(CalendarError::Unknown { year: 2018, .. })
+        ));
     }
 
     #[test]
     fn a_newer_notice_loaded_from_a_folder_extends_the_calendar() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("2027.json"), r#"{"year":2027,"papers":[],"days":[{"name":"元旦","date":"2027-01-01","isOffDay":true}]}"#).unwrap();
-        std::fs::write(dir.path().join("2028.json"), r#"{"year":2028,"papers":[],"days":[]}"#).unwrap();
+        std::fs::write(
+            dir.path().join("2028.json"),
+            r#"{"year":2028,"papers":[],"days":[]}"#,
+        )
+        .unwrap();
         let mut c = cal();
         c.load_dir(dir.path()).unwrap();
         assert!(!c.is_working_day(d("2027-01-01")).unwrap());
@@ -237,6 +299,9 @@ mod tests {
         // An empty placeholder file (as upstream ships before the notice) adds nothing.
         assert!(c.is_working_day(d("2028-03-01")).is_err());
         std::fs::write(dir.path().join("2029.json"), "{").unwrap();
-        assert!(matches!(c.load_dir(dir.path()), Err(CalendarError::BadFile { .. })));
+        assert!(matches!(
+            c.load_dir(dir.path()),
+            Err(CalendarError::BadFile { .. })
+        ));
     }
 }

@@ -1,7 +1,7 @@
 //! The per-device hash chain: each record names its `seq` and the hash of the previous
 //! record's bytes, so a deleted, reordered, forked or replaced record leaves a visible mark.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::finding::{Finding, code};
 use crate::hash::RecordHash;
@@ -70,9 +70,11 @@ pub fn verify_chain(
         let rec = match Record::parse(file.bytes) {
             Ok(rec) => rec,
             Err(e) => {
-                report
-                    .findings
-                    .push(Finding::error(code::RECORD_MALFORMED, &file.name, e.to_string()));
+                report.findings.push(Finding::error(
+                    code::RECORD_MALFORMED,
+                    &file.name,
+                    e.to_string(),
+                ));
                 // The file name (`00000003.json`) claims a seq; its absence is explained.
                 explained.extend(claimed_seq(&file.name));
                 continue;
@@ -83,13 +85,19 @@ pub fn verify_chain(
             Some(Finding::error(
                 code::RECORD_FOREIGN_DEVICE,
                 &file.name,
-                format!("record of device {} found under device {serial}", body.device.serial),
+                format!(
+                    "record of device {} found under device {serial}",
+                    body.device.serial
+                ),
             ))
         } else if body.device.key_id != key_id {
             Some(Finding::error(
                 code::RECORD_UNKNOWN_KEY,
                 &file.name,
-                format!("signed with key {}, device key is {key_id}", body.device.key_id),
+                format!(
+                    "signed with key {}, device key is {key_id}",
+                    body.device.key_id
+                ),
             ))
         } else {
             None
@@ -100,7 +108,9 @@ pub fn verify_chain(
             if body.device.serial == serial {
                 explained.push(body.seq);
             }
-            report.rejected_media.extend(body.media().map(|m| m.file.clone()));
+            report
+                .rejected_media
+                .extend(body.media().map(|m| m.file.clone()));
             continue;
         }
         let seq = body.seq;
@@ -111,10 +121,14 @@ pub fn verify_chain(
                 &file.name,
                 "no .sig file beside the record",
             )),
-            Some(Err(e)) => Err(Finding::error(code::SIGNATURE_INVALID, &file.name, e.to_string())),
-            Some(Ok(sig)) => rec.verify(key, &sig).map_err(|e| {
-                Finding::error(code::SIGNATURE_INVALID, &file.name, e.to_string())
-            }),
+            Some(Err(e)) => Err(Finding::error(
+                code::SIGNATURE_INVALID,
+                &file.name,
+                e.to_string(),
+            )),
+            Some(Ok(sig)) => rec
+                .verify(key, &sig)
+                .map_err(|e| Finding::error(code::SIGNATURE_INVALID, &file.name, e.to_string())),
         };
         match checked {
             Ok(rec) => {
@@ -189,7 +203,11 @@ fn link(
             findings.push(Finding::error(
                 code::CHAIN_FORK,
                 format!("{serial} seq {seq}"),
-                format!("{} different signed records: {}", recs.len(), hashes.join(", ")),
+                format!(
+                    "{} different signed records: {}",
+                    recs.len(),
+                    hashes.join(", ")
+                ),
             ));
         }
         if let Some(exp) = expected
@@ -238,7 +256,10 @@ fn check_prev(
         findings.push(Finding::error(
             code::CHAIN_REORDERED,
             subject,
-            format!("prev is the record with seq {other}, expected seq {}", seq - 1),
+            format!(
+                "prev is the record with seq {other}, expected seq {}",
+                seq - 1
+            ),
         ));
     } else if !before.is_empty() {
         findings.push(Finding::error(
@@ -255,24 +276,28 @@ fn check_prev(
 
 /// Bindings and annotations must point at a clip record of the same chain.
 fn unknown_subjects(verified: &[Record<Verified>]) -> Vec<Finding> {
-    let clips: HashMap<RecordHash, ()> = verified
+    let clips: HashSet<RecordHash> = verified
         .iter()
         .filter(|r| matches!(r.body().fact, Fact::Clip(_)))
-        .map(|r| (r.hash(), ()))
+        .map(Record::hash)
         .collect();
     verified
         .iter()
-        .filter_map(|r| match &r.body().fact {
-            Fact::Binding(b) if !clips.contains_key(&b.subject) => Some(b.subject),
-            Fact::Annotation(a) if !clips.contains_key(&a.subject) => Some(a.subject),
-            _ => None,
-        }
-        .map(|subject| {
-            Finding::warning(
-                code::SUBJECT_UNKNOWN,
-                format!("{} seq {}", r.body().device.serial, r.body().seq),
-                format!("refers to clip record {subject}, which is not among the records checked"),
-            )
-        }))
+        .filter_map(|r| {
+            match &r.body().fact {
+                Fact::Binding(b) if !clips.contains(&b.subject) => Some(b.subject),
+                Fact::Annotation(a) if !clips.contains(&a.subject) => Some(a.subject),
+                _ => None,
+            }
+            .map(|subject| {
+                Finding::warning(
+                    code::SUBJECT_UNKNOWN,
+                    format!("{} seq {}", r.body().device.serial, r.body().seq),
+                    format!(
+                        "refers to clip record {subject}, which is not among the records checked"
+                    ),
+                )
+            })
+        })
         .collect()
 }

@@ -62,7 +62,11 @@ pub struct Finding {
 
 impl Finding {
     /// An error-level finding.
-    pub fn error(code: &'static str, subject: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn error(
+        code: &'static str,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             level: Level::Error,
             code,
@@ -72,7 +76,11 @@ impl Finding {
     }
 
     /// A warning-level finding.
-    pub fn warning(code: &'static str, subject: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn warning(
+        code: &'static str,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             level: Level::Warning,
             ..Self::error(code, subject, detail)

@@ -2,7 +2,7 @@
 //! SubjectPublicKeyInfo, private keys as PEM PKCS#8, signatures as the raw 64 bytes,
 //! so that `openssl pkeyutl -verify -rawin` checks them without Custody.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -226,7 +226,7 @@ fn pem_encode(der: &[u8], label: &str) -> String {
         out.push_str(&String::from_utf8_lossy(line));
         out.push('\n');
     }
-    out.push_str(&format!("-----END {label}-----\n"));
+    let _ = writeln!(out, "-----END {label}-----");
     out
 }
 
@@ -250,7 +250,8 @@ fn pem_decode(text: &str, label: &'static str) -> Result<Vec<u8>, KeyError> {
             return if lines.next().is_some() {
                 Err(err("text after the END line"))
             } else {
-                B64.decode(body).map_err(|e| err(&format!("bad base64: {e}")))
+                B64.decode(body)
+                    .map_err(|e| err(&format!("bad base64: {e}")))
             };
         }
         body.push_str(line);

@@ -46,8 +46,8 @@ pub use merkle::{
     node_hash, verify_consistency, verify_inclusion,
 };
 pub use note::{
-    Checkpoint, NoteError, NoteSignature, NoteSigner, NoteVerifier, SignedNote, cosignature_message,
-    parse_cosignature,
+    Checkpoint, NoteError, NoteSignature, NoteSigner, NoteVerifier, SignedNote,
+    cosignature_message, parse_cosignature,
 };
 pub use numbering::{
     ClipNumber, DocumentNumber, MediaKind, NumberError, NumberingScheme, ProvisionalNumber,
@@ -58,4 +58,6 @@ pub use record::{
     Speaker, TimeSpan, Unverified, Verified, check_serial,
 };
 pub use tlog_proof::{TlogProof, TlogProofError};
-pub use verify::{DeviceCheck, DeviceSummary, VerifyOptions, VerifyReport, verify_device, verify_folder};
+pub use verify::{
+    DeviceCheck, DeviceSummary, VerifyOptions, VerifyReport, verify_device, verify_folder,
+};

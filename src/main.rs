@@ -3,6 +3,7 @@
 //!
 //! Exit status: 0 all verified, 1 evidence problems found, 2 could not run.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,33 +68,64 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Verify { folder, json, keys, subset } => {
+        Command::Verify {
+            folder,
+            json,
+            keys,
+            subset,
+        } => {
             let mut opts = VerifyOptions {
-                start: if subset { ChainStart::Subset } else { ChainStart::Genesis },
+                start: if subset {
+                    ChainStart::Subset
+                } else {
+                    ChainStart::Genesis
+                },
                 ..VerifyOptions::default()
             };
             for path in keys {
-                let text = fs::read_to_string(&path).with_context(|| format!("reading key {}", path.display()))?;
-                opts.trusted_keys.push(PublicKey::from_pem(&text).with_context(|| format!("key {}", path.display()))?);
+                let text = fs::read_to_string(&path)
+                    .with_context(|| format!("reading key {}", path.display()))?;
+                opts.trusted_keys.push(
+                    PublicKey::from_pem(&text)
+                        .with_context(|| format!("key {}", path.display()))?,
+                );
             }
-            let report = custody::verify_folder(&folder, &opts).with_context(|| format!("verifying {}", folder.display()))?;
+            let report = custody::verify_folder(&folder, &opts)
+                .with_context(|| format!("verifying {}", folder.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", render_table(&report));
             }
-            Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
-        Command::SampleDevice { out, serial, tamper, media } => {
+        Command::SampleDevice {
+            out,
+            serial,
+            tamper,
+            media,
+        } => {
             custody::check_serial(&serial)?;
             if out.exists() {
-                anyhow::bail!("{} already exists; a sample device is written into a new folder", out.display());
+                anyhow::bail!(
+                    "{} already exists; a sample device is written into a new folder",
+                    out.display()
+                );
             }
-            let mut device = SampleDevice::create(&out, &serial, &media).with_context(|| format!("writing {}", out.display()))?;
+            let mut device = SampleDevice::create(&out, &serial, &media)
+                .with_context(|| format!("writing {}", out.display()))?;
             for recipe in &tamper {
                 device.tamper(recipe)?;
             }
-            eprintln!("custody: device {serial} with {} clips in {}", device.clip_count(), out.display());
+            eprintln!(
+                "custody: device {serial} with {} clips in {}",
+                device.clip_count(),
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -101,35 +133,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The clerk's table: devices, then findings, then a one-line verdict (in Chinese).
 fn render_table(report: &VerifyReport) -> String {
-    let mut out = format!("核验目录 folder: {}\n", report.root.display());
+    let mut out = String::new();
+    let _ = writeln!(out, "核验目录 folder: {}", report.root.display());
     if !report.keys_pinned {
-        out.push_str("注意: 未指定可信公钥 (--key)，使用目录内的设备公钥。Keys taken from the folder.\n");
+        let _ = writeln!(
+            out,
+            "注意: 未指定可信公钥 (--key)，使用目录内的设备公钥 (keys taken from the folder)"
+        );
     }
-    out.push_str(&format!("\n{:<12} {:>6} {:>8} {:>14}  {}\n", "设备 device", "记录", "视频通过", "字节 bytes", "公钥 key id (SHA-256)"));
     for d in &report.devices {
-        let key = d.key_id.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
-        out.push_str(&format!("{:<12} {:>6} {:>8} {:>14}  {key}\n", d.serial, d.records, d.clips_verified, d.bytes));
+        let key = d
+            .key_id
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string);
+        let _ = writeln!(
+            out,
+            "设备 {}: 有效记录 {} 条, 核验通过视频 {} 个, {} 字节; 公钥 {key}",
+            d.serial, d.records, d.clips_verified, d.bytes
+        );
     }
     if !report.findings.is_empty() {
-        out.push_str(&format!("\n问题 findings ({}):\n", report.findings.len()));
+        let _ = writeln!(out, "\n问题 findings ({}):", report.findings.len());
         for f in &report.findings {
             let level = match f.level {
                 Level::Error => "错误",
                 Level::Warning => "警告",
             };
-            out.push_str(&format!("{level}  {:<26} {}\n      {}\n", f.code, f.subject, f.detail));
+            let _ = writeln!(
+                out,
+                "{level}  {:<26} {}\n      {}",
+                f.code, f.subject, f.detail
+            );
         }
     }
-    let errors = report.findings.iter().filter(|f| f.level == Level::Error).count();
-    out.push('\n');
-    out.push_str(&if report.is_clean() {
-        "结论: 全部核验通过 (all verified)\n".to_owned()
+    let (n, errors) = (
+        report.findings.len(),
+        report
+            .findings
+            .iter()
+            .filter(|f| f.level == Level::Error)
+            .count(),
+    );
+    let _ = if report.is_clean() {
+        writeln!(out, "\n结论: 全部核验通过 (all verified)")
     } else {
-        format!(
-            "结论: 发现 {} 个问题，其中 {errors} 个错误 ({} findings, {errors} errors)\n",
-            report.findings.len(),
-            report.findings.len()
+        writeln!(
+            out,
+            "\n结论: 发现 {n} 个问题，其中 {errors} 个错误 ({n} findings, {errors} errors)"
         )
-    });
+    };
     out
 }

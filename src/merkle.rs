@@ -220,7 +220,9 @@ impl HashStore for MemoryHashStore {
 
     fn get(&self, level: u32, index: u64) -> Result<Option<TreeHash>, Infallible> {
         let level = self.levels.get(level as usize);
-        Ok(level.and_then(|l| l.get(usize::try_from(index).ok()?)).copied())
+        Ok(level
+            .and_then(|l| l.get(usize::try_from(index).ok()?))
+            .copied())
     }
 
     fn put(&mut self, nodes: &[(u32, u64, TreeHash)]) -> Result<(), Infallible> {
@@ -265,7 +267,7 @@ pub struct MerkleLog<S> {
 
 /// Largest power of two strictly below `n` (n ≥ 2): the RFC's split point.
 fn split(n: u64) -> u64 {
-    1 << (63 - (n - 1).leading_zeros())
+    1 << (n - 1).ilog2()
 }
 
 impl<S: HashStore> MerkleLog<S> {
@@ -319,11 +321,14 @@ impl<S: HashStore> MerkleLog<S> {
     /// MTH of leaves `lo..hi` (non-empty), from stored complete subtrees.
     fn subtree(&self, lo: u64, hi: u64) -> Result<TreeHash, LogError<S::Error>> {
         let n = hi - lo;
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             return self.node(n.trailing_zeros(), lo / n);
         }
         let k = split(n);
-        Ok(node_hash(&self.subtree(lo, lo + k)?, &self.subtree(lo + k, hi)?))
+        Ok(node_hash(
+            &self.subtree(lo, lo + k)?,
+            &self.subtree(lo + k, hi)?,
+        ))
     }
 
     fn check_size(&self, size: u64) -> Result<(), LogError<S::Error>> {
@@ -353,7 +358,11 @@ impl<S: HashStore> MerkleLog<S> {
     ///
     /// # Errors
     /// `index` outside the tree, or a store failure.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<TreeHash>, LogError<S::Error>> {
+    pub fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<TreeHash>, LogError<S::Error>> {
         self.check_size(size)?;
         if index >= size {
             return Err(ProofError::IndexOutOfRange { index, size }.into());
@@ -363,7 +372,13 @@ impl<S: HashStore> MerkleLog<S> {
         Ok(proof)
     }
 
-    fn path(&self, m: u64, lo: u64, hi: u64, out: &mut Vec<TreeHash>) -> Result<(), LogError<S::Error>> {
+    fn path(
+        &self,
+        m: u64,
+        lo: u64,
+        hi: u64,
+        out: &mut Vec<TreeHash>,
+    ) -> Result<(), LogError<S::Error>> {
         let n = hi - lo;
         if n == 1 {
             return Ok(());
@@ -384,7 +399,11 @@ impl<S: HashStore> MerkleLog<S> {
     ///
     /// # Errors
     /// Sizes out of range, or a store failure.
-    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<TreeHash>, LogError<S::Error>> {
+    pub fn consistency_proof(
+        &self,
+        size1: u64,
+        size2: u64,
+    ) -> Result<Vec<TreeHash>, LogError<S::Error>> {
         self.check_size(size2)?;
         if size1 == 0 || size1 > size2 {
             return Err(ProofError::BadSizes { size1, size2 }.into());

@@ -143,7 +143,9 @@ impl NoteVerifier {
         if alg != ALG_ED25519 && alg != ALG_COSIGNATURE_V1 {
             return Err(bad("unknown key algorithm"));
         }
-        let key: [u8; PUBLIC_KEY_LEN] = key.try_into().map_err(|_| bad("Ed25519 key is not 32 bytes"))?;
+        let key: [u8; PUBLIC_KEY_LEN] = key
+            .try_into()
+            .map_err(|_| bad("Ed25519 key is not 32 bytes"))?;
         if key_hash(name, alg, &key) != hash {
             return Err(bad("key hash does not match the key"));
         }
@@ -177,9 +179,11 @@ impl NoteVerifier {
                     return false;
                 };
                 let msg = cosignature_message(text, u64::from_be_bytes(*time));
-                Signature::from_bytes(sig).is_ok_and(|s| self.key.verify(msg.as_bytes(), &s).is_ok())
+                Signature::from_bytes(sig)
+                    .is_ok_and(|s| self.key.verify(msg.as_bytes(), &s).is_ok())
             }
-            _ => Signature::from_bytes(sig).is_ok_and(|s| self.key.verify(text.as_bytes(), &s).is_ok()),
+            _ => Signature::from_bytes(sig)
+                .is_ok_and(|s| self.key.verify(text.as_bytes(), &s).is_ok()),
         }
     }
 }
@@ -220,7 +224,9 @@ impl NoteSigner {
             key: "PRIVATE+KEY+…".into(),
             why,
         };
-        let rest = skey.strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("not PRIVATE+KEY+…"))?;
+        let rest = skey
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("not PRIVATE+KEY+…"))?;
         let mut parts = rest.splitn(3, '+');
         let (Some(name), Some(hash_hex), Some(b64)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -228,7 +234,9 @@ impl NoteSigner {
         };
         let raw = B64.decode(b64).map_err(|_| bad("key is not base64"))?;
         let seed: &[u8; 32] = match raw.split_first() {
-            Some((&ALG_ED25519, seed)) => seed.try_into().map_err(|_| bad("seed is not 32 bytes"))?,
+            Some((&ALG_ED25519, seed)) => {
+                seed.try_into().map_err(|_| bad("seed is not 32 bytes"))?
+            }
             _ => return Err(bad("not an Ed25519 key")),
         };
         let key = SigningKey::from_seed(seed).map_err(|_| bad("bad seed"))?;
@@ -256,7 +264,11 @@ impl NoteSigner {
         let sig = self.key.sign(text.as_bytes());
         let mut raw = self.verifier.hash.to_be_bytes().to_vec();
         raw.extend_from_slice(&sig.0);
-        Ok(format!("{text}\n{SIG_PREFIX}{} {}\n", self.verifier.name, B64.encode(raw)))
+        Ok(format!(
+            "{text}\n{SIG_PREFIX}{} {}\n",
+            self.verifier.name,
+            B64.encode(raw)
+        ))
     }
 }
 
@@ -308,18 +320,24 @@ impl SignedNote {
             .ok_or(NoteError::Malformed("no blank line before the signatures"))?;
         let (text, sigs) = (&note[..=split], &note[split + 2..]);
         if sigs.is_empty() || !sigs.ends_with('\n') {
-            return Err(NoteError::Malformed("signature block must end in a newline"));
+            return Err(NoteError::Malformed(
+                "signature block must end in a newline",
+            ));
         }
         let mut signatures = Vec::new();
         for line in sigs[..sigs.len() - 1].split('\n') {
             if signatures.len() == MAX_SIGNATURES {
                 return Err(NoteError::Malformed("too many signatures"));
             }
-            let line = line
-                .strip_prefix(SIG_PREFIX)
-                .ok_or(NoteError::Malformed("signature line does not start with an em dash"))?;
-            let (name, b64) = line.split_once(' ').ok_or(NoteError::Malformed("no space in signature line"))?;
-            let raw = B64.decode(b64).map_err(|_| NoteError::Malformed("signature is not base64"))?;
+            let line = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed(
+                "signature line does not start with an em dash",
+            ))?;
+            let (name, b64) = line
+                .split_once(' ')
+                .ok_or(NoteError::Malformed("no space in signature line"))?;
+            let raw = B64
+                .decode(b64)
+                .map_err(|_| NoteError::Malformed("signature is not base64"))?;
             if !valid_name(name) || raw.len() < 5 {
                 return Err(NoteError::Malformed("bad signature line"));
             }
@@ -340,11 +358,17 @@ impl SignedNote {
     ///
     /// # Errors
     /// A trusted key's signature that fails, or no trusted signature at all.
-    pub fn verify<'v>(&self, trusted: &'v [NoteVerifier]) -> Result<Vec<&'v NoteVerifier>, NoteError> {
+    pub fn verify<'v>(
+        &self,
+        trusted: &'v [NoteVerifier],
+    ) -> Result<Vec<&'v NoteVerifier>, NoteError> {
         let mut seen = HashSet::new();
         let mut verified = Vec::new();
         for s in &self.signatures {
-            let Some(v) = trusted.iter().find(|v| v.name == s.name && v.hash == s.hash) else {
+            let Some(v) = trusted
+                .iter()
+                .find(|v| v.name == s.name && v.hash == s.hash)
+            else {
                 continue;
             };
             if !seen.insert((&s.name, s.hash)) {
@@ -388,8 +412,13 @@ impl Checkpoint {
             .strip_suffix('\n')
             .ok_or(NoteError::BadCheckpoint("does not end in a newline"))?;
         let mut lines = body.split('\n');
-        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(NoteError::BadCheckpoint("no origin"))?;
-        let size_text = lines.next().ok_or(NoteError::BadCheckpoint("no tree size"))?;
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or(NoteError::BadCheckpoint("no origin"))?;
+        let size_text = lines
+            .next()
+            .ok_or(NoteError::BadCheckpoint("no tree size"))?;
         let canonical = !size_text.is_empty()
             && size_text.bytes().all(|b| b.is_ascii_digit())
             && (size_text == "0" || !size_text.starts_with('0'));
@@ -397,12 +426,16 @@ impl Checkpoint {
             .parse()
             .ok()
             .filter(|_| canonical)
-            .ok_or(NoteError::BadCheckpoint("tree size is not a decimal without leading zeros"))?;
+            .ok_or(NoteError::BadCheckpoint(
+                "tree size is not a decimal without leading zeros",
+            ))?;
         let root = lines
             .next()
             .and_then(|r| B64.decode(r).ok())
             .and_then(|r| TreeHash::try_from(r).ok())
-            .ok_or(NoteError::BadCheckpoint("root hash is not 32 bytes of base64"))?;
+            .ok_or(NoteError::BadCheckpoint(
+                "root hash is not 32 bytes of base64",
+            ))?;
         let extensions: Vec<String> = lines.map(str::to_owned).collect();
         if extensions.iter().any(String::is_empty) {
             return Err(NoteError::BadCheckpoint("empty extension line"));
@@ -417,7 +450,12 @@ impl Checkpoint {
 
     /// The body text, as signed.
     pub fn body(&self) -> String {
-        let mut out = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
+        let mut out = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        );
         for ext in &self.extensions {
             out.push_str(ext);
             out.push('\n');
@@ -449,7 +487,7 @@ impl Checkpoint {
         let mut trusted = vec![log.clone()];
         trusted.extend_from_slice(witnesses);
         let verified = note.verify(&trusted)?;
-        if !verified.iter().any(|v| *v == log) {
+        if !verified.contains(&log) {
             return Err(NoteError::NotSignedByLog(log.to_string()));
         }
         let checkpoint = Self::parse_body(&note.text)?;
@@ -459,7 +497,11 @@ impl Checkpoint {
                 want: origin.into(),
             });
         }
-        let names = verified.iter().filter(|v| **v != log).map(|v| v.name.clone()).collect();
+        let names = verified
+            .iter()
+            .filter(|v| **v != log)
+            .map(|v| v.name.clone())
+            .collect();
         Ok((checkpoint, names))
     }
 }

@@ -54,7 +54,11 @@ pub struct DocumentNumber {
 
 impl fmt::Display for DocumentNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}〔{}〕{}号", self.agency_code, self.kind, self.year, self.serial)
+        write!(
+            f,
+            "{}{}〔{}〕{}号",
+            self.agency_code, self.kind, self.year, self.serial
+        )
     }
 }
 
@@ -83,7 +87,13 @@ pub struct ProvisionalNumber {
 
 impl fmt::Display for ProvisionalNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}-{:06}", self.device, self.date.format("%Y%m%d"), self.seq)
+        write!(
+            f,
+            "{}-{}-{:06}",
+            self.device,
+            self.date.format("%Y%m%d"),
+            self.seq
+        )
     }
 }
 
@@ -144,7 +154,7 @@ fn normalise(input: &str) -> Vec<Ch> {
         .filter(|(_, c)| !c.is_whitespace())
         .map(|(i, c)| {
             let c = match c {
-                '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+                '０'..='９' => char::from_digit(c as u32 - '０' as u32, 10).unwrap_or(c),
                 '[' | '（' | '(' | '【' | '［' | '﹝' | '〖' => '〔',
                 ']' | '）' | ')' | '】' | '］' | '﹞' | '〗' => '〕',
                 '－' | '‐' | '‑' | '–' | '—' | '﹣' => '-',
@@ -237,8 +247,17 @@ impl NumberingScheme {
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let file: SchemeFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let non_empty = |list: &[String], what: &str| {
-            if list.is_empty() || list.iter().any(|s| s.trim().is_empty() || s.chars().any(|c| c.is_ascii_digit() || c.is_whitespace() || c == '〔' || c == '-')) {
-                Err(format!("{what}: give at least one, without digits, spaces, 〔 or -"))
+            if list.is_empty()
+                || list.iter().any(|s| {
+                    s.trim().is_empty()
+                        || s.chars().any(|c| {
+                            c.is_ascii_digit() || c.is_whitespace() || c == '〔' || c == '-'
+                        })
+                })
+            {
+                Err(format!(
+                    "{what}: give at least one, without digits, spaces, 〔 or -"
+                ))
             } else {
                 Ok(())
             }
@@ -257,7 +276,11 @@ impl NumberingScheme {
             prefixes: file.document.prefixes,
             kinds: file.document.kinds,
             seq_width: file.clip.seq_width,
-            media: [(MediaKind::Video, m.video), (MediaKind::Audio, m.audio), (MediaKind::Photo, m.photo)],
+            media: [
+                (MediaKind::Video, m.video),
+                (MediaKind::Audio, m.audio),
+                (MediaKind::Photo, m.photo),
+            ],
         })
     }
 
@@ -295,17 +318,27 @@ impl NumberingScheme {
             .filter(|p| head.starts_with(p.as_str()))
             .find_map(|p| {
                 let kind = &head[p.len()..];
-                self.kinds.iter().any(|k| k == kind).then(|| (p.clone(), kind.to_owned()))
+                self.kinds
+                    .iter()
+                    .any(|k| k == kind)
+                    .then(|| (p.clone(), kind.to_owned()))
             });
         let Some((agency_code, kind)) = split else {
             let (offset, why) = match self.prefixes.iter().find(|p| head.starts_with(p.as_str())) {
                 Some(p) => (
                     p.chars().count(),
-                    format!("unknown document kind {:?} (known: {})", &head[p.len()..], self.kinds.join(" ")),
+                    format!(
+                        "unknown document kind {:?} (known: {})",
+                        &head[p.len()..],
+                        self.kinds.join(" ")
+                    ),
                 ),
                 None => (
                     0,
-                    format!("{head:?} does not start with an agency code of this scheme ({})", self.prefixes.join(" ")),
+                    format!(
+                        "{head:?} does not start with an agency code of this scheme ({})",
+                        self.prefixes.join(" ")
+                    ),
                 ),
             };
             cur.pos = start + offset;
@@ -314,19 +347,32 @@ impl NumberingScheme {
         cur.expect('〔', "〔")?;
         let year_at = cur.pos;
         let (year, n) = cur.digits("a four-digit year")?;
-        let year = u16::try_from(year).ok().filter(|y| n == 4 && (MIN_YEAR..=MAX_YEAR).contains(y)).ok_or_else(|| {
-            cur.pos = year_at;
-            cur.err(format!("year must be four digits from {MIN_YEAR} to {MAX_YEAR}"))
-        })?;
+        let year = u16::try_from(year)
+            .ok()
+            .filter(|y| n == 4 && (MIN_YEAR..=MAX_YEAR).contains(y))
+            .ok_or_else(|| {
+                cur.pos = year_at;
+                cur.err(format!(
+                    "year must be four digits from {MIN_YEAR} to {MAX_YEAR}"
+                ))
+            })?;
         cur.expect('〕', "〕 after the year")?;
         let serial_at = cur.pos;
         let (serial, _) = cur.digits("the document serial")?;
-        let serial = u32::try_from(serial).ok().filter(|&s| s > 0).ok_or_else(|| {
-            cur.pos = serial_at;
-            cur.err("the document serial starts at 1")
-        })?;
+        let serial = u32::try_from(serial)
+            .ok()
+            .filter(|&s| s > 0)
+            .ok_or_else(|| {
+                cur.pos = serial_at;
+                cur.err("the document serial starts at 1")
+            })?;
         cur.expect('号', "号 after the serial")?;
-        Ok(DocumentNumber { agency_code, kind, year, serial })
+        Ok(DocumentNumber {
+            agency_code,
+            kind,
+            year,
+            serial,
+        })
     }
 
     /// Parses a clip number in any accepted variant.
@@ -353,18 +399,30 @@ impl NumberingScheme {
             cur.err("the clip sequence starts at 1")
         })?;
         cur.end("clip number")?;
-        Ok(ClipNumber { document, media, seq })
+        Ok(ClipNumber {
+            document,
+            media,
+            seq,
+        })
     }
 
     /// The canonical text of a clip number.
     pub fn render_clip(&self, clip: &ClipNumber) -> String {
         let kind = self.media_char(clip.media);
-        format!("{}-{kind}-{:0width$}", clip.document, clip.seq, width = self.seq_width)
+        format!(
+            "{}-{kind}-{:0width$}",
+            clip.document,
+            clip.seq,
+            width = self.seq_width
+        )
     }
 
     /// The character naming a media kind in this scheme.
     pub fn media_char(&self, kind: MediaKind) -> char {
-        self.media.iter().find(|(k, _)| *k == kind).map_or('视', |(_, c)| *c)
+        self.media
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or('视', |(_, c)| *c)
     }
 }
 
@@ -382,7 +440,8 @@ impl ProvisionalNumber {
             why: why.into(),
         };
         let mut parts = text.rsplitn(3, '-');
-        let (Some(seq), Some(date), Some(device)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(seq), Some(date), Some(device)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(err(0, "expected <device>-<YYYYMMDD>-<seq>"));
         };
         let device_len = device.chars().count();
@@ -398,7 +457,11 @@ impl ProvisionalNumber {
             .flatten()
             .filter(|&s| s > 0)
             .ok_or_else(|| err(seq_at, "expected the record seq (digits, from 1)"))?;
-        Ok(Self { device: device.into(), date, seq })
+        Ok(Self {
+            device: device.into(),
+            date,
+            seq,
+        })
     }
 }
 

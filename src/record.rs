@@ -294,6 +294,10 @@ pub struct AnnotationFact {
 
 /// What a record states.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a record is built or parsed once per clip; boxing buys nothing"
+)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fact {
     /// A clip closed on the device.
@@ -563,7 +567,11 @@ impl Record<Unverified> {
     ///
     /// # Errors
     /// [`BadSignature`] when the key id differs or the signature does not verify.
-    pub fn verify(self, key: &PublicKey, sig: &Signature) -> Result<Record<Verified>, BadSignature> {
+    pub fn verify(
+        self,
+        key: &PublicKey,
+        sig: &Signature,
+    ) -> Result<Record<Verified>, BadSignature> {
         if self.body.device.key_id != key.key_id() {
             return Err(BadSignature);
         }
@@ -612,7 +620,15 @@ mod tests {
 
     fn sealed() -> (Record<Verified>, Signature, SigningKey) {
         let (key, _) = SigningKey::generate().unwrap();
-        let body = sample_clip_body(&key.public_key(), "A123456", 1, None, "DCIM/1.MP4", 5, MediaHash::of(b"12345"));
+        let body = sample_clip_body(
+            &key.public_key(),
+            "A123456",
+            1,
+            None,
+            "DCIM/1.MP4",
+            5,
+            MediaHash::of(b"12345"),
+        );
         let (rec, sig) = Record::seal(&body, &key).unwrap();
         (rec, sig, key)
     }
@@ -654,13 +670,22 @@ mod tests {
             Err(RecordError::UnsupportedFormat { found }) if found == "custody.record/2"
         ));
         let extra = text.replacen("\"seq\"", "\"colour\": 1,\n  \"seq\"", 1);
-        assert!(matches!(Record::parse(extra.into_bytes()), Err(RecordError::Json { .. })));
+        assert!(matches!(
+            Record::parse(extra.into_bytes()),
+            Err(RecordError::Json { .. })
+        ));
         let dup = text.replacen("\"seq\": 1", "\"seq\": 1, \"seq\": 2", 1);
-        assert!(matches!(Record::parse(dup.into_bytes()), Err(RecordError::Json { .. })));
+        assert!(matches!(
+            Record::parse(dup.into_bytes()),
+            Err(RecordError::Json { .. })
+        ));
         let sm3 = text.replace("\"sha-256\"", "\"sm3\"");
         assert!(matches!(
             Record::parse(sm3.into_bytes()),
-            Err(RecordError::UnsupportedAlgorithm { field: "alg.hash", .. })
+            Err(RecordError::UnsupportedAlgorithm {
+                field: "alg.hash",
+                ..
+            })
         ));
     }
 
@@ -668,10 +693,22 @@ mod tests {
     fn media_paths_that_leave_the_device_storage_are_refused() {
         let (rec, _, _) = sealed();
         let text = String::from_utf8(rec.bytes().to_vec()).unwrap();
-        for bad in ["../etc/passwd", "/etc/passwd", "DCIM//x", "DCIM/./x", "a\\\\b"] {
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "DCIM//x",
+            "DCIM/./x",
+            "a\\\\b",
+        ] {
             let t = text.replace("DCIM/1.MP4", bad);
             assert!(
-                matches!(Record::parse(t.into_bytes()), Err(RecordError::Invalid { field: "fact.media.file", .. })),
+                matches!(
+                    Record::parse(t.into_bytes()),
+                    Err(RecordError::Invalid {
+                        field: "fact.media.file",
+                        ..
+                    })
+                ),
                 "{bad}"
             );
         }
@@ -679,7 +716,15 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for junk in [&b""[..], b"{", b"null", b"[]", b"{\"format\":1}", b"\xff\xfe", b"{\"format\":\"custody.record/1\"}"] {
+        for junk in [
+            &b""[..],
+            b"{",
+            b"null",
+            b"[]",
+            b"{\"format\":1}",
+            b"\xff\xfe",
+            b"{\"format\":\"custody.record/1\"}",
+        ] {
             assert!(Record::parse(junk.to_vec()).is_err());
         }
     }

@@ -1,5 +1,5 @@
 //! Sample devices for tests, demos and benchmarks: a device folder in the
-//! [`layout`](crate::layout) with signed clip records, plus named tampering recipes that
+//! [`layout`] with signed clip records, plus named tampering recipes that
 //! break it in one known way each. The agent produces real devices; this builds the same
 //! layout from the core alone, so the verifier and the station can be tested without it.
 
@@ -14,8 +14,8 @@ use crate::hash::{MediaHash, RecordHash};
 use crate::keys::{PublicKey, Signature, SigningKey};
 use crate::layout::{self, PUBLIC_KEY_FILE, RECORDS_DIR};
 use crate::record::{
-    Agency, Algorithms, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact, Media, Officer,
-    Record, RecordBody, TimeSpan, Verified,
+    Agency, Algorithms, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact, Media, Officer, Record,
+    RecordBody, TimeSpan, Verified,
 };
 
 /// Every recipe, with the one finding code it must produce. `N` is a 1-based clip/seq.
@@ -133,7 +133,10 @@ impl SampleDevice {
         };
         let dir = layout::device_dir(root, serial);
         fs::create_dir_all(dir.join(RECORDS_DIR))?;
-        layout::write_atomic(&dir.join(PUBLIC_KEY_FILE), device.key.public_key().to_pem().as_bytes())?;
+        layout::write_atomic(
+            &dir.join(PUBLIC_KEY_FILE),
+            device.key.public_key().to_pem().as_bytes(),
+        )?;
         let dcim = root.join("DCIM/100MEDIA");
         fs::create_dir_all(&dcim)?;
         for (i, src) in media.iter().enumerate() {
@@ -149,12 +152,19 @@ impl SampleDevice {
     ///
     /// # Errors
     /// Any I/O error.
-    pub fn with_generated_clips(root: &Path, serial: &str, n: usize, size: usize) -> io::Result<Self> {
+    pub fn with_generated_clips(
+        root: &Path,
+        serial: &str,
+        n: usize,
+        size: usize,
+    ) -> io::Result<Self> {
         let src = tempfile::tempdir()?;
         let mut media = Vec::new();
         for i in 0..n {
             let path = src.path().join(format!("clip{i}.MP4"));
-            let bytes: Vec<u8> = (0..size).map(|j| (j * 31 + i * 7) as u8).collect();
+            let bytes: Vec<u8> = (0..size)
+                .map(|j| u8::try_from((j * 31 + i * 7) % 251).unwrap_or(0))
+                .collect();
             fs::write(&path, bytes)?;
             media.push(path);
         }
@@ -228,7 +238,10 @@ impl SampleDevice {
         let have = n >= 1 && n <= self.records.len() as u64;
         match action {
             "extra-media" => {
-                fs::write(self.root.join("DCIM/100MEDIA/UNKNOWN_0001.MP4"), b"vendor clip")?;
+                fs::write(
+                    self.root.join("DCIM/100MEDIA/UNKNOWN_0001.MP4"),
+                    b"vendor clip",
+                )?;
             }
             "flip-byte:clip" | "delete-media:clip" => {
                 let path = self.clip_path(n).ok_or_else(range)?;
@@ -259,7 +272,8 @@ impl SampleDevice {
                     }
                     _ => {
                         // Change one digit of the media size: still valid JSON, wrong bytes.
-                        let text = fs::read_to_string(&path)?.replacen("\"size\": ", "\"size\": 1", 1);
+                        let text =
+                            fs::read_to_string(&path)?.replacen("\"size\": ", "\"size\": 1", 1);
                         fs::write(&path, text)?;
                     }
                 }
@@ -270,7 +284,8 @@ impl SampleDevice {
                 body.created += Duration::seconds(1);
                 let (other, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
                 let path = if action == "fork:seq" {
-                    self.record_path(n).with_file_name(format!("{n:08}-fork.json"))
+                    self.record_path(n)
+                        .with_file_name(format!("{n:08}-fork.json"))
                 } else {
                     self.record_path(n)
                 };
@@ -291,15 +306,23 @@ impl SampleDevice {
                 let (other, sig) = Record::seal(&body, &other_key).map_err(io::Error::other)?;
                 // Another device's record is added beside ours; a re-signed one replaces it.
                 let path = if action == "foreign-device:seq" {
-                    self.record_path(n).with_file_name(format!("{n:08}-foreign.json"))
+                    self.record_path(n)
+                        .with_file_name(format!("{n:08}-foreign.json"))
                 } else {
                     self.record_path(n)
                 };
                 layout::write_atomic(&path.with_extension("sig"), &sig.0)?;
                 layout::write_atomic(&path, other.bytes())?;
             }
-            "drop:seq" | "flip-byte:record" | "delete-sig:seq" | "truncate:record" | "fork:seq"
-            | "replace:seq" | "swap:seq" | "foreign-device:seq" | "resign:other-key:seq" => {
+            "drop:seq"
+            | "flip-byte:record"
+            | "delete-sig:seq"
+            | "truncate:record"
+            | "fork:seq"
+            | "replace:seq"
+            | "swap:seq"
+            | "foreign-device:seq"
+            | "resign:other-key:seq" => {
                 return Err(range());
             }
             _ => return Err(TamperError::Unknown(recipe.to_owned())),

@@ -1,6 +1,8 @@
 //! Offline proofs in the C2SP `tlog-proof` text format: an entry's index, its inclusion
 //! proof and the checkpoint it leads to, verifiable with no access to the log.
 
+use std::fmt::Write as _;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -45,9 +47,9 @@ impl TlogProof {
     pub fn to_text(&self) -> String {
         let mut out = format!("{HEADER}\n");
         if let Some(extra) = &self.extra {
-            out.push_str(&format!("extra {}\n", B64.encode(extra)));
+            let _ = writeln!(out, "extra {}", B64.encode(extra));
         }
-        out.push_str(&format!("index {}\n", self.index));
+        let _ = writeln!(out, "index {}", self.index);
         for h in &self.hashes {
             out.push_str(&B64.encode(h));
             out.push('\n');
@@ -74,10 +76,15 @@ impl TlogProof {
         let (mut line, mut rest) = rest.split_once('\n').ok_or(Malformed("no index line"))?;
         let mut extra = None;
         if let Some(b64) = line.strip_prefix("extra ") {
-            extra = Some(B64.decode(b64).map_err(|_| Malformed("extra is not base64"))?);
+            extra = Some(
+                B64.decode(b64)
+                    .map_err(|_| Malformed("extra is not base64"))?,
+            );
             (line, rest) = rest.split_once('\n').ok_or(Malformed("no index line"))?;
         }
-        let digits = line.strip_prefix("index ").ok_or(Malformed("no index line"))?;
+        let digits = line
+            .strip_prefix("index ")
+            .ok_or(Malformed("no index line"))?;
         let canonical = !digits.is_empty()
             && digits.bytes().all(|b| b.is_ascii_digit())
             && (digits == "0" || !digits.starts_with('0'));
@@ -88,7 +95,9 @@ impl TlogProof {
             .ok_or(Malformed("index is not a decimal without leading zeros"))?;
         let mut hashes = Vec::new();
         loop {
-            let (line, after) = rest.split_once('\n').ok_or(Malformed("no blank line before the checkpoint"))?;
+            let (line, after) = rest
+                .split_once('\n')
+                .ok_or(Malformed("no blank line before the checkpoint"))?;
             rest = after;
             if line.is_empty() {
                 break;
@@ -127,7 +136,13 @@ impl TlogProof {
         witnesses: &[NoteVerifier],
     ) -> Result<Checkpoint, TlogProofError> {
         let (checkpoint, _) = Checkpoint::open(self.checkpoint.as_bytes(), origin, log, witnesses)?;
-        verify_inclusion(&leaf_hash(entry), self.index, checkpoint.size, &self.hashes, &checkpoint.root)?;
+        verify_inclusion(
+            &leaf_hash(entry),
+            self.index,
+            checkpoint.size,
+            &self.hashes,
+            &checkpoint.root,
+        )?;
         Ok(checkpoint)
     }
 }
@@ -144,7 +159,8 @@ mod tests {
         for i in 0..11u8 {
             log.append(&[i]).unwrap();
         }
-        let signer = NoteSigner::new("custody.test/log", SigningKey::generate().unwrap().0).unwrap();
+        let signer =
+            NoteSigner::new("custody.test/log", SigningKey::generate().unwrap().0).unwrap();
         let cp = Checkpoint {
             origin: "custody.test/log".into(),
             size: 11,
@@ -165,7 +181,11 @@ mod tests {
         let (proof, signer) = proof_for(3);
         let again = TlogProof::parse(proof.to_text().as_bytes()).unwrap();
         assert_eq!(again, proof);
-        assert!(again.verify(&[3], "custody.test/log", signer.verifier(), &[]).is_ok());
+        assert!(
+            again
+                .verify(&[3], "custody.test/log", signer.verifier(), &[])
+                .is_ok()
+        );
         assert!(matches!(
             again.verify(&[4], "custody.test/log", signer.verifier(), &[]),
             Err(TlogProofError::Inclusion(_))

@@ -111,7 +111,9 @@ pub fn verify_folder(root: &Path, opts: &VerifyOptions) -> io::Result<VerifyRepo
         let key = match read_public_key(&dir) {
             Ok(key) => key,
             Err(why) => {
-                report.findings.push(Finding::error(code::DEVICE_KEY_MISSING, &serial, why));
+                report
+                    .findings
+                    .push(Finding::error(code::DEVICE_KEY_MISSING, &serial, why));
                 report.devices.push(DeviceSummary {
                     serial,
                     key_id: None,
@@ -207,7 +209,9 @@ pub fn verify_device(
                     ));
                 }
             }
-            Err(why) => check.findings.push(Finding::error(code::MEDIA_MISSING, subject, why)),
+            Err(why) => check
+                .findings
+                .push(Finding::error(code::MEDIA_MISSING, subject, why)),
         }
     }
     check.verified = verified;

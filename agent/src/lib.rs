@@ -2,7 +2,7 @@
 //!
 //! It runs on a recorder (执法记录仪) or handheld terminal (手持执法终端) beside the
 //! vendor's recording firmware. As each clip closes it builds the clip's evidence record
-//! with [`custody::RecordBuilder`], signs it with the device key and appends it to the
+//! and signs it with [`custody::Record::seal`] and appends it to the
 //! device's hash chain; the station later reads those records from the device's outbox.
 //!
 //! This crate is where the agent's watcher, sealer, outbox and telemetry will live

@@ -58,7 +58,11 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The top-level files with their own schema, each checked by its own test.
-const TABLE_FILES: [&str; 3] = ["proof-tables.json", "reference-tree.json", "signed-note-vectors.json"];
+const TABLE_FILES: [&str; 3] = [
+    "proof-tables.json",
+    "reference-tree.json",
+    "signed-note-vectors.json",
+];
 
 #[test]
 fn every_probe_under_the_testdata_folder_gives_the_expected_verdict() {
@@ -68,12 +72,22 @@ fn every_probe_under_the_testdata_folder_gives_the_expected_verdict() {
     files.sort();
     let (mut probes, mut failures) = (0, Vec::new());
     for path in &files {
-        let rel = path.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let text = fs::read_to_string(path).unwrap();
         let (verdict, want_err, desc) = if rel.starts_with("inclusion/") {
             let p: InclusionProbe = serde_json::from_str(&text).unwrap();
             let proof: Vec<Vec<u8>> = p.proof.unwrap_or_default().iter().map(|h| b64(h)).collect();
-            let v = verify_inclusion(&b64(&p.leaf_hash), p.leaf_idx, p.tree_size, &proof, &b64(&p.root));
+            let v = verify_inclusion(
+                &b64(&p.leaf_hash),
+                p.leaf_idx,
+                p.tree_size,
+                &proof,
+                &b64(&p.root),
+            );
             (v, p.want_err, p.desc)
         } else if rel.starts_with("consistency/") {
             let p: ConsistencyProbe = serde_json::from_str(&text).unwrap();
@@ -81,16 +95,30 @@ fn every_probe_under_the_testdata_folder_gives_the_expected_verdict() {
             let v = verify_consistency(p.size1, p.size2, &proof, &b64(&p.root1), &b64(&p.root2));
             (v, p.want_err, p.desc)
         } else {
-            assert!(TABLE_FILES.contains(&rel.as_str()), "unknown JSON file {rel}: no test reads it");
+            assert!(
+                TABLE_FILES.contains(&rel.as_str()),
+                "unknown JSON file {rel}: no test reads it"
+            );
             continue;
         };
         probes += 1;
         if verdict.is_err() != want_err {
-            failures.push(format!("{rel} ({desc}): wantErr {want_err}, got {verdict:?}"));
+            failures.push(format!(
+                "{rel} ({desc}): wantErr {want_err}, got {verdict:?}"
+            ));
         }
     }
-    assert!(probes > 100, "only {probes} probes found under {}", root.display());
-    assert!(failures.is_empty(), "{} of {probes} probes failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        probes > 100,
+        "only {probes} probes found under {}",
+        root.display()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {probes} probes failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[derive(Deserialize)]
@@ -102,7 +130,8 @@ struct ReferenceTree {
 }
 
 fn reference() -> ReferenceTree {
-    serde_json::from_str(&fs::read_to_string(testdata().join("reference-tree.json")).unwrap()).unwrap()
+    serde_json::from_str(&fs::read_to_string(testdata().join("reference-tree.json")).unwrap())
+        .unwrap()
 }
 
 fn reference_log(n: usize) -> MerkleLog<MemoryHashStore> {
@@ -133,11 +162,19 @@ fn roots_and_stored_nodes_match_the_reference_tree_for_sizes_0_to_8() {
     let reference = reference();
     let log = reference_log(8);
     for (size, want) in reference.root_hashes_by_tree_size.iter().enumerate() {
-        assert_eq!(hex::encode(log.root_at(size as u64).unwrap()), *want, "size {size}");
+        assert_eq!(
+            hex::encode(log.root_at(size as u64).unwrap()),
+            *want,
+            "size {size}"
+        );
     }
     for (level, nodes) in reference.node_hashes_by_level.iter().enumerate() {
         for (index, want) in nodes.iter().enumerate() {
-            let got = log.store().get(level as u32, index as u64).unwrap().unwrap();
+            let got = log
+                .store()
+                .get(u32::try_from(level).unwrap(), index as u64)
+                .unwrap()
+                .unwrap();
             assert_eq!(hex::encode(got), *want, "node ({level}, {index})");
         }
     }
@@ -163,10 +200,13 @@ fn generated_proofs_equal_the_proofgen_tables() {
         consistency: Vec<Cons>,
     }
     let tables: Tables =
-        serde_json::from_str(&fs::read_to_string(testdata().join("proof-tables.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs::read_to_string(testdata().join("proof-tables.json")).unwrap())
+            .unwrap();
     let log = reference_log(8);
     for t in tables.inclusion {
-        let got = log.inclusion_proof(t.leaf_index_1based - 1, t.tree_size).unwrap();
+        let got = log
+            .inclusion_proof(t.leaf_index_1based - 1, t.tree_size)
+            .unwrap();
         assert_eq!(got.iter().map(hex::encode).collect::<Vec<_>>(), t.proof);
     }
     for t in tables.consistency {

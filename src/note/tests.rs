@@ -1,5 +1,6 @@
 //! Signed-note and checkpoint vectors from `tests/data/merkle/signed-note-vectors.json`.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -19,7 +20,10 @@ fn vectors() -> Vec<Value> {
 }
 
 fn vector(id: &str) -> Value {
-    vectors().into_iter().find(|v| v["id"] == id).unwrap_or_else(|| panic!("no vector {id}"))
+    vectors()
+        .into_iter()
+        .find(|v| v["id"] == id)
+        .unwrap_or_else(|| panic!("no vector {id}"))
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -27,7 +31,11 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 fn verifiers(v: &Value, k: &str) -> Vec<NoteVerifier> {
-    v[k].as_array().unwrap().iter().map(|k| NoteVerifier::parse(k.as_str().unwrap()).unwrap()).collect()
+    v[k].as_array()
+        .unwrap()
+        .iter()
+        .map(|k| NoteVerifier::parse(k.as_str().unwrap()).unwrap())
+        .collect()
 }
 
 #[test]
@@ -47,7 +55,11 @@ fn every_vector_is_checked() {
         "formats-cosig-timestamp",
     ];
     for v in vectors() {
-        assert!(known.contains(&s(&v, "id")), "vector {} has no test", v["id"]);
+        assert!(
+            known.contains(&s(&v, "id")),
+            "vector {} has no test",
+            v["id"]
+        );
     }
 }
 
@@ -78,7 +90,8 @@ fn no_trusted_key_and_a_corrupt_signature_are_rejected() {
     assert_eq!(note.verify(&[]), Err(NoteError::NoVerifiableSignature));
     let v = vector("go-note-corrupt-sig");
     let trusted = verifiers(&v, "vkeys");
-    let rejected = SignedNote::parse(s(&v, "note").as_bytes()).and_then(|n| n.verify(&trusted).map(|_| ()));
+    let rejected =
+        SignedNote::parse(s(&v, "note").as_bytes()).and_then(|n| n.verify(&trusted).map(|_| ()));
     assert!(rejected.is_err());
 }
 
@@ -122,7 +135,10 @@ fn the_c2sp_checkpoint_example_parses_and_verifies_against_nothing() {
 fn the_cosigned_message_is_exact() {
     let v = vector("c2sp-cosigned-message-example");
     let ts = v["timestamp"].as_u64().unwrap();
-    assert_eq!(cosignature_message(s(&v, "checkpoint_body"), ts), s(&v, "want_signed_message"));
+    assert_eq!(
+        cosignature_message(s(&v, "checkpoint_body"), ts),
+        s(&v, "want_signed_message")
+    );
 }
 
 #[test]
@@ -140,7 +156,11 @@ fn the_real_sumdb_checkpoint_verifies_with_its_witnesses_and_only_for_its_origin
         Err(NoteError::WrongOrigin { .. })
     ));
     // Witnesses alone do not make a checkpoint: the log must have signed it.
-    let stranger = NoteVerifier::new("sum.golang.org", SigningKey::generate().unwrap().0.public_key()).unwrap();
+    let stranger = NoteVerifier::new(
+        "sum.golang.org",
+        SigningKey::generate().unwrap().0.public_key(),
+    )
+    .unwrap();
     assert!(matches!(
         Checkpoint::open(note, s(&v, "want_origin"), &stranger, &witnesses),
         Err(NoteError::NotSignedByLog(_))
@@ -152,7 +172,10 @@ fn go_key_pairs_derive_their_verifiers() {
     for pair in vector("formats-keypairs")["pairs"].as_array().unwrap() {
         let signer = NoteSigner::parse(s(pair, "skey")).unwrap();
         assert_eq!(signer.verifier().to_string(), s(pair, "vkey"));
-        assert_eq!(NoteVerifier::parse(s(pair, "vkey")).unwrap(), *signer.verifier());
+        assert_eq!(
+            NoteVerifier::parse(s(pair, "vkey")).unwrap(),
+            *signer.verifier()
+        );
     }
 }
 
@@ -181,15 +204,20 @@ fn a_station_checkpoint_round_trips_and_a_witness_cosignature_verifies() {
     let wpub = wkey.public_key();
     let mut raw = vec![ALG_COSIGNATURE_V1];
     raw.extend_from_slice(&wpub.0);
-    let vkey = format!("witness.example+{:08x}+{}", key_hash("witness.example", ALG_COSIGNATURE_V1, &wpub.0), B64.encode(&raw));
+    let vkey = format!(
+        "witness.example+{:08x}+{}",
+        key_hash("witness.example", ALG_COSIGNATURE_V1, &wpub.0),
+        B64.encode(&raw)
+    );
     let witness = NoteVerifier::parse(&vkey).unwrap();
     let ts = 1_700_000_000u64;
     let sig = wkey.sign(cosignature_message(&cp.body(), ts).as_bytes());
     let mut blob = witness.key_hash().to_be_bytes().to_vec();
     blob.extend_from_slice(&ts.to_be_bytes());
     blob.extend_from_slice(&sig.0);
-    note.push_str(&format!("\u{2014} witness.example {}\n", B64.encode(blob)));
-    let (opened, names) = Checkpoint::open(note.as_bytes(), &cp.origin, signer.verifier(), &[witness]).unwrap();
+    writeln!(note, "\u{2014} witness.example {}", B64.encode(blob)).unwrap();
+    let (opened, names) =
+        Checkpoint::open(note.as_bytes(), &cp.origin, signer.verifier(), &[witness]).unwrap();
     assert_eq!(opened, cp);
     assert_eq!(names, ["witness.example"]);
 }

@@ -17,7 +17,15 @@ fn the_shipped_example_template_loads() {
 fn canonical_numbers_parse() {
     let s = scheme();
     let doc = s.parse_document("襄环罚〔2019〕75号").unwrap();
-    assert_eq!(doc, DocumentNumber { agency_code: "襄环".into(), kind: "罚".into(), year: 2019, serial: 75 });
+    assert_eq!(
+        doc,
+        DocumentNumber {
+            agency_code: "襄环".into(),
+            kind: "罚".into(),
+            year: 2019,
+            serial: 75
+        }
+    );
     let clip = s.parse_clip("襄环罚〔2019〕75号-视-003").unwrap();
     assert_eq!((clip.media, clip.seq), (MediaKind::Video, 3));
     assert_eq!(s.render_clip(&clip), "襄环罚〔2019〕75号-视-003");
@@ -35,8 +43,14 @@ fn the_usual_variants_render_to_one_canonical_form() {
         "襄环罚\u{3000}(2019)75号—视—003",
         "襄环罚﹝2019﹞75号-视-003",
     ] {
-        let clip = s.parse_clip(variant).unwrap_or_else(|e| panic!("{variant}: {e}"));
-        assert_eq!(s.render_clip(&clip), "襄环罚〔2019〕75号-视-003", "{variant}");
+        let clip = s
+            .parse_clip(variant)
+            .unwrap_or_else(|e| panic!("{variant}: {e}"));
+        assert_eq!(
+            s.render_clip(&clip),
+            "襄环罚〔2019〕75号-视-003",
+            "{variant}"
+        );
     }
 }
 
@@ -69,8 +83,18 @@ fn provisional_numbers_round_trip_and_refuse_bad_dates() {
     let p = ProvisionalNumber::parse("A123456-20261120-000017").unwrap();
     assert_eq!(p.seq, 17);
     assert_eq!(p.to_string(), "A123456-20261120-000017");
-    assert_eq!(ProvisionalNumber::parse("A12-34-20261120-17").unwrap().device, "A12-34");
-    assert_eq!(ProvisionalNumber::parse("A123456-２０２６１１２０-17").unwrap().to_string(), "A123456-20261120-000017");
+    assert_eq!(
+        ProvisionalNumber::parse("A12-34-20261120-17")
+            .unwrap()
+            .device,
+        "A12-34"
+    );
+    assert_eq!(
+        ProvisionalNumber::parse("A123456-２０２６１１２０-17")
+            .unwrap()
+            .to_string(),
+        "A123456-20261120-000017"
+    );
     let e = ProvisionalNumber::parse("A123456-20261320-1").unwrap_err();
     assert_eq!(e.at, 9);
     assert!(ProvisionalNumber::parse("A/123-20261120-1").is_err());
@@ -83,7 +107,10 @@ fn bad_templates_are_refused_with_the_key_named() {
     let e = NumberingScheme::from_toml(&good.replace("seq-width", "seq_width")).unwrap_err();
     assert!(e.contains("seq_width"), "{e}");
     assert!(NumberingScheme::from_toml(&good.replace("audio = \"音\"", "audio = \"视\"")).is_err());
-    assert!(NumberingScheme::from_toml(&good.replace("prefixes = [\"襄环\"]", "prefixes = []")).is_err());
+    assert!(
+        NumberingScheme::from_toml(&good.replace("prefixes = [\"襄环\"]", "prefixes = []"))
+            .is_err()
+    );
 }
 
 fn any_clip() -> impl Strategy<Value = ClipNumber> {
@@ -97,7 +124,12 @@ fn any_clip() -> impl Strategy<Value = ClipNumber> {
         1u32..100_000,
     )
         .prop_map(|(agency_code, kind, year, serial, media, seq)| ClipNumber {
-            document: DocumentNumber { agency_code, kind, year, serial },
+            document: DocumentNumber {
+                agency_code,
+                kind,
+                year,
+                serial,
+            },
             media,
             seq,
         })
@@ -105,18 +137,30 @@ fn any_clip() -> impl Strategy<Value = ClipNumber> {
 
 /// Rewrites canonical text into an accepted variant, chosen by `style`.
 fn variant(canonical: &str, style: u8) -> String {
-    let (open, close) = [('〔', '〕'), ('[', ']'), ('（', '）'), ('【', '】'), ('［', '］')][usize::from(style % 5)];
+    let (open, close) = [
+        ('〔', '〕'),
+        ('[', ']'),
+        ('（', '）'),
+        ('【', '】'),
+        ('［', '］'),
+    ][usize::from(style % 5)];
     canonical
         .chars()
         .flat_map(|c| {
             let c = match c {
                 '〔' => open,
                 '〕' => close,
-                '0'..='9' if style & 8 != 0 => char::from_u32('０' as u32 + (c as u32 - '0' as u32)).unwrap(),
+                '0'..='9' if style & 8 != 0 => {
+                    char::from_u32('０' as u32 + (c as u32 - '0' as u32)).unwrap()
+                }
                 '-' if style & 16 != 0 => '－',
                 c => c,
             };
-            if style & 32 != 0 { vec![c, ' '] } else { vec![c] }
+            if style & 32 != 0 {
+                vec![c, ' ']
+            } else {
+                vec![c]
+            }
         })
         .collect()
 }

@@ -222,7 +222,9 @@ fn link(
                 ));
             }
         }
-        expected = Some(seq + 1);
+        if start != ChainStart::Subset {
+            expected = Some(seq + 1);
+        }
         for rec in recs {
             check_prev(serial, rec, by_seq, anchor, &seq_of, findings);
         }
@@ -252,7 +254,7 @@ fn check_prev(
         return;
     }
     let subject = format!("{serial} seq {seq}");
-    if let Some(&other) = seq_of.get(&prev) {
+    if let Some(&other) = seq_of.get(&prev).filter(|&&other| other != seq - 1) {
         findings.push(Finding::error(
             code::CHAIN_REORDERED,
             subject,

@@ -18,20 +18,24 @@ use crate::record::{
     RecordBody, TimeSpan, Verified,
 };
 
-/// Every recipe, with the one finding code it must produce. `N` is a 1-based clip/seq.
-pub const RECIPES: &[(&str, &str)] = &[
-    ("flip-byte:clip-N", code::MEDIA_HASH_MISMATCH),
-    ("delete-media:clip-N", code::MEDIA_MISSING),
-    ("extra-media", code::MEDIA_UNRECORDED),
-    ("drop:seq-N", code::CHAIN_GAP),
-    ("flip-byte:record-N", code::SIGNATURE_INVALID),
-    ("delete-sig:seq-N", code::SIGNATURE_MISSING),
-    ("truncate:record-N", code::RECORD_MALFORMED),
-    ("fork:seq-N", code::CHAIN_FORK),
-    ("replace:seq-N", code::CHAIN_PREV_MISMATCH),
-    ("swap:seq-N", code::CHAIN_REORDERED),
-    ("foreign-device:seq-N", code::RECORD_FOREIGN_DEVICE),
-    ("resign:other-key:seq-N", code::RECORD_UNKNOWN_KEY),
+/// Every recipe, with the finding codes it must produce. `N` is a 1-based clip/seq.
+pub const RECIPES: &[(&str, &[&str])] = &[
+    ("flip-byte:clip-N", &[code::MEDIA_HASH_MISMATCH]),
+    ("delete-media:clip-N", &[code::MEDIA_MISSING]),
+    ("extra-media", &[code::MEDIA_UNRECORDED]),
+    ("drop:seq-N", &[code::CHAIN_GAP]),
+    ("flip-byte:record-N", &[code::SIGNATURE_INVALID]),
+    ("delete-sig:seq-N", &[code::SIGNATURE_MISSING]),
+    // A record that does not parse covers no clip: its media is also unrecorded.
+    (
+        "truncate:record-N",
+        &[code::MEDIA_UNRECORDED, code::RECORD_MALFORMED],
+    ),
+    ("fork:seq-N", &[code::CHAIN_FORK]),
+    ("replace:seq-N", &[code::CHAIN_PREV_MISMATCH]),
+    ("swap:seq-N", &[code::CHAIN_REORDERED]),
+    ("foreign-device:seq-N", &[code::RECORD_FOREIGN_DEVICE]),
+    ("resign:other-key:seq-N", &[code::RECORD_UNKNOWN_KEY]),
 ];
 
 /// The start time of sample clip 1 (clips follow every 10 minutes).

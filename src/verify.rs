@@ -142,13 +142,16 @@ pub fn verify_folder(root: &Path, opts: &VerifyOptions) -> io::Result<VerifyRepo
             bytes: check.bytes,
         });
     }
-    for file in walk_media(root, &mut report.findings)? {
+    for (file, regular) in walk_media(root)? {
         if !covered.contains(&file) {
-            report.findings.push(Finding::warning(
-                code::MEDIA_UNRECORDED,
-                &file,
-                "no record covers this file",
-            ));
+            let detail = if regular {
+                "no record covers this file"
+            } else {
+                "not a regular file (symlink, device or folder too deep); not followed"
+            };
+            report
+                .findings
+                .push(Finding::warning(code::MEDIA_UNRECORDED, &file, detail));
         }
     }
     Ok(report)
@@ -235,9 +238,9 @@ fn open_inside(root: &Path, rel: &str) -> Result<File, String> {
     File::open(&path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Every file outside `custody/`, as `/`-separated paths relative to `root`. Symlinks and
-/// odd names become findings, not media.
-fn walk_media(root: &Path, findings: &mut Vec<Finding>) -> io::Result<Vec<String>> {
+/// Every entry outside `custody/` that is not a folder, as a `/`-separated path relative to
+/// `root` and whether it is a regular file (symlinks are listed, never followed).
+fn walk_media(root: &Path) -> io::Result<Vec<(String, bool)>> {
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new(), 0usize)];
     while let Some((dir, prefix, depth)) = stack.pop() {
@@ -252,17 +255,262 @@ fn walk_media(root: &Path, findings: &mut Vec<Finding>) -> io::Result<Vec<String
             let kind = entry.file_type()?;
             if kind.is_dir() && depth < MAX_DEPTH {
                 stack.push((entry.path(), format!("{rel}/"), depth + 1));
-            } else if kind.is_file() {
-                out.push(rel);
             } else {
-                findings.push(Finding::warning(
-                    code::MEDIA_UNRECORDED,
-                    rel,
-                    "not a regular file (symlink, device or folder too deep); not followed",
-                ));
+                out.push((rel, kind.is_file()));
             }
         }
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::chain::ChainAnchor;
+    use crate::keys::SigningKey;
+    use crate::record::{BindingFact, Record};
+    use crate::testkit::{RECIPES, SampleDevice};
+
+    fn device(clips: usize) -> (tempfile::TempDir, SampleDevice) {
+        let dir = tempfile::tempdir().unwrap();
+        let dev =
+            SampleDevice::with_generated_clips(&dir.path().join("dev"), "A123456", clips, 3000)
+                .unwrap();
+        (dir, dev)
+    }
+
+    fn codes(report: &VerifyReport) -> BTreeSet<&'static str> {
+        report.findings.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_clean_device_verifies_with_every_clip_checked() {
+        let (_dir, dev) = device(4);
+        let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
+        assert!(report.is_clean(), "{:#?}", report.findings);
+        assert_eq!(report.devices[0].records, 4);
+        assert_eq!(report.devices[0].clips_verified, 4);
+        assert_eq!(report.devices[0].bytes, 4 * 3000);
+    }
+
+    #[test]
+    fn every_tampering_recipe_gives_exactly_its_finding_code() {
+        for (recipe, want) in RECIPES {
+            let (_dir, mut dev) = device(4);
+            let recipe = recipe.replace('N', "2");
+            dev.tamper(&recipe).unwrap();
+            let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
+            let want: BTreeSet<&str> = want.iter().copied().collect();
+            assert_eq!(codes(&report), want, "{recipe}: {:#?}", report.findings);
+        }
+    }
+
+    #[test]
+    fn a_recipe_outside_the_device_or_unknown_is_an_error() {
+        let (_dir, mut dev) = device(2);
+        assert!(dev.tamper("drop:seq-9").is_err());
+        assert!(dev.tamper("swap:seq-1").is_err());
+        assert!(dev.tamper("melt:clip-1").is_err());
+    }
+
+    #[test]
+    fn pinned_keys_flag_a_device_key_nobody_enrolled() {
+        let (_dir, dev) = device(1);
+        let stranger = SigningKey::generate().unwrap().0.public_key();
+        let opts = VerifyOptions {
+            trusted_keys: vec![stranger],
+            ..VerifyOptions::default()
+        };
+        let report = verify_folder(&dev.root, &opts).unwrap();
+        assert_eq!(codes(&report), BTreeSet::from([code::DEVICE_KEY_UNTRUSTED]));
+        let opts = VerifyOptions {
+            trusted_keys: vec![dev.public_key()],
+            ..VerifyOptions::default()
+        };
+        assert!(verify_folder(&dev.root, &opts).unwrap().is_clean());
+    }
+
+    #[test]
+    fn the_chain_continues_from_a_trusted_anchor() {
+        let (_dir, dev) = device(4);
+        let second = dev.records().nth(1).unwrap();
+        let anchor = ChainAnchor {
+            seq: 2,
+            hash: second.hash(),
+        };
+        let check = verify_device(
+            &dev.root,
+            &dev.serial,
+            &dev.public_key(),
+            ChainStart::After(anchor),
+        )
+        .unwrap();
+        assert!(check.findings.is_empty(), "{:#?}", check.findings);
+        assert_eq!(
+            check.verified.len(),
+            2,
+            "records the anchor covers are not new"
+        );
+
+        // The ledger holds another record at seq 2: this device's chain forked from it.
+        let other = ChainAnchor {
+            seq: 2,
+            hash: dev.records().next().unwrap().hash(),
+        };
+        let check = verify_device(
+            &dev.root,
+            &dev.serial,
+            &dev.public_key(),
+            ChainStart::After(other),
+        )
+        .unwrap();
+        let got: BTreeSet<_> = check.findings.iter().map(|f| f.code).collect();
+        assert_eq!(
+            got,
+            BTreeSet::from([code::CHAIN_FORK, code::CHAIN_PREV_MISMATCH])
+        );
+    }
+
+    #[test]
+    fn records_missing_right_after_the_anchor_are_a_gap() {
+        let (_dir, mut dev) = device(4);
+        dev.tamper("drop:seq-3").unwrap();
+        let first = ChainAnchor {
+            seq: 1,
+            hash: dev.records().next().unwrap().hash(),
+        };
+        // Seq 2 left the device under an earlier receipt; the ledger's anchor is seq 1 only.
+        let check = verify_device(
+            &dev.root,
+            &dev.serial,
+            &dev.public_key(),
+            ChainStart::After(first),
+        )
+        .unwrap();
+        assert!(
+            check
+                .findings
+                .iter()
+                .any(|f| f.code == code::CHAIN_GAP && f.subject.ends_with("seq 3..=3"))
+        );
+    }
+
+    #[test]
+    fn a_subset_allows_holes_but_still_checks_what_is_there() {
+        let (_dir, mut dev) = device(4);
+        dev.tamper("drop:seq-2").unwrap();
+        let subset = VerifyOptions {
+            start: ChainStart::Subset,
+            ..VerifyOptions::default()
+        };
+        let report = verify_folder(&dev.root, &subset).unwrap();
+        assert!(report.is_clean(), "{:#?}", report.findings);
+        dev.tamper("flip-byte:clip-3").unwrap();
+        assert_eq!(
+            codes(&verify_folder(&dev.root, &subset).unwrap()),
+            BTreeSet::from([code::MEDIA_HASH_MISMATCH])
+        );
+    }
+
+    #[test]
+    fn a_binding_is_a_new_record_that_points_at_its_clip() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (key, _) = SigningKey::generate().unwrap();
+        fs::create_dir_all(root.join("DCIM")).unwrap();
+        fs::write(root.join("DCIM/1.MP4"), b"clip").unwrap();
+        let clip_body = crate::testkit::sample_clip_body(
+            &key.public_key(),
+            "B1",
+            1,
+            None,
+            "DCIM/1.MP4",
+            4,
+            crate::hash::MediaHash::of(b"clip"),
+        );
+        let (clip, sig) = Record::seal(&clip_body, &key).unwrap();
+        let mut bind = clip_body.clone();
+        bind.seq = 2;
+        bind.prev = Some(clip.hash());
+        bind.fact = Fact::Binding(BindingFact {
+            subject: clip.hash(),
+            case_number: "襄环罚〔2019〕75号".into(),
+            number: "襄环罚〔2019〕75号-视-001".into(),
+        });
+        let (binding, bsig) = Record::seal(&bind, &key).unwrap();
+        let dev_dir = layout::device_dir(root, "B1");
+        fs::create_dir_all(&dev_dir).unwrap();
+        fs::write(dev_dir.join(PUBLIC_KEY_FILE), key.public_key().to_pem()).unwrap();
+        layout::write_record(root, &clip, &sig).unwrap();
+        layout::write_record(root, &binding, &bsig).unwrap();
+        let report = verify_folder(root, &VerifyOptions::default()).unwrap();
+        assert!(report.is_clean(), "{:#?}", report.findings);
+        assert_eq!(report.devices[0].records, 2);
+
+        // A binding whose clip is not in the chain is reported.
+        let mut stray = bind.clone();
+        stray.seq = 3;
+        stray.prev = Some(binding.hash());
+        stray.fact = Fact::Binding(BindingFact {
+            subject: crate::hash::RecordHash([9; 32]),
+            ..match bind.fact {
+                Fact::Binding(b) => b,
+                _ => unreachable!(),
+            }
+        });
+        let (stray, ssig) = Record::seal(&stray, &key).unwrap();
+        layout::write_record(root, &stray, &ssig).unwrap();
+        let report = verify_folder(root, &VerifyOptions::default()).unwrap();
+        assert_eq!(codes(&report), BTreeSet::from([code::SUBJECT_UNKNOWN]));
+    }
+
+    #[test]
+    fn hostile_files_become_findings_and_are_never_followed() {
+        let (dir, dev) = device(2);
+        let records = layout::device_dir(&dev.root, &dev.serial).join(layout::RECORDS_DIR);
+        // A huge record: refused after reading one byte past the limit.
+        fs::write(
+            records.join("00000009.json"),
+            vec![b' '; crate::record::MAX_RECORD_BYTES * 4],
+        )
+        .unwrap();
+        // A record symlinked to a file outside the folder.
+        fs::write(dir.path().join("outside.json"), b"{}").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("outside.json"),
+            records.join("00000010.json"),
+        )
+        .unwrap();
+        // A media symlink out of the folder.
+        std::os::unix::fs::symlink("/etc/hostname", dev.root.join("DCIM/100MEDIA/LINK.MP4"))
+            .unwrap();
+        let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
+        assert_eq!(
+            codes(&report),
+            BTreeSet::from([code::RECORD_MALFORMED, code::MEDIA_UNRECORDED])
+        );
+        assert_eq!(report.devices[0].clips_verified, 2);
+    }
+
+    #[test]
+    fn a_clip_replaced_by_a_symlink_out_of_the_folder_is_missing() {
+        let (_dir, dev) = device(1);
+        let clip = dev
+            .root
+            .join(&dev.records().next().unwrap().body().media().unwrap().file);
+        fs::remove_file(&clip).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", &clip).unwrap();
+        let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
+        assert_eq!(codes(&report), BTreeSet::from([code::MEDIA_MISSING]));
+    }
+
+    #[test]
+    fn a_missing_folder_cannot_be_verified() {
+        assert!(
+            verify_folder(Path::new("/nonexistent/custody"), &VerifyOptions::default()).is_err()
+        );
+    }
 }

@@ -461,8 +461,8 @@ mod tests {
                 _ => unreachable!(),
             }
         });
-        let (stray, ssig) = Record::seal(&stray, &key).unwrap();
-        layout::write_record(root, &stray, &ssig).unwrap();
+        let (stray_record, stray_sig) = Record::seal(&stray, &key).unwrap();
+        layout::write_record(root, &stray_record, &stray_sig).unwrap();
         let report = verify_folder(root, &VerifyOptions::default()).unwrap();
         assert_eq!(codes(&report), BTreeSet::from([code::SUBJECT_UNKNOWN]));
     }

@@ -1,0 +1,33 @@
+//! Test harness: run real tools and the `custody` binary, fail loudly when one is missing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs a tool; panics with its stderr if it cannot be started (a missing tool fails).
+pub fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (scripts/test installs it): {e}"))
+}
+
+/// Runs a tool and requires success.
+pub fn run_ok(program: &str, args: &[&str]) -> Output {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs the `custody` binary built for this test.
+pub fn custody(args: &[&str]) -> Output {
+    run(env!("CARGO_BIN_EXE_custody"), args)
+}
+
+/// A path as a `&str` argument.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}

@@ -1,0 +1,118 @@
+//! `custody verify` as a clerk runs it: exit 0 when all is verified, 1 with findings,
+//! 2 when it cannot run; JSON for machines carries the stable codes.
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use custody::testkit::{RECIPES, SampleDevice};
+
+use crate::util::{arg, custody, run_ok};
+
+fn json_codes(stdout: &[u8]) -> BTreeSet<String> {
+    let report: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A device recorded with two real MP4 clips made by FFmpeg.
+fn recorded_device(dir: &std::path::Path) -> SampleDevice {
+    let mut clips = Vec::new();
+    for i in 1..=3 {
+        let clip = dir.join(format!("src{i}.mp4"));
+        let tone = format!("sine=frequency={}:duration=1", 300 + 100 * i);
+        run_ok(
+            "ffmpeg",
+            &[
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=320x240:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                &tone,
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                "-metadata",
+                "creation_time=2026-11-20T01:00:00Z",
+                arg(&clip),
+            ],
+        );
+        clips.push(clip);
+    }
+    SampleDevice::create(&dir.join("device"), "A100001", &clips).unwrap()
+}
+
+#[test]
+fn a_clean_device_of_real_mp4_clips_exits_0_with_a_readable_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = recorded_device(dir.path());
+    let out = custody(&["verify", arg(&dev.root)]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("结论: 全部核验通过 (all verified)"),
+        "{text}"
+    );
+    assert!(text.contains("核验通过视频 3 个"), "{text}");
+    let key = dev.root.join("custody/devices/A100001/device.pub.pem");
+    assert_eq!(
+        custody(&["verify", arg(&dev.root), "--key", arg(&key)])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn each_tampering_recipe_exits_1_and_names_its_codes_in_json() {
+    for (recipe, want) in RECIPES {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dev =
+            SampleDevice::with_generated_clips(&dir.path().join("d"), "A100002", 3, 1000).unwrap();
+        dev.tamper(&recipe.replace('N', "2")).unwrap();
+        let out = custody(&["verify", "--json", arg(&dev.root)]);
+        assert_eq!(out.status.code(), Some(1), "{recipe}");
+        let want: BTreeSet<String> = want.iter().map(|c| (*c).to_owned()).collect();
+        assert_eq!(json_codes(&out.stdout), want, "{recipe}");
+    }
+}
+
+#[test]
+fn a_key_nobody_enrolled_is_reported_when_keys_are_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SampleDevice::with_generated_clips(&dir.path().join("a"), "A1", 1, 10).unwrap();
+    let b = SampleDevice::with_generated_clips(&dir.path().join("b"), "B1", 1, 10).unwrap();
+    let b_key = b.root.join("custody/devices/B1/device.pub.pem");
+    let out = custody(&["verify", "--json", arg(&a.root), "--key", arg(&b_key)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json_codes(&out.stdout),
+        BTreeSet::from(["device.key.untrusted".to_owned()])
+    );
+}
+
+#[test]
+fn what_cannot_be_checked_exits_2_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = custody(&["verify", arg(&dir.path().join("missing"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
+    let bad_key = dir.path().join("bad.pem");
+    fs::write(&bad_key, "not a key").unwrap();
+    let out = custody(&["verify", arg(dir.path()), "--key", arg(&bad_key)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PUBLIC KEY"));
+}

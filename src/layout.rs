@@ -48,10 +48,18 @@ pub fn write_record(root: &Path, rec: &Record<Verified>, sig: &Signature) -> io:
     let dir = device_dir(root, &rec.body().device.serial).join(RECORDS_DIR);
     fs::create_dir_all(&dir)?;
     let path = dir.join(record_file_name(rec.body().seq));
-    // Signature first: a record file never exists without its signature beside it.
-    write_atomic(&path.with_extension("sig"), &sig.0)?;
-    write_atomic(&path, rec.bytes())?;
+    write_record_at(&path, rec, sig)?;
     Ok(path)
+}
+
+/// Writes a record to `path` (a `*.json` name) and its signature beside it, each
+/// atomically, the signature first: a record file never exists without its signature.
+///
+/// # Errors
+/// Any I/O error, with nothing half-written visible.
+pub fn write_record_at(path: &Path, rec: &Record<Verified>, sig: &Signature) -> io::Result<()> {
+    write_atomic(&path.with_extension("sig"), &sig.0)?;
+    write_atomic(path, rec.bytes())
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one:

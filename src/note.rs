@@ -419,16 +419,9 @@ impl Checkpoint {
         let size_text = lines
             .next()
             .ok_or(NoteError::BadCheckpoint("no tree size"))?;
-        let canonical = !size_text.is_empty()
-            && size_text.bytes().all(|b| b.is_ascii_digit())
-            && (size_text == "0" || !size_text.starts_with('0'));
-        let size = size_text
-            .parse()
-            .ok()
-            .filter(|_| canonical)
-            .ok_or(NoteError::BadCheckpoint(
-                "tree size is not a decimal without leading zeros",
-            ))?;
+        let size = parse_decimal(size_text).ok_or(NoteError::BadCheckpoint(
+            "tree size is not a decimal without leading zeros",
+        ))?;
         let root = lines
             .next()
             .and_then(|r| B64.decode(r).ok())
@@ -504,6 +497,14 @@ impl Checkpoint {
             .collect();
         Ok((checkpoint, names))
     }
+}
+
+/// An ASCII decimal without leading zeros (unless it is `0`), as tlog formats write numbers.
+pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    text.parse().ok().filter(|_| canonical)
 }
 
 /// A witness cosignature's fields: `keyhash(4) || timestamp(8, big-endian) || sig(64)`.

@@ -283,40 +283,24 @@ impl SampleDevice {
                 }
             }
             "fork:seq" | "replace:seq" if have => {
-                let (rec, _) = &self.records[usize::try_from(n - 1).unwrap_or(0)];
-                let mut body = rec.body().clone();
-                body.created += Duration::seconds(1);
-                let (other, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
-                let path = if action == "fork:seq" {
-                    self.record_path(n)
-                        .with_file_name(format!("{n:08}-fork.json"))
-                } else {
-                    self.record_path(n)
-                };
-                layout::write_atomic(&path.with_extension("sig"), &sig.0)?;
-                layout::write_atomic(&path, other.bytes())?;
+                // The device key signs a second version: beside the first, or instead of it.
+                let name = (action == "fork:seq").then(|| format!("{n:08}-fork.json"));
+                self.resign(n, None, name, |body| body.created += Duration::seconds(1))?;
             }
             "swap:seq" if n >= 2 && n < self.records.len() as u64 => {
                 self.swap(usize::try_from(n).unwrap_or(0))?;
             }
             "foreign-device:seq" | "resign:other-key:seq" if have => {
-                let (other_key, _) = SigningKey::generate().map_err(io::Error::other)?;
-                let (rec, _) = &self.records[usize::try_from(n - 1).unwrap_or(0)];
-                let mut body = rec.body().clone();
-                body.device.key_id = other_key.public_key().key_id();
-                if action == "foreign-device:seq" {
-                    body.device.serial = format!("{}X", self.serial);
-                }
-                let (other, sig) = Record::seal(&body, &other_key).map_err(io::Error::other)?;
                 // Another device's record is added beside ours; a re-signed one replaces it.
-                let path = if action == "foreign-device:seq" {
-                    self.record_path(n)
-                        .with_file_name(format!("{n:08}-foreign.json"))
-                } else {
-                    self.record_path(n)
-                };
-                layout::write_atomic(&path.with_extension("sig"), &sig.0)?;
-                layout::write_atomic(&path, other.bytes())?;
+                let (other_key, _) = SigningKey::generate().map_err(io::Error::other)?;
+                let foreign = action == "foreign-device:seq";
+                let name = foreign.then(|| format!("{n:08}-foreign.json"));
+                let serial = format!("{}X", self.serial);
+                self.resign(n, Some(&other_key), name, |body| {
+                    if foreign {
+                        body.device.serial = serial;
+                    }
+                })?;
             }
             "drop:seq"
             | "flip-byte:record"
@@ -332,6 +316,26 @@ impl SampleDevice {
             _ => return Err(TamperError::Unknown(recipe.to_owned())),
         }
         Ok(())
+    }
+
+    /// Signs an edited copy of record `n` (with `key`, or the device key) and writes it
+    /// under `name` beside the records, or over record `n` when `name` is `None`.
+    fn resign(
+        &self,
+        n: u64,
+        key: Option<&SigningKey>,
+        name: Option<String>,
+        edit: impl FnOnce(&mut RecordBody),
+    ) -> io::Result<()> {
+        let key = key.unwrap_or(&self.key);
+        let (rec, _) = &self.records[usize::try_from(n - 1).unwrap_or(0)];
+        let mut body = rec.body().clone();
+        body.device.key_id = key.public_key().key_id();
+        edit(&mut body);
+        let (other, sig) = Record::seal(&body, key).map_err(io::Error::other)?;
+        let path = self.record_path(n);
+        let path = name.map_or_else(|| path.clone(), |name| path.with_file_name(name));
+        layout::write_record_at(&path, &other, &sig)
     }
 
     /// Re-signs the chain as if records `n` and `n+1` had been sealed in the other order:

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::merkle::{ProofError, TreeHash, leaf_hash, verify_inclusion};
-use crate::note::{Checkpoint, NoteError, NoteVerifier};
+use crate::note::{Checkpoint, NoteError, NoteVerifier, parse_decimal};
 
 /// The first line of every proof.
 const HEADER: &str = "c2sp.org/tlog-proof@v1";
@@ -85,13 +85,7 @@ impl TlogProof {
         let digits = line
             .strip_prefix("index ")
             .ok_or(Malformed("no index line"))?;
-        let canonical = !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && (digits == "0" || !digits.starts_with('0'));
-        let index = digits
-            .parse()
-            .ok()
-            .filter(|_| canonical)
+        let index = parse_decimal(digits)
             .ok_or(Malformed("index is not a decimal without leading zeros"))?;
         let mut hashes = Vec::new();
         loop {

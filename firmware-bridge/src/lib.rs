@@ -2,6 +2,16 @@
 //! microcontroller (MCU): time, battery, buttons, GNSS NMEA, docking and an optional
 //! secure element.
 //!
-//! The frame codec and NMEA parser will be pure functions over bytes, the transport a thin
-//! `tokio-serial` layer, and a device simulator will speak the same protocol on a
-//! pseudo-terminal (issue 3). Until then this crate holds no code.
+//! Protocols here are pure functions over bytes, so the same code runs on the UART, on a
+//! pseudo-terminal with the device simulator, and under a fuzzer.
+//!
+//! ```
+//! use firmware_bridge::nmea::{NmeaReader, Sentence};
+//!
+//! let mut gnss = NmeaReader::new();
+//! let got = gnss.push(b"$GPZDA,005947.00,08,07,2010,+00,00*4E\r\n$GPGGA,1*00\r\n");
+//! assert!(matches!(got[..], [Sentence::Zda { .. }]));
+//! assert_eq!(gnss.stats().bad_checksum, 1);
+//! ```
+
+pub mod nmea;

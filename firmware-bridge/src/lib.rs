@@ -14,4 +14,6 @@
 //! assert_eq!(gnss.stats().bad_checksum, 1);
 //! ```
 
+pub mod codec;
+pub mod message;
 pub mod nmea;

@@ -17,3 +17,5 @@
 pub mod codec;
 pub mod message;
 pub mod nmea;
+pub mod sim;
+pub mod transport;

@@ -2,7 +2,9 @@
 //! never a buffer beyond one frame, and every decoded frame re-encodes to the same bytes.
 #![no_main]
 
-use firmware_bridge::codec::{Decoded, Frame, FrameDecoder, HEADER_LEN, MAX_PAYLOAD, StreamItem, decode, encode};
+use firmware_bridge::codec::{
+    Decoded, Frame, FrameDecoder, HEADER_LEN, MAX_PAYLOAD, StreamItem, decode, encode,
+};
 use firmware_bridge::nmea::NmeaReader;
 use libfuzzer_sys::fuzz_target;
 
@@ -18,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
     for part in [&data[..cut], &data[cut..]] {
         for item in dec.push(part) {
             if let StreamItem::Frame(f) = item {
-                assert!(encode(&f).map(|b| b.len() <= HEADER_LEN + MAX_PAYLOAD + 2).unwrap_or(false));
+                assert!(
+                    encode(&f)
+                        .map(|b| b.len() <= HEADER_LEN + MAX_PAYLOAD + 2)
+                        .unwrap_or(false)
+                );
                 frames.push(f);
             }
         }

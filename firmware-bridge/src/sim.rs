@@ -15,12 +15,18 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use chrono::{DateTime, Utc};
+use hw_profiles::HwProfile;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 
 use crate::codec::{self, Frame, FrameDecoder, StreamItem};
 use crate::message::{McuMessage, OfficerBinding};
+
+mod recording;
+
+pub use recording::{Camera, RecorderEvent};
 
 /// How long one turn of the poll loop waits for input, in milliseconds.
 const TICK_MS: u16 = 10;
@@ -32,8 +38,9 @@ const NMEA_LINES_PER_BURST: usize = 4;
 /// What the simulated device is.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// hw-profile id reported by Identify.
-    pub model: String,
+    /// The device model: Identify reports its id; storage layout, naming, segment length,
+    /// codecs and capacity come from it.
+    pub profile: HwProfile,
     /// 7-character product serial.
     pub serial: String,
     /// Firmware version reported by Identify.
@@ -42,10 +49,13 @@ pub struct SimConfig {
     pub protocol_version: u8,
     /// Stable symlink to the current pty.
     pub link: PathBuf,
-    /// Storage capacity in bytes.
-    pub capacity_bytes: u64,
-    /// Bytes already used on the storage.
-    pub used_bytes: u64,
+    /// The device storage root (what mass-storage mode exposes).
+    pub storage: PathBuf,
+    /// Segment length in seconds instead of the profile's (demos and tests).
+    pub segment_seconds: Option<u32>,
+    /// Where the storage appears when docked in mass-storage mode (a dock slot under the
+    /// station's dock root), as a USB mount would.
+    pub dock_slot: Option<PathBuf>,
     /// RTC drift in parts per million (positive: fast).
     pub drift_ppm: i32,
     /// Battery charge at start, percent.
@@ -75,8 +85,16 @@ pub enum Control {
     ClockJump(i64),
     /// The storage fills up.
     StorageFull,
-    /// Send an event (recording state, key mark, dock).
-    Event(McuMessage),
+    /// The officer presses record.
+    StartRecording,
+    /// The officer presses stop.
+    StopRecording,
+    /// 重点标记: the officer presses the mark button.
+    KeyMark,
+    /// Put in a dock (recording stops, the battery charges).
+    Dock,
+    /// Taken out of the dock (the storage disappears from the dock slot).
+    Undock,
     /// Stop the simulator.
     Stop,
 }
@@ -185,6 +203,7 @@ struct Device {
     battery_since: Instant,
     docked: bool,
     storage_full: bool,
+    camera: Camera,
     event_seq: u8,
     nmea_next: Instant,
     nmea_pos: usize,
@@ -193,7 +212,15 @@ struct Device {
 impl Device {
     fn new(config: SimConfig) -> io::Result<Self> {
         let pty = open_pty(&config.link)?;
+        fs::create_dir_all(&config.storage)?;
+        let camera = Camera::new(
+            &config.profile,
+            &config.storage,
+            &config.serial,
+            config.segment_seconds,
+        )?;
         Ok(Self {
+            camera,
             battery_percent: config.battery_percent.min(100),
             config,
             pty: Some(pty),
@@ -209,6 +236,23 @@ impl Device {
             nmea_next: Instant::now(),
             nmea_pos: 0,
         })
+    }
+
+    fn rtc(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.rtc_ms()).unwrap_or_default()
+    }
+
+    fn capacity_bytes(&self) -> u64 {
+        u64::from(self.config.profile.storage.capacity_gib) << 30
+    }
+
+    fn free_bytes(&self) -> u64 {
+        if self.storage_full {
+            0
+        } else {
+            self.capacity_bytes()
+                .saturating_sub(dir_size(&self.config.storage))
+        }
     }
 
     fn rtc_ms(&self) -> i64 {
@@ -253,8 +297,18 @@ impl Device {
         }
     }
 
-    /// Periodic work: battery, NMEA pass-through.
+    /// Periodic work: recording, battery, NMEA pass-through.
     fn tick(&mut self) -> io::Result<()> {
+        if self.camera.is_recording() {
+            if self.free_bytes() == 0 {
+                // A full card ends the recording; what was written is closed, never lost.
+                self.stop_recording()?;
+            } else {
+                for e in self.camera.poll(self.rtc())? {
+                    self.recorder_event(e)?;
+                }
+            }
+        }
         // One percent every 30 s off the dock, charging 1 % per 5 s on it.
         let step = if self.docked { 5 } else { 30 };
         if self.battery_since.elapsed() >= Duration::from_secs(step) {
@@ -303,21 +357,67 @@ impl Device {
             }
             Control::ClockJump(ms) => self.offset_ms += ms,
             Control::StorageFull => self.storage_full = true,
-            Control::Event(msg) => {
-                match msg {
-                    McuMessage::Docked => self.docked = true,
-                    McuMessage::Undocked => self.docked = false,
-                    _ => {}
+            Control::StartRecording if !self.camera.is_recording() && !self.docked => {
+                let e = self.camera.start(self.rtc())?;
+                self.recorder_event(e)?;
+            }
+            Control::StartRecording => {}
+            Control::StopRecording => self.stop_recording()?,
+            Control::KeyMark => self.event(&McuMessage::KeyMark {
+                unix_ms: self.rtc_ms(),
+            })?,
+            Control::Dock => {
+                self.stop_recording()?;
+                self.docked = true;
+                self.event(&McuMessage::Docked)?;
+            }
+            Control::Undock => {
+                self.docked = false;
+                if let Some(slot) = &self.config.dock_slot {
+                    let _ = fs::remove_file(slot);
                 }
-                self.event(&msg)?;
+                self.event(&McuMessage::Undocked)?;
             }
             Control::Stop => {
+                self.stop_recording()?;
                 self.pty = None;
                 let _ = fs::remove_file(&self.config.link);
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    fn stop_recording(&mut self) -> io::Result<()> {
+        if let Some(e) = self.camera.stop()? {
+            self.recorder_event(e)?;
+            self.event(&McuMessage::RecordingStopped {
+                unix_ms: self.rtc_ms(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn recorder_event(&mut self, e: RecorderEvent) -> io::Result<()> {
+        let unix_ms = self.rtc_ms();
+        match e {
+            RecorderEvent::Started(file) => {
+                self.event(&McuMessage::RecordingStarted { unix_ms, file })
+            }
+            RecorderEvent::Closed(file) => self.event(&McuMessage::SegmentClosed { unix_ms, file }),
+        }
+    }
+
+    /// Mass-storage mode: the storage appears in the dock slot.
+    fn expose_storage(&self) -> io::Result<()> {
+        let Some(slot) = &self.config.dock_slot else {
+            return Ok(());
+        };
+        if let Some(parent) = slot.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let _ = fs::remove_file(slot);
+        std::os::unix::fs::symlink(&self.config.storage, slot)
     }
 
     fn frame(&self, seq: u8, msg: &McuMessage) -> io::Result<Vec<u8>> {
@@ -361,7 +461,7 @@ impl Device {
     fn answer(&mut self, frame: Frame) -> io::Result<()> {
         let reply = match frame.msg {
             McuMessage::Identify => McuMessage::Identity {
-                model: self.config.model.clone(),
+                model: self.config.profile.id.clone(),
                 serial: self.config.serial.clone(),
                 firmware: self.config.firmware.clone(),
                 protocol: self.config.protocol_version,
@@ -395,21 +495,18 @@ impl Device {
                 millivolts: 3300 + u16::from(self.battery_percent) * 9,
                 charging: self.docked,
             },
-            McuMessage::GetStorage => {
-                let total = self.config.capacity_bytes;
-                let free = if self.storage_full {
-                    0
-                } else {
-                    total.saturating_sub(self.config.used_bytes)
-                };
-                McuMessage::Storage {
-                    total_bytes: total,
-                    free_bytes: free,
-                }
-            }
+            McuMessage::GetStorage => McuMessage::Storage {
+                total_bytes: self.capacity_bytes(),
+                free_bytes: self.free_bytes(),
+            },
+            McuMessage::EnterMassStorage { .. } if !self.docked => McuMessage::Nak {
+                code: 4,
+                reason: "not docked".into(),
+            },
             McuMessage::EnterMassStorage { password }
                 if password == self.config.mass_storage_password =>
             {
+                self.expose_storage()?;
                 McuMessage::Ack
             }
             McuMessage::EnterMassStorage { .. } => McuMessage::Nak {
@@ -458,6 +555,21 @@ fn secure_element(seed: &[u8; 32], request: &McuMessage) -> McuMessage {
 
 fn unix_ms_now() -> i64 {
     unix_ms(SystemTime::now())
+}
+
+/// Bytes in the regular files under `dir` (symlinks not followed).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Reads an NMEA capture into lines (gpsd `#` headers and blank lines left out).

@@ -17,13 +17,14 @@ fn profile() -> hw_profiles::HwProfile {
 
 fn sim_config(dir: &Path) -> SimConfig {
     SimConfig {
-        model: "ga947-recorder".into(),
+        profile: profile(),
         serial: "A100001".into(),
         firmware: "1.4.2".into(),
         protocol_version: PROTOCOL_VERSION,
         link: dir.join("ttySIM0"),
-        capacity_bytes: 64 << 30,
-        used_bytes: 10 << 30,
+        storage: dir.join("storage"),
+        segment_seconds: Some(2),
+        dock_slot: Some(dir.join("dock/slot-1")),
         drift_ppm: 0,
         battery_percent: 80,
         mass_storage_password: "dock-1234".into(),
@@ -74,7 +75,7 @@ async fn identify_read_state_and_bind_an_officer() {
         bridge.request(McuMessage::GetStorage).await.unwrap(),
         McuMessage::Storage {
             total_bytes: 64 << 30,
-            free_bytes: 54 << 30
+            free_bytes: 64 << 30
         }
     );
     let officer = OfficerBinding {
@@ -129,13 +130,13 @@ async fn events_arrive_and_nmea_from_a_real_capture_gives_fixes() {
             .unwrap();
     let sim = Simulator::start(cfg).unwrap();
     let (mut bridge, _) = connect(&sim).await;
-    sim.send(Control::Event(McuMessage::KeyMark { unix_ms: 42 }));
+    sim.send(Control::KeyMark);
     let mut reader = NmeaReader::new();
     let (mut mark, mut fixes) = (false, 0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while (!mark || fixes < 3) && tokio::time::Instant::now() < deadline {
         match tokio::time::timeout(Duration::from_secs(2), bridge.next_event()).await {
-            Ok(Some(LinkEvent::Mcu(McuMessage::KeyMark { unix_ms: 42 }))) => mark = true,
+            Ok(Some(LinkEvent::Mcu(McuMessage::KeyMark { .. }))) => mark = true,
             Ok(Some(LinkEvent::Mcu(McuMessage::Nmea { text }))) => {
                 fixes += reader
                     .push(&text)
@@ -247,7 +248,9 @@ async fn mass_storage_needs_the_password_and_the_secure_element_signs() {
     use ring::signature::{ED25519, UnparsedPublicKey};
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(sim_config(dir.path())).unwrap();
-    let (bridge, _) = connect(&sim).await;
+    let (mut bridge, _) = connect(&sim).await;
+    sim.send(Control::Dock);
+    wait_for(&mut bridge, 5, |m| *m == McuMessage::Docked).await;
     let wrong = bridge
         .request(McuMessage::EnterMassStorage {
             password: "guess".into(),
@@ -291,5 +294,192 @@ async fn mass_storage_needs_the_password_and_the_secure_element_signs() {
         bridge.request(McuMessage::GetStorage).await.unwrap(),
         McuMessage::Storage { free_bytes: 0, .. }
     ));
+    sim.stop().unwrap();
+}
+
+/// Waits for the next MCU event matching `want`, for at most `secs`.
+async fn wait_for(
+    bridge: &mut Bridge,
+    secs: u64,
+    want: impl Fn(&McuMessage) -> bool,
+) -> McuMessage {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            if let Some(LinkEvent::Mcu(m)) = bridge.next_event().await
+                && want(&m)
+            {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("event did not come in time")
+}
+
+fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=format_name:format_tags=creation_time:stream=codec_name,codec_type",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed by scripts/setup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn recording_writes_growing_segments_named_and_closed_as_the_profile_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sim_config(dir.path());
+    let storage = cfg.storage.clone();
+    let sim = Simulator::start(cfg).unwrap();
+    let (mut bridge, _) = connect(&sim).await;
+    sim.send(Control::StartRecording);
+    let McuMessage::RecordingStarted { file, .. } = wait_for(&mut bridge, 5, |m| {
+        matches!(m, McuMessage::RecordingStarted { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    assert!(
+        file.starts_with("DCIM/100MEDIA/A100001_") && file.ends_with(".MP4.part"),
+        "{file}"
+    );
+    // The file grows while it is written, as on a real recorder.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let early = std::fs::metadata(storage.join(&file)).unwrap().len();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let later = std::fs::metadata(storage.join(&file)).map_or(u64::MAX, |m| m.len());
+    assert!(later > early, "{file} did not grow: {early} then {later}");
+    let pattern = profile().file_pattern().unwrap();
+    let mut closed = Vec::new();
+    for _ in 0..2 {
+        let McuMessage::SegmentClosed { file, .. } = wait_for(&mut bridge, 10, |m| {
+            matches!(m, McuMessage::SegmentClosed { .. })
+        })
+        .await
+        else {
+            unreachable!()
+        };
+        closed.push(file);
+    }
+    sim.send(Control::KeyMark);
+    sim.send(Control::StopRecording);
+    let McuMessage::SegmentClosed { file, .. } = wait_for(&mut bridge, 10, |m| {
+        matches!(m, McuMessage::SegmentClosed { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    closed.push(file);
+    wait_for(&mut bridge, 5, |m| {
+        matches!(m, McuMessage::RecordingStopped { .. })
+    })
+    .await;
+    for (i, file) in closed.iter().enumerate() {
+        let name = file.rsplit('/').next().unwrap();
+        let parts = pattern
+            .parse_name(name)
+            .unwrap_or_else(|| panic!("{name} does not follow the profile pattern"));
+        assert_eq!(
+            (parts.serial.as_deref(), parts.seq),
+            (Some("A100001"), u32::try_from(i + 1).unwrap())
+        );
+        assert!(!storage.join(format!("{file}.part")).exists());
+        let probe = ffprobe(&storage.join(file));
+        let codecs: Vec<&str> = probe["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["codec_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(codecs, ["h264", "aac"], "{file}");
+        assert!(
+            probe["format"]["format_name"]
+                .as_str()
+                .unwrap()
+                .contains("mp4")
+        );
+        assert!(
+            probe["format"]["tags"]["creation_time"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("20")),
+            "{probe}"
+        );
+    }
+    sim.stop().unwrap();
+}
+
+#[tokio::test]
+async fn docking_exposes_the_storage_only_with_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sim_config(dir.path());
+    let (slot, storage) = (cfg.dock_slot.clone().unwrap(), cfg.storage.clone());
+    let sim = Simulator::start(cfg).unwrap();
+    let (mut bridge, _) = connect(&sim).await;
+    let undocked = bridge
+        .request(McuMessage::EnterMassStorage {
+            password: "dock-1234".into(),
+        })
+        .await;
+    assert!(matches!(undocked, Err(LinkError::Nak { code: 4, .. })));
+    sim.send(Control::Dock);
+    wait_for(&mut bridge, 5, |m| *m == McuMessage::Docked).await;
+    assert!(matches!(
+        bridge.request(McuMessage::GetBattery).await.unwrap(),
+        McuMessage::Battery { charging: true, .. }
+    ));
+    assert!(!slot.exists());
+    bridge
+        .request(McuMessage::EnterMassStorage {
+            password: "dock-1234".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_link(&slot).unwrap(), storage);
+    sim.send(Control::Undock);
+    wait_for(&mut bridge, 5, |m| *m == McuMessage::Undocked).await;
+    assert!(!slot.exists());
+    sim.stop().unwrap();
+}
+
+#[tokio::test]
+async fn a_full_card_ends_the_recording_and_keeps_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sim_config(dir.path());
+    let storage = cfg.storage.clone();
+    let sim = Simulator::start(cfg).unwrap();
+    let (mut bridge, _) = connect(&sim).await;
+    sim.send(Control::StartRecording);
+    wait_for(&mut bridge, 5, |m| {
+        matches!(m, McuMessage::RecordingStarted { .. })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sim.send(Control::StorageFull);
+    let McuMessage::SegmentClosed { file, .. } = wait_for(&mut bridge, 10, |m| {
+        matches!(m, McuMessage::SegmentClosed { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    wait_for(&mut bridge, 5, |m| {
+        matches!(m, McuMessage::RecordingStopped { .. })
+    })
+    .await;
+    assert!(std::fs::metadata(storage.join(&file)).unwrap().len() > 0);
     sim.stop().unwrap();
 }

@@ -25,8 +25,10 @@ use crate::codec::{self, Frame, FrameDecoder, StreamItem};
 use crate::message::{McuMessage, OfficerBinding};
 
 mod recording;
+mod script;
 
 pub use recording::{Camera, RecorderEvent};
+pub use script::{ScriptError, Step, parse_script};
 
 /// How long one turn of the poll loop waits for input, in milliseconds.
 const TICK_MS: u16 = 10;

@@ -256,46 +256,57 @@ fn position(
     })
 }
 
-fn gga(talker: Talker, f: &[&str]) -> Result<Sentence, NmeaError> {
-    const K: &str = "GGA";
-    if f.len() < 14 {
+/// Refuses a sentence with fewer than `n` fields (cut off in transit).
+fn need(kind: &'static str, f: &[&str], n: usize) -> Result<(), NmeaError> {
+    if f.len() < n {
         return Err(NmeaError::Field {
-            kind: K,
+            kind,
             field: f.len() + 1,
             why: "too few fields (truncated)",
         });
     }
-    let quality: u8 = opt(K, f, 5, "fix quality is not a number")?.unwrap_or(0);
-    let (lat, lon) = position(K, f, 1)?;
-    let altitude_m = opt(K, f, 8, "altitude is not a number")?;
-    let mode = match (quality, lat, altitude_m) {
-        (0, _, _) | (_, None, _) => FixMode::NoFix,
-        (_, Some(_), Some(_)) => FixMode::ThreeD,
-        (_, Some(_), None) => FixMode::TwoD,
+    Ok(())
+}
+
+/// GGA and GNS share their layout from the time to the altitude (fields 1 to 9); they
+/// differ only in how field 6 says whether there is a fix.
+fn position_fix(
+    talker: Talker,
+    kind: &'static str,
+    f: &[&str],
+    fixed: bool,
+) -> Result<Sentence, NmeaError> {
+    let (lat, lon) = position(kind, f, 1)?;
+    let altitude_m = opt(kind, f, 8, "altitude is not a number")?;
+    let mode = match (fixed, lat, altitude_m) {
+        (false, _, _) | (_, None, _) => FixMode::NoFix,
+        (true, Some(_), Some(_)) => FixMode::ThreeD,
+        (true, Some(_), None) => FixMode::TwoD,
     };
     Ok(Sentence::Fix(Fix {
         talker,
-        kind: K,
-        time: time(K, f, 0)?,
+        kind,
+        time: time(kind, f, 0)?,
         date: None,
         mode,
         lat: lat.filter(|_| mode != FixMode::NoFix),
         lon: lon.filter(|_| mode != FixMode::NoFix),
         altitude_m,
-        satellites: opt(K, f, 6, "satellite count is not a number")?,
-        hdop: opt(K, f, 7, "HDOP is not a number")?,
+        satellites: opt(kind, f, 6, "satellite count is not a number")?,
+        hdop: opt(kind, f, 7, "HDOP is not a number")?,
     }))
+}
+
+fn gga(talker: Talker, f: &[&str]) -> Result<Sentence, NmeaError> {
+    const K: &str = "GGA";
+    need(K, f, 14)?;
+    let quality: u8 = opt(K, f, 5, "fix quality is not a number")?.unwrap_or(0);
+    position_fix(talker, K, f, quality != 0)
 }
 
 fn rmc(talker: Talker, f: &[&str]) -> Result<Sentence, NmeaError> {
     const K: &str = "RMC";
-    if f.len() < 11 {
-        return Err(NmeaError::Field {
-            kind: K,
-            field: f.len() + 1,
-            why: "too few fields (truncated)",
-        });
-    }
+    need(K, f, 11)?;
     let valid = match field(f, 1) {
         "A" => true,
         "V" => false,
@@ -352,13 +363,7 @@ fn rmc(talker: Talker, f: &[&str]) -> Result<Sentence, NmeaError> {
 
 fn gns(talker: Talker, f: &[&str]) -> Result<Sentence, NmeaError> {
     const K: &str = "GNS";
-    if f.len() < 12 {
-        return Err(NmeaError::Field {
-            kind: K,
-            field: f.len() + 1,
-            why: "too few fields (truncated)",
-        });
-    }
+    need(K, f, 12)?;
     let modes = field(f, 5);
     if modes.is_empty() || !modes.bytes().all(|b| b"NADPRFEMS".contains(&b)) {
         return Err(NmeaError::Field {
@@ -367,37 +372,12 @@ fn gns(talker: Talker, f: &[&str]) -> Result<Sentence, NmeaError> {
             why: "mode indicator is not one of N A D P R F E M S",
         });
     }
-    let fixed = modes.bytes().any(|b| b != b'N');
-    let (lat, lon) = position(K, f, 1)?;
-    let altitude_m = opt(K, f, 8, "altitude is not a number")?;
-    let mode = match (fixed, lat, altitude_m) {
-        (false, _, _) | (_, None, _) => FixMode::NoFix,
-        (true, Some(_), Some(_)) => FixMode::ThreeD,
-        (true, Some(_), None) => FixMode::TwoD,
-    };
-    Ok(Sentence::Fix(Fix {
-        talker,
-        kind: K,
-        time: time(K, f, 0)?,
-        date: None,
-        mode,
-        lat: lat.filter(|_| mode != FixMode::NoFix),
-        lon: lon.filter(|_| mode != FixMode::NoFix),
-        altitude_m,
-        satellites: opt(K, f, 6, "satellite count is not a number")?,
-        hdop: opt(K, f, 7, "HDOP is not a number")?,
-    }))
+    position_fix(talker, K, f, modes.bytes().any(|b| b != b'N'))
 }
 
 fn zda(talker: Talker, f: &[&str]) -> Result<Sentence, NmeaError> {
     const K: &str = "ZDA";
-    if f.len() < 6 {
-        return Err(NmeaError::Field {
-            kind: K,
-            field: f.len() + 1,
-            why: "too few fields (truncated)",
-        });
-    }
+    need(K, f, 6)?;
     let utc_time = time(K, f, 0)?.ok_or(NmeaError::Field {
         kind: K,
         field: 1,

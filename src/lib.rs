@@ -53,8 +53,8 @@ pub use numbering::{
     ClipNumber, DocumentNumber, MediaKind, NumberError, NumberingScheme, ProvisionalNumber,
 };
 pub use record::{
-    Agency, AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact,
-    Location, MAX_RECORD_BYTES, Media, MediaFacts, Officer, Record, RecordBody, RecordError,
+    Agency, Algorithms, AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1,
+    Fact, Location, MAX_RECORD_BYTES, Media, MediaFacts, Officer, Record, RecordBody, RecordError,
     Speaker, TimeSpan, Unverified, Verified, check_serial,
 };
 pub use tlog_proof::{TlogProof, TlogProofError};

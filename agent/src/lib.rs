@@ -1,10 +1,98 @@
 //! custody-agent: the on-device agent of Custody.
 //!
 //! It runs on a recorder (执法记录仪) or handheld terminal (手持执法终端) beside the
-//! vendor's recording firmware. As each clip closes it builds the clip's evidence record
-//! and signs it with [`custody::Record::seal`] and appends it to the
-//! device's hash chain; the station later reads those records from the device's outbox.
+//! vendor's recording firmware. It follows each clip while it is written (hashing as the
+//! file grows), and when the clip closes it seals a record — numbered, signed with the
+//! device key, appended to the device's hash chain in an append-only SQLite manifest — and
+//! writes it to the outbox on the device storage, in the layout the station reads
+//! ([`custody::layout`]). Later facts (case binding, annotations) are new records.
 //!
-//! This crate is where the agent's watcher, sealer, outbox and telemetry will live
-//! (issue 4). Until then it holds no code: the record format it will write is owned and
-//! documented by the `custody` crate.
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let cfg = custody_agent::AgentConfig::load(std::path::Path::new("agent.toml"))?;
+//! custody_agent::run(cfg, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod failpoint;
+mod follower;
+pub mod keystore;
+mod manifest;
+mod sealer;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use notify::Watcher as _;
+
+pub use config::AgentConfig;
+pub use failpoint::{ENV as CRASH_AT_ENV, POINTS as CRASH_POINTS};
+pub use follower::{FileId, Follower, Progress};
+pub use manifest::{ChainHead, Manifest, ManifestError, StoredRecord};
+pub use sealer::{MANIFEST_FILE, Sealer};
+
+/// How often the recording folder is looked at without a file-system event: the fallback
+/// that also closes clips of recorders that stop writing without renaming.
+const SCAN_EVERY: Duration = Duration::from_millis(250);
+/// File-system events waiting to wake the sealer; more are redundant (one scan sees all).
+const WAKEUPS: usize = 16;
+
+/// Runs the agent until `shutdown` completes: seals clips as they close.
+///
+/// # Errors
+/// The device key or manifest cannot be opened, or sealing fails (a clip is then left on
+/// the device, unsealed but never lost).
+pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (key, created) = keystore::load_or_create(&cfg.state_dir)?;
+    if created {
+        tracing::info!(key_id = %key.public_key().key_id(), "device key generated; enrol it with the station");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = Arc::clone(&stop);
+    let mut sealing = tokio::task::spawn_blocking(move || seal_loop(cfg, key, &stop_flag));
+    tokio::select! {
+        () = shutdown => tracing::info!("shutdown requested"),
+        joined = &mut sealing => {
+            joined??;
+            anyhow::bail!("the sealer stopped on its own");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    sealing.await?
+}
+
+/// Seals what is closed now and returns (for `run --once` and tests).
+///
+/// # Errors
+/// As [`run`].
+pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<Vec<StoredRecord>> {
+    let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
+    let mut sealer = Sealer::open(cfg, key)?;
+    sealer.scan()
+}
+
+fn seal_loop(cfg: AgentConfig, key: custody::SigningKey, stop: &AtomicBool) -> anyhow::Result<()> {
+    let dir = cfg.recording_dir();
+    std::fs::create_dir_all(&dir)?;
+    let mut sealer = Sealer::open(cfg, key)?;
+    // Bounded: a burst of events needs one scan, not one each.
+    let (wake, wakeups) = mpsc::sync_channel(WAKEUPS);
+    let mut watcher = notify::recommended_watcher(move |_event| {
+        let _ = wake.try_send(());
+    })?;
+    watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+    while !stop.load(Ordering::Relaxed) {
+        sealer.scan()?;
+        match wakeups.recv_timeout(SCAN_EVERY) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the folder watcher stopped")
+            }
+        }
+    }
+    Ok(())
+}

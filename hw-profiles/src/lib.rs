@@ -58,7 +58,7 @@ mod tests {
             HwProfile::from_toml(Path::new("profiles/ga947-recorder.toml"), &text).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("profiles/ga947-recorder.toml: "), "{msg}");
-        assert!(msg.contains("line 26"), "{msg}");
+        assert!(msg.contains("line 28"), "{msg}");
         assert!(msg.contains("segment-second"), "{msg}");
     }
 

@@ -101,6 +101,10 @@ pub struct StorageLayout {
     pub recording_suffix: Option<String>,
     /// Storage capacity in GiB.
     pub capacity_gib: u32,
+    /// The recorder only appends to a clip while writing it (e.g. fragmented MP4), so a
+    /// hash of the bytes as they arrive is the clip's hash. When false (a muxer that
+    /// patches headers at close), the agent re-hashes the whole clip when it closes.
+    pub appends_only: bool,
 }
 
 /// How the device records.

@@ -85,6 +85,19 @@ impl Camera {
         .iter()
         .map(ToString::to_string)
         .collect();
+        let fragmented = if profile.storage.appends_only && r.container == "mp4" {
+            // Fragmented MP4 in 0.5 s fragments: only ever appended, playable after a crash.
+            [
+                "-movflags",
+                "+frag_keyframe+empty_moov+default_base_moof",
+                "-frag_duration",
+                "500000",
+            ]
+            .map(String::from)
+            .to_vec()
+        } else {
+            Vec::new()
+        };
         let x264_fast = if r.video_codec == "h264" {
             vec!["-preset".into(), "ultrafast".into()]
         } else {
@@ -97,7 +110,7 @@ impl Camera {
             closing: profile.storage.closing,
             suffix: profile.storage.recording_suffix.clone().unwrap_or_default(),
             segment_seconds: segment_seconds.unwrap_or(r.segment_seconds),
-            ffmpeg_args: [x264_fast, ffmpeg_args].concat(),
+            ffmpeg_args: [x264_fast, ffmpeg_args, fragmented].concat(),
             serial: serial.into(),
             seq: 0,
             segment: None,

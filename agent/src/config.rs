@@ -1,0 +1,158 @@
+//! `agent.toml`: the file as IT writes it, then the validated configuration the agent runs
+//! on. Unknown keys are errors: a typo must not fall back to a default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::FixedOffset;
+use custody::{Agency, NumberingScheme, Officer};
+use hw_profiles::HwProfile;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AgentFile {
+    serial: String,
+    hw_profile: String,
+    profiles_dir: Option<PathBuf>,
+    storage: PathBuf,
+    state_dir: PathBuf,
+    numbering: Option<PathBuf>,
+    close_idle_ms: Option<u64>,
+    utc_offset: Option<String>,
+    clock_error_ms: Option<u64>,
+    officer: OfficerFile,
+    agency: AgencyFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct OfficerFile {
+    name: String,
+    cert_no: String,
+    police_no: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AgencyFile {
+    code: String,
+    name: String,
+}
+
+/// What the agent runs on: checked once when loaded, then trusted.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// 产品序号.
+    pub serial: String,
+    /// The device model.
+    pub profile: HwProfile,
+    /// The device storage root (where the recorder writes and the station reads).
+    pub storage: PathBuf,
+    /// Where the manifest database and the device key live (not on the removable storage).
+    pub state_dir: PathBuf,
+    /// The agency's numbering scheme, if configured.
+    pub numbering: Option<NumberingScheme>,
+    /// A clip that stops growing for this long is closed (profiles that do not rename).
+    pub close_idle: Duration,
+    /// The device's UTC offset for record times (China: +08:00).
+    pub utc_offset: FixedOffset,
+    /// Estimated clock error to state in records until a time sync measures it.
+    pub clock_error_ms: u64,
+    /// The officer the device is issued to.
+    pub officer: Officer,
+    /// The agency.
+    pub agency: Agency,
+}
+
+/// Default idle time before a non-renaming recorder's clip counts as closed, in ms.
+const DEFAULT_CLOSE_IDLE_MS: u64 = 3000;
+/// Default clock error stated before any sync: an RTC with no recent sync, in ms.
+const DEFAULT_CLOCK_ERROR_MS: u64 = 2000;
+
+impl AgentConfig {
+    /// Loads and checks `agent.toml`; relative paths are relative to its folder.
+    ///
+    /// # Errors
+    /// A message naming the file and the problem (TOML errors give the line).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base).with_context(|| format!("{}", path.display()))
+    }
+
+    /// Parses and checks configuration text; relative paths are taken from `base`.
+    ///
+    /// # Errors
+    /// What is wrong, naming the key.
+    pub fn from_toml(text: &str, base: &Path) -> anyhow::Result<Self> {
+        use anyhow::{Context as _, bail};
+        let file: AgentFile = toml::from_str(text)?;
+        custody::check_serial(&file.serial)?;
+        let profiles_dir = file
+            .profiles_dir
+            .map_or_else(hw_profiles::shipped_dir, |d| base.join(d));
+        let profile = hw_profiles::load_dir(&profiles_dir)?
+            .into_iter()
+            .find(|p| p.id == file.hw_profile)
+            .with_context(|| {
+                format!(
+                    "hw-profile {:?} not found in {}",
+                    file.hw_profile,
+                    profiles_dir.display()
+                )
+            })?;
+        if !profile.runs_agent {
+            bail!(
+                "hw-profile {} is a model the agent does not run on",
+                profile.id
+            );
+        }
+        let numbering = match file.numbering {
+            Some(p) => {
+                let p = base.join(p);
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading numbering template {}", p.display()))?;
+                Some(
+                    NumberingScheme::from_toml(&text)
+                        .map_err(anyhow::Error::msg)
+                        .with_context(|| format!("numbering template {}", p.display()))?,
+                )
+            }
+            None => None,
+        };
+        let utc_offset = file.utc_offset.as_deref().unwrap_or("+08:00");
+        let utc_offset: FixedOffset = utc_offset
+            .parse()
+            .map_err(|_| anyhow::anyhow!("utc-offset {utc_offset:?} is not like +08:00"))?;
+        if file.officer.name.trim().is_empty() || file.officer.cert_no.trim().is_empty() {
+            bail!("officer.name and officer.cert-no are required");
+        }
+        Ok(Self {
+            serial: file.serial,
+            profile,
+            storage: base.join(file.storage),
+            state_dir: base.join(file.state_dir),
+            numbering,
+            close_idle: Duration::from_millis(file.close_idle_ms.unwrap_or(DEFAULT_CLOSE_IDLE_MS)),
+            utc_offset,
+            clock_error_ms: file.clock_error_ms.unwrap_or(DEFAULT_CLOCK_ERROR_MS),
+            officer: Officer {
+                name: file.officer.name,
+                cert_no: file.officer.cert_no,
+                police_no: file.officer.police_no,
+            },
+            agency: Agency {
+                code: file.agency.code,
+                name: file.agency.name,
+            },
+        })
+    }
+
+    /// The recording folder.
+    pub fn recording_dir(&self) -> PathBuf {
+        self.storage.join(&self.profile.storage.recording_dir)
+    }
+}

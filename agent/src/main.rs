@@ -1,0 +1,143 @@
+//! `custody-agent`: seals every clip on the recorder into the device's signed hash chain.
+//!
+//! Exit status: 0 success, 2 could not run (the message says why).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use custody::Speaker;
+use custody_agent::{AgentConfig, Sealer, keystore};
+use tracing_subscriber::EnvFilter;
+
+/// Custody agent (执法记录仪证据签封).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The agent configuration.
+    #[arg(long, global = true, default_value = "agent.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Seal clips as they close, until interrupted.
+    Run {
+        /// Seal what is closed now, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Print the device public key (PEM) and its fingerprint for IT to enrol; creates the
+    /// key on first use.
+    Enroll,
+    /// Bind a sealed clip to a case (a new signed record; nothing is edited).
+    Bind {
+        /// The clip, relative to the storage root (as in its record).
+        clip: String,
+        /// The case's document number, e.g. 襄环罚〔2019〕75号.
+        case: String,
+    },
+    /// Annotate a sealed clip (a new signed record).
+    Annotate {
+        /// The clip, relative to the storage root.
+        clip: String,
+        /// 证明对象: what the clip proves.
+        #[arg(long)]
+        proves: Option<String>,
+        /// 对话人员: `NAME:IDENTITY`, repeatable.
+        #[arg(long = "speaker", value_name = "NAME:IDENTITY")]
+        speakers: Vec<String>,
+        /// 主要对话内容: the main content.
+        #[arg(long)]
+        summary: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("custody-agent: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = AgentConfig::load(&cli.config)?;
+    match cli.command {
+        Command::Run { once: true } => {
+            let sealed = custody_agent::seal_once(cfg)?;
+            println!("sealed {} clip(s)", sealed.len());
+        }
+        Command::Run { once: false } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(custody_agent::run(cfg, async {
+                let _ = tokio::signal::ctrl_c().await;
+            }))?;
+        }
+        Command::Enroll => {
+            let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
+            let public = key.public_key();
+            println!(
+                "# 设备 {} ({}) 公钥, 请交 IT 登记 / device public key for enrolment",
+                cfg.serial, cfg.profile.id
+            );
+            println!(
+                "# key id (SHA-256 of the DER public key): {}",
+                public.key_id()
+            );
+            print!("{}", public.to_pem());
+        }
+        Command::Bind { clip, case } => {
+            let mut sealer = open(cfg)?;
+            let stored = sealer.bind(&clip, &case)?;
+            println!(
+                "bound as seq {}: {}",
+                stored.record.body().seq,
+                stored.record.hash()
+            );
+        }
+        Command::Annotate {
+            clip,
+            proves,
+            speakers,
+            summary,
+        } => {
+            let speakers = speakers
+                .iter()
+                .map(|s| {
+                    let (name, identity) = s
+                        .split_once(':')
+                        .with_context(|| format!("--speaker {s:?}: expected NAME:IDENTITY"))?;
+                    Ok(Speaker {
+                        name: name.trim().into(),
+                        identity: identity.trim().into(),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut sealer = open(cfg)?;
+            let stored = sealer.annotate(&clip, proves, speakers, summary)?;
+            println!(
+                "annotated as seq {}: {}",
+                stored.record.body().seq,
+                stored.record.hash()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn open(cfg: AgentConfig) -> anyhow::Result<Sealer> {
+    let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
+    Sealer::open(cfg, key)
+}

@@ -1,0 +1,255 @@
+//! The agent's manifest and chain state in SQLite (WAL): every record it ever sealed, its
+//! signature, and the file it covers. Append-only: triggers refuse UPDATE and DELETE, and
+//! `seq` is the primary key, so a seq is never reused and the chain cannot fork, whatever
+//! point a crash hits. The chain head is the last row, not a separate mutable value.
+
+use std::path::Path;
+
+use custody::{MediaHash, Record, RecordBody, RecordHash, Signature, SigningKey, Verified};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::failpoint;
+
+/// A manifest failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// SQLite failed (locked, corrupt, disk full).
+    #[error("manifest database {path}")]
+    Sql {
+        /// The database file.
+        path: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored record that no longer parses: the database was tampered with.
+    #[error("manifest record seq {seq} is damaged: {why}")]
+    Damaged {
+        /// Its seq.
+        seq: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// The record could not be built (a body that breaks the format).
+    #[error("cannot seal the record")]
+    Record(#[from] custody::RecordError),
+}
+
+/// The last record of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Its seq.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: RecordHash,
+}
+
+/// A sealed record as stored.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// The record (bytes as signed).
+    pub record: Record<Verified>,
+    /// Its signature.
+    pub sig: Signature,
+}
+
+/// The manifest database.
+pub struct Manifest {
+    conn: Connection,
+    path: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    seq          INTEGER PRIMARY KEY,      -- never reused: the insert fails instead
+    hash         BLOB NOT NULL UNIQUE,     -- SHA-256 of bytes
+    kind         TEXT NOT NULL,            -- clip, binding, annotation
+    file         TEXT,                     -- media path for clips, relative to the storage root
+    media_sha256 BLOB,                     -- for clips
+    bytes        BLOB NOT NULL,            -- the record exactly as signed
+    sig          BLOB NOT NULL,
+    sealed_at    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_record_per_clip ON records(file, media_sha256) WHERE kind = 'clip';
+CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
+    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
+    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+";
+
+impl Manifest {
+    /// Opens (or creates) the manifest at `path`.
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`] when the database cannot be opened or is not a manifest.
+    pub fn open(path: &Path) -> Result<Self, ManifestError> {
+        let p = path.display().to_string();
+        let sql = |source| ManifestError::Sql {
+            path: p.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        // WAL: a crash leaves either the committed transaction or nothing.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Self { conn, path: p })
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> ManifestError {
+        ManifestError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The chain head, `None` before the first record.
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`].
+    pub fn head(&self) -> Result<Option<ChainHead>, ManifestError> {
+        head(&self.conn).map_err(|e| self.sql(e))
+    }
+
+    /// Whether this exact clip (file and media hash) is already sealed.
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`].
+    pub fn is_sealed(&self, file: &str, media: &MediaHash) -> Result<bool, ManifestError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM records WHERE kind = 'clip' AND file = ?1 AND media_sha256 = ?2",
+                params![file, &media.0[..]],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Seals the next record: in one immediate transaction it reads the head, lets `build`
+    /// fill in the body for `seq`/`prev`, signs it and appends it. A crash before the commit
+    /// leaves nothing (the record was never published); after it, the record is durable.
+    ///
+    /// # Errors
+    /// [`ManifestError`] when SQLite fails or the body breaks the record format.
+    pub fn seal(
+        &mut self,
+        key: &SigningKey,
+        build: impl FnOnce(u64, Option<RecordHash>) -> RecordBody,
+    ) -> Result<StoredRecord, ManifestError> {
+        let path = self.path.clone();
+        let sql = |source| ManifestError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let head = head(&tx).map_err(sql)?;
+        let body = build(head.map_or(1, |h| h.seq + 1), head.map(|h| h.hash));
+        let (record, sig) = Record::seal(&body, key)?;
+        failpoint::hit("signed");
+        let (kind, file, media) = match &body.fact {
+            custody::Fact::Clip(c) => (
+                "clip",
+                Some(c.media.file.clone()),
+                Some(c.media.sha256.0.to_vec()),
+            ),
+            custody::Fact::Binding(_) => ("binding", None, None),
+            custody::Fact::Annotation(_) => ("annotation", None, None),
+        };
+        tx.execute(
+            "INSERT INTO records (seq, hash, kind, file, media_sha256, bytes, sig, sealed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                i64::try_from(body.seq).unwrap_or(i64::MAX),
+                &record.hash().0[..],
+                kind,
+                file,
+                media,
+                record.bytes(),
+                &sig.0[..],
+                body.created.to_rfc3339(),
+            ],
+        )
+        .map_err(sql)?;
+        failpoint::hit("inserted");
+        tx.commit().map_err(sql)?;
+        failpoint::hit("committed");
+        Ok(StoredRecord { record, sig })
+    }
+
+    /// Every record, in seq order, re-verified against `key` (a damaged row is an error,
+    /// never silently skipped).
+    ///
+    /// # Errors
+    /// [`ManifestError::Damaged`] for a row that does not parse or verify.
+    pub fn records(&self, key: &custody::PublicKey) -> Result<Vec<StoredRecord>, ManifestError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, bytes, sig FROM records ORDER BY seq")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, bytes, sig) = row.map_err(|e| self.sql(e))?;
+            let seq = u64::try_from(seq).unwrap_or(0);
+            let damaged = |why: String| ManifestError::Damaged { seq, why };
+            let sig = Signature::from_bytes(&sig).map_err(|e| damaged(e.to_string()))?;
+            let record = Record::parse(bytes)
+                .map_err(|e| damaged(e.to_string()))?
+                .verify(key, &sig)
+                .map_err(|e| damaged(e.to_string()))?;
+            out.push(StoredRecord { record, sig });
+        }
+        Ok(out)
+    }
+
+    /// The clip record covering `file` (its latest, if the name was reused).
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`].
+    pub fn clip_record_hash(&self, file: &str) -> Result<Option<RecordHash>, ManifestError> {
+        self.conn
+            .query_row("SELECT hash FROM records WHERE kind = 'clip' AND file = ?1 ORDER BY seq DESC LIMIT 1", params![file], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .map_err(|e| self.sql(e))?
+            .map(|h| h.try_into().map(RecordHash).map_err(|_| ManifestError::Damaged { seq: 0, why: "hash is not 32 bytes".into() }))
+            .transpose()
+    }
+}
+
+fn head(conn: &Connection) -> rusqlite::Result<Option<ChainHead>> {
+    conn.query_row(
+        "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| {
+            let seq: i64 = r.get(0)?;
+            let hash: Vec<u8> = r.get(1)?;
+            Ok((seq, hash))
+        },
+    )
+    .optional()
+    .map(|row| {
+        row.and_then(|(seq, hash)| {
+            Some(ChainHead {
+                seq: u64::try_from(seq).ok()?,
+                hash: RecordHash(hash.try_into().ok()?),
+            })
+        })
+    })
+}

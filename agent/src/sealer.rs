@@ -1,0 +1,409 @@
+//! Sealing: turns closed clips into signed records in the chain, and keeps the outbox on
+//! the device storage holding every record for the station to read.
+//!
+//! A clip is followed (hashed) while it is written; it is closed when the recorder renames
+//! it to its final name or, for recorders that do not rename, when it stops growing. Then
+//! only the tail remains to hash, and the record is sealed at once.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use chrono::Utc;
+use custody::{
+    AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact, Media,
+    MediaHash, ProvisionalNumber, RecordBody, SigningKey, Speaker, TimeSpan,
+};
+use hw_profiles::Closing;
+use tracing::{info, warn};
+
+use crate::config::AgentConfig;
+use crate::failpoint;
+use crate::follower::{FileId, Follower, Progress};
+use crate::manifest::{Manifest, StoredRecord};
+
+/// Read buffer for hashing: 128 KiB beat larger chunks for copy+hash on target machines.
+const HASH_BUF_LEN: usize = 128 * 1024;
+/// File name of the manifest database in the state folder.
+pub const MANIFEST_FILE: &str = "manifest.db";
+
+/// The agent's sealing state.
+pub struct Sealer {
+    cfg: AgentConfig,
+    key: SigningKey,
+    manifest: Manifest,
+    template: RecordTemplate,
+    /// Clips being written, by path relative to the storage root.
+    followers: HashMap<String, Follower>,
+    /// Sealed clips by path, with the size sealed (a different size means a new file).
+    sealed: HashMap<String, u64>,
+    /// Records committed but not yet (fully) written to the outbox.
+    unexported: Vec<StoredRecord>,
+    buf: Vec<u8>,
+}
+
+impl Sealer {
+    /// Opens the manifest, re-verifies every record in it, and makes sure the outbox on the
+    /// device storage holds the public key and every record (a crash may have left some
+    /// committed but not exported).
+    ///
+    /// # Errors
+    /// The manifest cannot be opened or holds a damaged record; the outbox cannot be written.
+    pub fn open(cfg: AgentConfig, key: SigningKey) -> anyhow::Result<Self> {
+        fs::create_dir_all(&cfg.state_dir)?;
+        let manifest = Manifest::open(&cfg.state_dir.join(MANIFEST_FILE))?;
+        let records = manifest.records(&key.public_key())?;
+        let sealed_sizes = records
+            .iter()
+            .filter_map(|r| r.record.body().media().map(|m| (m.file.clone(), m.size)))
+            .collect();
+        let template = RecordTemplate::new(&cfg, &key);
+        let mut sealer = Self {
+            cfg,
+            key,
+            manifest,
+            template,
+            followers: HashMap::new(),
+            sealed: sealed_sizes,
+            unexported: records,
+            buf: vec![0; HASH_BUF_LEN],
+        };
+        let dev_dir = custody::layout::device_dir(&sealer.cfg.storage, &sealer.cfg.serial);
+        fs::create_dir_all(&dev_dir)?;
+        custody::layout::write_atomic(
+            &dev_dir.join(custody::layout::PUBLIC_KEY_FILE),
+            sealer.key.public_key().to_pem().as_bytes(),
+        )?;
+        sealer.export_pending();
+        Ok(sealer)
+    }
+
+    /// The records sealed so far, re-verified.
+    ///
+    /// # Errors
+    /// A damaged manifest.
+    pub fn records(&self) -> anyhow::Result<Vec<StoredRecord>> {
+        Ok(self.manifest.records(&self.key.public_key())?)
+    }
+
+    /// Writes every committed record the outbox lacks; what fails (storage full, card
+    /// pulled) stays pending and is tried again on the next scan. Nothing is lost: the
+    /// manifest holds the record.
+    fn export_pending(&mut self) {
+        let storage = self.cfg.storage.clone();
+        self.unexported.retain(|r| {
+            let path = custody::layout::device_dir(&storage, &r.record.body().device.serial)
+                .join(custody::layout::RECORDS_DIR)
+                .join(custody::layout::record_file_name(r.record.body().seq));
+            let present = fs::read(&path).is_ok_and(|b| b == r.record.bytes()) && fs::read(path.with_extension("sig")).is_ok_and(|s| s == r.sig.0);
+            if present {
+                return false;
+            }
+            match custody::layout::write_record(&storage, &r.record, &r.sig) {
+                Ok(_) => {
+                    failpoint::hit("exported");
+                    false
+                }
+                Err(e) => {
+                    warn!(seq = r.record.body().seq, error = %e, "record kept in the manifest; outbox write will be retried");
+                    true
+                }
+            }
+        });
+    }
+
+    /// Looks at the recording folder once: follows clips being written and seals the ones
+    /// that closed. Returns what it sealed.
+    ///
+    /// # Errors
+    /// Only a manifest failure (a clip that cannot be read is logged and retried).
+    pub fn scan(&mut self) -> anyhow::Result<Vec<StoredRecord>> {
+        self.export_pending();
+        let mut sealed = Vec::new();
+        let dir = self.cfg.recording_dir();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(sealed);
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let rec_dir = self.cfg.profile.storage.recording_dir.clone();
+        let suffix = self.cfg.profile.storage.recording_suffix.clone();
+        let closing = self.cfg.profile.storage.closing;
+        let present: Vec<String> = names.iter().map(|n| format!("{rec_dir}/{n}")).collect();
+        for (name, rel) in names.iter().zip(&present) {
+            let path = self.cfg.storage.join(rel);
+            if suffix.as_deref().is_some_and(|s| name.ends_with(s)) {
+                self.follow(rel, &path);
+                continue;
+            }
+            if self
+                .sealed
+                .get(rel)
+                .is_some_and(|&size| fs::metadata(&path).is_ok_and(|m| m.len() == size))
+            {
+                continue;
+            }
+            let closed = match closing {
+                Closing::Rename => self
+                    .take_renamed(&path)
+                    .or_else(|| Follower::new(&path).ok()),
+                Closing::StopsGrowing => {
+                    self.follow(rel, &path);
+                    let idle = self
+                        .followers
+                        .get(rel)
+                        .is_some_and(|f| f.last_growth.elapsed() >= self.cfg.close_idle);
+                    if idle {
+                        self.followers.remove(rel)
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(follower) = closed
+                && let Some(record) = self.close(rel, &path, follower)?
+            {
+                sealed.push(record);
+            }
+        }
+        self.followers.retain(|rel, _| {
+            let keep = present.contains(rel);
+            if !keep {
+                warn!(file = %rel, "clip vanished while being recorded (renamed files are picked up under their new name)");
+            }
+            keep
+        });
+        Ok(sealed)
+    }
+
+    fn follow(&mut self, rel: &str, path: &Path) {
+        let follower = match self.followers.get_mut(rel) {
+            Some(f) => f,
+            None => match Follower::new(path) {
+                Ok(f) => self.followers.entry(rel.to_owned()).or_insert(f),
+                Err(_) => return,
+            },
+        };
+        match follower.advance(path, &mut self.buf) {
+            Ok(Progress::Restarted) => {
+                warn!(file = %rel, "clip shrank or was replaced while recording; hashing again from the start");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(file = %rel, error = %e, "cannot read the clip being recorded"),
+        }
+    }
+
+    /// The follower of the `.part` file that was just renamed to `path`, if any.
+    fn take_renamed(&mut self, path: &Path) -> Option<Follower> {
+        let id = FileId::of(path).ok()?;
+        let key = self
+            .followers
+            .iter()
+            .find(|(_, f)| f.id() == id)
+            .map(|(k, _)| k.clone())?;
+        self.followers.remove(&key)
+    }
+
+    /// Hashes the tail of a closed clip and seals it.
+    fn close(
+        &mut self,
+        rel: &str,
+        path: &Path,
+        mut follower: Follower,
+    ) -> anyhow::Result<Option<StoredRecord>> {
+        if let Err(e) = follower.advance(path, &mut self.buf) {
+            warn!(file = %rel, error = %e, "closed clip cannot be read; will retry");
+            return Ok(None);
+        }
+        let start = follower.first_seen;
+        // The running hash is the clip's hash only if the recorder never went back.
+        let trusted =
+            self.cfg.profile.storage.appends_only && follower.head_unchanged(path).unwrap_or(false);
+        let (size, hash) = if trusted {
+            follower.finish()
+        } else {
+            if self.cfg.profile.storage.appends_only {
+                warn!(file = %rel, "the start of the clip was rewritten at close; hashing it again in full");
+            }
+            match fs::File::open(path).and_then(|f| custody::hash_reader(f, &mut self.buf)) {
+                Ok(done) => done,
+                Err(e) => {
+                    warn!(file = %rel, error = %e, "closed clip cannot be read; will retry");
+                    return Ok(None);
+                }
+            }
+        };
+        failpoint::hit("hashed");
+        if self.manifest.is_sealed(rel, &hash)? {
+            self.sealed.insert(rel.to_owned(), size);
+            return Ok(None);
+        }
+        let record = self.seal_clip(rel, size, hash, start)?;
+        Ok(Some(record))
+    }
+
+    fn seal_clip(
+        &mut self,
+        rel: &str,
+        size: u64,
+        sha256: MediaHash,
+        start: chrono::DateTime<Utc>,
+    ) -> anyhow::Result<StoredRecord> {
+        let offset = self.template.utc_offset;
+        let end = Utc::now().with_timezone(&offset);
+        let start = start.with_timezone(&offset).min(end);
+        let error_ms = self.cfg.clock_error_ms;
+        let template = &self.template;
+        let stored = self.manifest.seal(&self.key, |seq, prev| {
+            let number = ProvisionalNumber {
+                device: template.device.serial.clone(),
+                date: start.date_naive(),
+                seq,
+            }
+            .to_string();
+            template.body(
+                seq,
+                prev,
+                Fact::Clip(ClipFact {
+                    number,
+                    case_number: None,
+                    media: Media {
+                        file: rel.to_owned(),
+                        size,
+                        sha256,
+                        facts: None,
+                    },
+                    time: TimeSpan {
+                        start,
+                        end,
+                        source: ClockSource::Rtc,
+                        error_ms,
+                        last_sync: None,
+                    },
+                    location: None,
+                    proves: None,
+                }),
+            )
+        })?;
+        info!(seq = stored.record.body().seq, file = %rel, size, sha256 = %sha256, "clip sealed");
+        self.sealed.insert(rel.to_owned(), size);
+        Ok(self.append_and_export(stored))
+    }
+
+    fn append_and_export(&mut self, stored: StoredRecord) -> StoredRecord {
+        self.unexported.push(stored.clone());
+        self.export_pending();
+        stored
+    }
+
+    /// The clip record covering `file` (relative to the storage root), or an error naming it.
+    fn clip_hash(&self, file: &str) -> anyhow::Result<custody::RecordHash> {
+        self.manifest
+            .clip_record_hash(file)?
+            .ok_or_else(|| anyhow::anyhow!("no sealed clip {file:?} on this device"))
+    }
+
+    /// Binds a sealed clip to a case: a new record with the case's document number and the
+    /// clip's number under it (the next per-case sequence). Needs the numbering template.
+    ///
+    /// # Errors
+    /// No such clip, no numbering template, a case number the template rejects, or a
+    /// manifest failure.
+    pub fn bind(&mut self, file: &str, case: &str) -> anyhow::Result<StoredRecord> {
+        let scheme = self.cfg.numbering.clone().ok_or_else(|| {
+            anyhow::anyhow!("binding needs a numbering template (numbering = … in agent.toml)")
+        })?;
+        let document = scheme.parse_document(case)?;
+        let subject = self.clip_hash(file)?;
+        let case_number = document.to_string();
+        let earlier = self.records()?.iter().filter(|r| matches!(&r.record.body().fact, Fact::Binding(b) if b.case_number == case_number)).count();
+        let number = scheme.render_clip(&custody::ClipNumber {
+            document,
+            media: custody::MediaKind::Video,
+            seq: u32::try_from(earlier + 1)?,
+        });
+        let template = &self.template;
+        let stored = self.manifest.seal(&self.key, |seq, prev| {
+            template.body(
+                seq,
+                prev,
+                Fact::Binding(BindingFact {
+                    subject,
+                    case_number,
+                    number,
+                }),
+            )
+        })?;
+        Ok(self.append_and_export(stored))
+    }
+
+    /// Annotates a sealed clip: what it proves, who speaks, the main content.
+    ///
+    /// # Errors
+    /// No such clip, nothing stated, or a manifest failure.
+    pub fn annotate(
+        &mut self,
+        file: &str,
+        proves: Option<String>,
+        speakers: Vec<Speaker>,
+        summary: Option<String>,
+    ) -> anyhow::Result<StoredRecord> {
+        let subject = self.clip_hash(file)?;
+        let template = &self.template;
+        let stored = self.manifest.seal(&self.key, |seq, prev| {
+            template.body(
+                seq,
+                prev,
+                Fact::Annotation(AnnotationFact {
+                    subject,
+                    proves,
+                    speakers,
+                    summary,
+                }),
+            )
+        })?;
+        Ok(self.append_and_export(stored))
+    }
+}
+
+/// What every record of this device repeats.
+struct RecordTemplate {
+    device: DeviceRef,
+    officer: custody::Officer,
+    agency: custody::Agency,
+    utc_offset: chrono::FixedOffset,
+}
+
+impl RecordTemplate {
+    fn new(cfg: &AgentConfig, key: &SigningKey) -> Self {
+        Self {
+            device: DeviceRef {
+                serial: cfg.serial.clone(),
+                key_id: key.public_key().key_id(),
+                hw_profile: cfg.profile.id.clone(),
+                agent_version: env!("CARGO_PKG_VERSION").into(),
+            },
+            officer: cfg.officer.clone(),
+            agency: cfg.agency.clone(),
+            utc_offset: cfg.utc_offset,
+        }
+    }
+
+    fn body(&self, seq: u64, prev: Option<custody::RecordHash>, fact: Fact) -> RecordBody {
+        RecordBody {
+            format: FORMAT_V1.into(),
+            alg: custody::Algorithms::default(),
+            device: self.device.clone(),
+            seq,
+            prev,
+            created: Utc::now().with_timezone(&self.utc_offset),
+            officer: self.officer.clone(),
+            agency: self.agency.clone(),
+            fact,
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The agent sealing real files: closing patterns, restarts, crashes at every step,
+//! tampering under it, bindings, and a simulated recorder writing real MP4 with FFmpeg.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use custody::{VerifyOptions, verify_folder};
+use custody_agent::{AgentConfig, CRASH_AT_ENV, CRASH_POINTS, MANIFEST_FILE, Sealer, keystore};
+
+struct Device {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    storage: PathBuf,
+    state: PathBuf,
+}
+
+fn device(profile: &str) -> Device {
+    let dir = tempfile::tempdir().unwrap();
+    let numbering = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/numbering.example.toml");
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "serial = \"A100001\"\nhw-profile = \"{profile}\"\nstorage = \"storage\"\nstate-dir = \"state\"\nnumbering = \"{}\"\nclose-idle-ms = 300\n\n[officer]\nname = \"张三\"\ncert-no = \"42060119001\"\n\n[agency]\ncode = \"420600\"\nname = \"襄阳市生态环境局\"\n",
+            numbering.display()
+        ),
+    )
+    .unwrap();
+    Device {
+        storage: dir.path().join("storage"),
+        state: dir.path().join("state"),
+        config,
+        _dir: dir,
+    }
+}
+
+impl Device {
+    fn cfg(&self) -> AgentConfig {
+        AgentConfig::load(&self.config).unwrap()
+    }
+    fn sealer(&self) -> Sealer {
+        let cfg = self.cfg();
+        let (key, _) = keystore::load_or_create(&cfg.state_dir).unwrap();
+        Sealer::open(cfg, key).unwrap()
+    }
+    fn rec_dir(&self) -> PathBuf {
+        let d = self.storage.join(self.cfg().profile.storage.recording_dir);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+    fn agent(&self, args: &[&str], crash_at: Option<&str>) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody-agent"));
+        cmd.arg("--config").arg(&self.config).args(args);
+        if let Some(point) = crash_at {
+            cmd.env(CRASH_AT_ENV, point);
+        }
+        cmd.output().unwrap()
+    }
+    fn verify(&self) -> custody::VerifyReport {
+        verify_folder(&self.storage, &VerifyOptions::default()).unwrap()
+    }
+}
+
+fn codes(report: &custody::VerifyReport) -> BTreeSet<&'static str> {
+    report.findings.iter().map(|f| f.code).collect()
+}
+
+/// Writes a clip the way a renaming recorder does, letting the sealer look in between.
+fn record_renaming(dev: &Device, sealer: &mut Sealer, name: &str, chunks: usize) -> Vec<u8> {
+    let part = dev.rec_dir().join(format!("{name}.part"));
+    let mut f = fs::File::create(&part).unwrap();
+    let mut all = Vec::new();
+    for i in 0..chunks {
+        let chunk: Vec<u8> = (0..10_000)
+            .map(|j| u8::try_from((i * 7 + j) % 251).unwrap())
+            .collect();
+        f.write_all(&chunk).unwrap();
+        all.extend(chunk);
+        assert!(
+            sealer.scan().unwrap().is_empty(),
+            "sealed while still recording"
+        );
+    }
+    fs::rename(&part, dev.rec_dir().join(name)).unwrap();
+    all
+}
+
+#[test]
+fn clips_closed_by_rename_are_sealed_once_and_verify() {
+    let dev = device("ga947-recorder");
+    let mut sealer = dev.sealer();
+    for n in 1..=3 {
+        let bytes = record_renaming(
+            &dev,
+            &mut sealer,
+            &format!("A100001_20261120_09000{n}_000{n}.MP4"),
+            5,
+        );
+        let new_records = sealer.scan().unwrap();
+        assert_eq!(new_records.len(), 1);
+        let media = new_records[0].record.body().media().unwrap();
+        assert_eq!(
+            (media.size, media.sha256),
+            (bytes.len() as u64, custody::MediaHash::of(&bytes))
+        );
+        assert_eq!(new_records[0].record.body().seq, n);
+    }
+    assert!(sealer.scan().unwrap().is_empty(), "nothing sealed twice");
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert_eq!(report.devices[0].clips_verified, 3);
+}
+
+#[test]
+fn clips_that_stop_growing_are_closed_after_the_idle_time() {
+    let dev = device("android-terminal");
+    let mut sealer = dev.sealer();
+    let path = dev.rec_dir().join("VID_20261120_090000_001.mp4");
+    fs::write(&path, vec![1u8; 50_000]).unwrap();
+    assert!(sealer.scan().unwrap().is_empty());
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&vec![2u8; 50_000]).unwrap();
+    assert!(sealer.scan().unwrap().is_empty(), "still growing");
+    std::thread::sleep(Duration::from_millis(400));
+    let new_records = sealer.scan().unwrap();
+    assert_eq!(new_records.len(), 1);
+    assert_eq!(new_records[0].record.body().media().unwrap().size, 100_000);
+    assert!(dev.verify().is_clean());
+}
+
+#[test]
+fn a_restart_keeps_the_chain_and_seals_nothing_twice() {
+    let dev = device("ga947-recorder");
+    {
+        let mut sealer = dev.sealer();
+        record_renaming(&dev, &mut sealer, "A100001_20261120_090001_0001.MP4", 2);
+        assert_eq!(sealer.scan().unwrap().len(), 1);
+    }
+    // Restart in the middle of a clip: the new process hashes it again from the start.
+    let part = dev.rec_dir().join("A100001_20261120_091001_0002.MP4.part");
+    fs::write(&part, vec![9u8; 30_000]).unwrap();
+    let mut sealer = dev.sealer();
+    assert!(sealer.scan().unwrap().is_empty());
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&part)
+        .unwrap()
+        .write_all(&[8u8; 1000])
+        .unwrap();
+    fs::rename(
+        &part,
+        dev.rec_dir().join("A100001_20261120_091001_0002.MP4"),
+    )
+    .unwrap();
+    let new_records = sealer.scan().unwrap();
+    assert_eq!(new_records.len(), 1);
+    assert_eq!(new_records[0].record.body().seq, 2);
+    assert_eq!(new_records[0].record.body().media().unwrap().size, 31_000);
+    assert!(dev.verify().is_clean());
+}
+
+#[test]
+fn the_manifest_refuses_updates_and_deletes() {
+    let dev = device("ga947-recorder");
+    let mut sealer = dev.sealer();
+    record_renaming(&dev, &mut sealer, "A100001_20261120_090001_0001.MP4", 1);
+    sealer.scan().unwrap();
+    let conn = rusqlite_open(&dev.state.join(MANIFEST_FILE));
+    for sql in [
+        "UPDATE records SET seq = 9",
+        "DELETE FROM records",
+        "UPDATE records SET bytes = x'00'",
+    ] {
+        let err = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+}
+
+fn rusqlite_open(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[test]
+fn a_zero_length_clip_is_sealed_and_a_vanished_one_is_not() {
+    let dev = device("ga947-recorder");
+    let mut sealer = dev.sealer();
+    fs::File::create(dev.rec_dir().join("A100001_20261120_090001_0001.MP4")).unwrap();
+    let new_records = sealer.scan().unwrap();
+    assert_eq!(new_records[0].record.body().media().unwrap().size, 0);
+    let part = dev.rec_dir().join("A100001_20261120_090002_0002.MP4.part");
+    fs::write(&part, b"half a clip").unwrap();
+    assert!(sealer.scan().unwrap().is_empty());
+    fs::remove_file(&part).unwrap();
+    assert!(sealer.scan().unwrap().is_empty());
+    assert!(dev.verify().is_clean());
+}
+
+#[test]
+fn a_file_replaced_after_sealing_gets_a_new_record_and_the_old_one_shows_the_change() {
+    let dev = device("ga947-recorder");
+    let mut sealer = dev.sealer();
+    let name = "A100001_20261120_090001_0001.MP4";
+    record_renaming(&dev, &mut sealer, name, 2);
+    sealer.scan().unwrap();
+    fs::write(dev.rec_dir().join(name), b"a different, shorter file").unwrap();
+    let new_records = sealer.scan().unwrap();
+    assert_eq!(new_records.len(), 1);
+    assert_eq!(new_records[0].record.body().seq, 2);
+    let report = dev.verify();
+    assert_eq!(
+        codes(&report),
+        BTreeSet::from([custody::code::MEDIA_HASH_MISMATCH]),
+        "{:#?}",
+        report.findings
+    );
+}
+
+#[test]
+fn a_corrupt_manifest_is_a_clear_error_and_the_clips_stay() {
+    let dev = device("ga947-recorder");
+    fs::create_dir_all(&dev.state).unwrap();
+    fs::write(dev.state.join(MANIFEST_FILE), vec![0x5a; 8192]).unwrap();
+    let clip = dev.rec_dir().join("A100001_20261120_090001_0001.MP4");
+    fs::write(&clip, b"evidence").unwrap();
+    let out = dev.agent(&["run", "--once"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("manifest"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(&clip).unwrap(), b"evidence");
+}
+
+#[test]
+fn a_crash_at_any_step_loses_nothing_and_forks_nothing() {
+    for point in CRASH_POINTS {
+        let dev = device("ga947-recorder");
+        for n in 1..=2 {
+            fs::create_dir_all(dev.rec_dir()).unwrap();
+            fs::write(
+                dev.rec_dir()
+                    .join(format!("A100001_20261120_09000{n}_000{n}.MP4")),
+                vec![n; 20_000],
+            )
+            .unwrap();
+        }
+        let crashed = dev.agent(&["run", "--once"], Some(point));
+        assert!(
+            !crashed.status.success(),
+            "{point}: the agent did not crash"
+        );
+        let again = dev.agent(&["run", "--once"], None);
+        assert!(
+            again.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        let report = dev.verify();
+        assert!(report.is_clean(), "{point}: {:#?}", report.findings);
+        assert_eq!(
+            report.devices[0].records, 2,
+            "{point}: every clip sealed exactly once"
+        );
+        assert_eq!(report.devices[0].clips_verified, 2, "{point}");
+    }
+}
+
+#[test]
+fn bindings_and_annotations_are_new_records_pointing_at_the_clip() {
+    let dev = device("ga947-recorder");
+    let mut sealer = dev.sealer();
+    for n in 1..=2 {
+        record_renaming(
+            &dev,
+            &mut sealer,
+            &format!("A100001_20261120_09000{n}_000{n}.MP4"),
+            1,
+        );
+        sealer.scan().unwrap();
+    }
+    drop(sealer);
+    let clip = |n: u8| format!("DCIM/100MEDIA/A100001_20261120_09000{n}_000{n}.MP4");
+    for n in 1..=2 {
+        let out = dev.agent(&["bind", &clip(n), "襄环罚［2019］75号"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = dev.agent(
+        &[
+            "annotate",
+            &clip(1),
+            "--proves",
+            "当事人拒不停止排污",
+            "--speaker",
+            "李四:当事人",
+            "--summary",
+            "告知整改",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dev.agent(
+        &["bind", "DCIM/100MEDIA/NOPE.MP4", "襄环罚〔2019〕75号"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = dev.agent(&["bind", &clip(1), "武环罚〔2019〕75号"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agency code"));
+
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    let records = dev.sealer().records().unwrap();
+    let numbers: Vec<String> = records
+        .iter()
+        .filter_map(|r| match &r.record.body().fact {
+            custody::Fact::Binding(b) => Some(b.number.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        ["襄环罚〔2019〕75号-视-001", "襄环罚〔2019〕75号-视-002"]
+    );
+    assert_eq!(records.len(), 5);
+}
+
+#[test]
+fn enroll_prints_the_public_key_and_the_key_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dev = device("ga947-recorder");
+    let out = dev.agent(&["enroll"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pem: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .flat_map(|l| {
+            [
+                l, "
+",
+            ]
+        })
+        .collect();
+    let key = custody::PublicKey::from_pem(&pem).unwrap();
+    assert!(text.contains(&key.key_id().0));
+    let mode = fs::metadata(keystore::key_path(&dev.state))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    fs::set_permissions(
+        keystore::key_path(&dev.state),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = dev.agent(&["enroll"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0600"));
+}
+
+#[tokio::test]
+async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close() {
+    use firmware_bridge::message::OfficerBinding;
+    use firmware_bridge::sim::{Control, SimConfig, Simulator};
+    let dev = device("ga947-recorder");
+    let cfg = dev.cfg();
+    let sim = Simulator::start(SimConfig {
+        profile: cfg.profile.clone(),
+        serial: "A100001".into(),
+        firmware: "1".into(),
+        protocol_version: 1,
+        link: dev.state.parent().unwrap().join("tty"),
+        storage: dev.storage.clone(),
+        segment_seconds: Some(2),
+        dock_slot: None,
+        drift_ppm: 0,
+        battery_percent: 90,
+        mass_storage_password: "x".into(),
+        nmea: Vec::new(),
+        officer: OfficerBinding {
+            police_no: "1".into(),
+            name: "张三".into(),
+            unit_code: "1".into(),
+            unit_name: "局".into(),
+        },
+        secure_element_seed: None,
+    })
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(custody_agent::run(cfg, async {
+        let _ = stopped.await;
+    }));
+    sim.send(Control::StartRecording);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    sim.send(Control::StopRecording);
+    sim.stop().unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert!(
+        report.devices[0].clips_verified >= 2,
+        "{:?}",
+        report.devices
+    );
+}

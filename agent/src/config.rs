@@ -156,3 +156,52 @@ impl AgentConfig {
         self.storage.join(&self.profile.storage.recording_dir)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+    }
+
+    #[test]
+    fn the_shipped_example_loads() {
+        let cfg = AgentConfig::load(&config_dir().join("agent.example.toml")).unwrap();
+        assert_eq!(
+            (cfg.serial.as_str(), cfg.profile.id.as_str()),
+            ("A100001", "ga947-recorder")
+        );
+        assert!(cfg.numbering.is_some());
+        assert_eq!(cfg.utc_offset.local_minus_utc(), 8 * 3600);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused() {
+        let text = std::fs::read_to_string(config_dir().join("agent.example.toml")).unwrap();
+        for (from, to, why) in [
+            ("close-idle-ms", "close-idle-msec", "close-idle-msec"),
+            (
+                "hw-profile = \"ga947-recorder\"",
+                "hw-profile = \"legacy-recorder\"",
+                "does not run on",
+            ),
+            (
+                "hw-profile = \"ga947-recorder\"",
+                "hw-profile = \"nope\"",
+                "not found",
+            ),
+            ("serial = \"A100001\"", "serial = \"A1/../\"", "serial"),
+            (
+                "utc-offset = \"+08:00\"",
+                "utc-offset = \"CST\"",
+                "utc-offset",
+            ),
+        ] {
+            let err = AgentConfig::from_toml(&text.replace(from, to), &config_dir()).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{to}: {err:#}");
+        }
+    }
+}

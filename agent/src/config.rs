@@ -23,6 +23,13 @@ struct AgentFile {
     clock_error_ms: Option<u64>,
     officer: OfficerFile,
     agency: AgencyFile,
+    bridge: Option<BridgeFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BridgeFile {
+    port: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +70,8 @@ pub struct AgentConfig {
     pub officer: Officer,
     /// The agency.
     pub agency: Agency,
+    /// The MCU's serial port, if the agent reads RTC, GNSS and recording events from it.
+    pub bridge_port: Option<PathBuf>,
 }
 
 /// Default idle time before a non-renaming recorder's clip counts as closed, in ms.
@@ -148,6 +157,7 @@ impl AgentConfig {
                 code: file.agency.code,
                 name: file.agency.name,
             },
+            bridge_port: file.bridge.map(|b| base.join(b.port)),
         })
     }
 

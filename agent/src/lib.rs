@@ -20,6 +20,7 @@ mod follower;
 pub mod keystore;
 mod manifest;
 mod sealer;
+mod sensors;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use failpoint::{ENV as CRASH_AT_ENV, POINTS as CRASH_POINTS};
 pub use follower::{FileId, Follower, Progress};
 pub use manifest::{ChainHead, Manifest, ManifestError, StoredRecord};
 pub use sealer::{MANIFEST_FILE, Sealer};
+pub use sensors::{MAX_FIX_AGE, Sensors};
 
 /// How often the recording folder is looked at without a file-system event: the fallback
 /// that also closes clips of recorders that stop writing without renaming.
@@ -53,7 +55,24 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     }
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = Arc::clone(&stop);
-    let mut sealing = tokio::task::spawn_blocking(move || seal_loop(cfg, key, &stop_flag));
+    // Bounded: a burst of wakeups needs one scan, not one each.
+    let (wake, wakeups) = mpsc::sync_channel(WAKEUPS);
+    let bridge = cfg
+        .bridge_port
+        .clone()
+        .map(|port| (port, cfg.profile.clone(), cfg.serial.clone()));
+    let sealer = Sealer::open(cfg, key)?;
+    let bridge = bridge.map(|(port, profile, serial)| {
+        tokio::spawn(sensors::run_bridge(
+            port,
+            profile,
+            serial,
+            sealer.sensors(),
+            wake.clone(),
+        ))
+    });
+    let mut sealing =
+        tokio::task::spawn_blocking(move || seal_loop(sealer, wake, &wakeups, &stop_flag));
     tokio::select! {
         () = shutdown => tracing::info!("shutdown requested"),
         joined = &mut sealing => {
@@ -62,6 +81,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         }
     }
     stop.store(true, Ordering::Relaxed);
+    if let Some(task) = bridge {
+        task.abort();
+    }
     sealing.await?
 }
 
@@ -75,12 +97,14 @@ pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<Vec<StoredRecord>> {
     sealer.scan()
 }
 
-fn seal_loop(cfg: AgentConfig, key: custody::SigningKey, stop: &AtomicBool) -> anyhow::Result<()> {
-    let dir = cfg.recording_dir();
+fn seal_loop(
+    mut sealer: Sealer,
+    wake: mpsc::SyncSender<()>,
+    wakeups: &mpsc::Receiver<()>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let dir = sealer.recording_dir();
     std::fs::create_dir_all(&dir)?;
-    let mut sealer = Sealer::open(cfg, key)?;
-    // Bounded: a burst of events needs one scan, not one each.
-    let (wake, wakeups) = mpsc::sync_channel(WAKEUPS);
     let mut watcher = notify::recommended_watcher(move |_event| {
         let _ = wake.try_send(());
     })?;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use custody::{
@@ -21,6 +22,7 @@ use crate::config::AgentConfig;
 use crate::failpoint;
 use crate::follower::{FileId, Follower, Progress};
 use crate::manifest::{Manifest, StoredRecord};
+use crate::sensors::Sensors;
 
 /// Read buffer for hashing: 128 KiB beat larger chunks for copy+hash on target machines.
 const HASH_BUF_LEN: usize = 128 * 1024;
@@ -39,6 +41,8 @@ pub struct Sealer {
     sealed: HashMap<String, u64>,
     /// Records committed but not yet (fully) written to the outbox.
     unexported: Vec<StoredRecord>,
+    /// RTC and GNSS readings from the MCU (empty without a bridge).
+    sensors: Arc<Mutex<Sensors>>,
     buf: Vec<u8>,
 }
 
@@ -66,6 +70,7 @@ impl Sealer {
             followers: HashMap::new(),
             sealed: sealed_sizes,
             unexported: records,
+            sensors: Arc::default(),
             buf: vec![0; HASH_BUF_LEN],
         };
         let dev_dir = custody::layout::device_dir(&sealer.cfg.storage, &sealer.cfg.serial);
@@ -76,6 +81,16 @@ impl Sealer {
         )?;
         sealer.export_pending();
         Ok(sealer)
+    }
+
+    /// The recording folder this sealer watches.
+    pub fn recording_dir(&self) -> std::path::PathBuf {
+        self.cfg.recording_dir()
+    }
+
+    /// The readings records are sealed with; the bridge task writes into them.
+    pub fn sensors(&self) -> Arc<Mutex<Sensors>> {
+        Arc::clone(&self.sensors)
     }
 
     /// The records sealed so far, re-verified.
@@ -256,7 +271,10 @@ impl Sealer {
         let offset = self.template.utc_offset;
         let end = Utc::now().with_timezone(&offset);
         let start = start.with_timezone(&offset).min(end);
-        let error_ms = self.cfg.clock_error_ms;
+        let readings = self.sensors.lock().map(|s| s.clone()).unwrap_or_default();
+        let (error_ms, last_sync) = readings.clock_error(Utc::now(), self.cfg.clock_error_ms);
+        let last_sync = last_sync.map(|t| t.with_timezone(&offset));
+        let location = readings.location(Utc::now(), offset);
         let template = &self.template;
         let stored = self.manifest.seal(&self.key, |seq, prev| {
             let number = ProvisionalNumber {
@@ -282,9 +300,9 @@ impl Sealer {
                         end,
                         source: ClockSource::Rtc,
                         error_ms,
-                        last_sync: None,
+                        last_sync,
                     },
-                    location: None,
+                    location,
                     proves: None,
                 }),
             )

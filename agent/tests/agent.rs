@@ -8,6 +8,7 @@
 )]
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -383,20 +384,28 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close() {
     use firmware_bridge::message::OfficerBinding;
     use firmware_bridge::sim::{Control, SimConfig, Simulator};
     let dev = device("ga947-recorder");
+    // The agent follows the MCU link too: RTC state, GNSS, segment-closed events.
+    let link = dev.state.parent().unwrap().join("tty");
+    let mut text = fs::read_to_string(&dev.config).unwrap();
+    writeln!(text, "\n[bridge]\nport = \"{}\"", link.display()).unwrap();
+    fs::write(&dev.config, text).unwrap();
     let cfg = dev.cfg();
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../firmware-bridge/tests/data/nmea/beidou-bd.log");
+    let nmea = firmware_bridge::sim::load_nmea(&capture).unwrap();
     let sim = Simulator::start(SimConfig {
         profile: cfg.profile.clone(),
         serial: "A100001".into(),
         firmware: "1".into(),
         protocol_version: 1,
-        link: dev.state.parent().unwrap().join("tty"),
+        link: link.clone(),
         storage: dev.storage.clone(),
         segment_seconds: Some(2),
         dock_slot: None,
         drift_ppm: 0,
         battery_percent: 90,
         mass_storage_password: "x".into(),
-        nmea: Vec::new(),
+        nmea,
         officer: OfficerBinding {
             police_no: "1".into(),
             name: "张三".into(),
@@ -424,4 +433,19 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close() {
         "{:?}",
         report.devices
     );
+    // Every clip states where it was recorded: the capture's fix near Shanghai.
+    for r in dev.sealer().records().unwrap() {
+        let custody::Fact::Clip(clip) = &r.record.body().fact else {
+            continue;
+        };
+        let seq = r.record.body().seq;
+        let loc = clip
+            .location
+            .as_ref()
+            .unwrap_or_else(|| panic!("seq {seq} has no location"));
+        assert!(
+            (loc.lat - 31.248).abs() < 0.01 && (loc.lon - 121.587).abs() < 0.01,
+            "{loc:?}"
+        );
+    }
 }

@@ -1,0 +1,203 @@
+//! What the MCU tells the agent through firmware-bridge: the RTC's last sync and measured
+//! drift (for the clock error stated in records), the last GNSS fix, and clip-closed events
+//! (which wake the sealer at once). A missing or failing MCU never stops sealing: records
+//! then state the configured clock error and no location.
+
+use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use custody::Location;
+use firmware_bridge::message::McuMessage;
+use firmware_bridge::nmea::{Fix, NmeaReader, Sentence};
+use firmware_bridge::transport::{Bridge, LinkConfig, LinkEvent};
+use tracing::{info, warn};
+
+/// A fix older than this is not stated as the clip's location.
+pub const MAX_FIX_AGE: Duration = Duration::from_mins(2);
+/// How often the RTC state is read from the MCU.
+const CLOCK_POLL: Duration = Duration::from_secs(30);
+/// Delay before trying to reach a silent MCU again.
+const RECONNECT: Duration = Duration::from_secs(2);
+/// Error of a freshly synchronised RTC, in milliseconds (sync round trip and resolution).
+const SYNC_ERROR_MS: u64 = 50;
+
+/// The latest readings, shared between the bridge task and the sealer. A std `Mutex`: it
+/// is held only to copy a value in or out, never across an await.
+#[derive(Debug, Default, Clone)]
+pub struct Sensors {
+    /// The last position fix and when it arrived.
+    pub fix: Option<(Fix, DateTime<Utc>)>,
+    /// When the RTC was last set, and the drift the MCU measured then (ppb).
+    pub clock: Option<(DateTime<Utc>, i32)>,
+}
+
+impl Sensors {
+    /// The clock error to state at `now`, and the last sync, if the RTC was ever set.
+    pub fn clock_error(
+        &self,
+        now: DateTime<Utc>,
+        fallback_ms: u64,
+    ) -> (u64, Option<DateTime<Utc>>) {
+        match self.clock {
+            Some((set_at, drift_ppb)) => {
+                let elapsed_ms = u64::try_from((now - set_at).num_milliseconds()).unwrap_or(0);
+                let drift_ms =
+                    elapsed_ms.saturating_mul(u64::from(drift_ppb.unsigned_abs())) / 1_000_000_000;
+                (SYNC_ERROR_MS + drift_ms, Some(set_at))
+            }
+            None => (fallback_ms, None),
+        }
+    }
+
+    /// The last fix as a record location, if it is recent enough.
+    pub fn location(&self, now: DateTime<Utc>, offset: FixedOffset) -> Option<Location> {
+        let (fix, at) = self.fix.as_ref()?;
+        if (now - *at).to_std().map_or(true, |age| age > MAX_FIX_AGE) {
+            return None;
+        }
+        let fix_time = match (fix.date, fix.time) {
+            (Some(d), Some(t)) => d.and_time(t).and_utc(),
+            _ => *at,
+        };
+        Some(Location {
+            lat: fix.lat?,
+            lon: fix.lon?,
+            fix_time: fix_time.with_timezone(&offset),
+            source: format!("gnss:{:?}:{}", fix.talker, fix.kind).to_lowercase(),
+            satellites: fix.satellites,
+            hdop: fix.hdop,
+        })
+    }
+}
+
+/// Keeps the MCU link up for the agent's lifetime: identifies the device, reads the RTC
+/// state, follows NMEA and wakes the sealer when a segment closes.
+pub async fn run_bridge(
+    port: PathBuf,
+    profile: hw_profiles::HwProfile,
+    serial: String,
+    sensors: Arc<Mutex<Sensors>>,
+    wake: SyncSender<()>,
+) {
+    let Ok(cfg) = firmware_bridge::transport::link_config(&port, &profile) else {
+        warn!(model = %profile.id, "this model has no MCU link; sealing without RTC and GNSS data");
+        return;
+    };
+    loop {
+        match Bridge::connect(LinkConfig {
+            path: cfg.path.clone(),
+            serial: cfg.serial.clone(),
+        })
+        .await
+        {
+            Ok((
+                bridge,
+                McuMessage::Identity {
+                    serial: reported, ..
+                },
+            )) if reported != serial => {
+                warn!(%reported, configured = %serial, "the MCU reports another serial; not using its data");
+                drop(bridge);
+                return;
+            }
+            Ok((mut bridge, _)) => {
+                info!(port = %port.display(), "MCU link up");
+                follow(&mut bridge, &sensors, &wake).await;
+            }
+            Err(e) => warn!(error = %e, "MCU link unavailable; retrying"),
+        }
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+async fn follow(bridge: &mut Bridge, sensors: &Mutex<Sensors>, wake: &SyncSender<()>) {
+    let mut nmea = NmeaReader::new();
+    let mut poll = tokio::time::interval(CLOCK_POLL);
+    loop {
+        tokio::select! {
+            _ = poll.tick() => match bridge.request(McuMessage::GetTime).await {
+                Ok(McuMessage::Time { last_set_unix_ms, drift_ppb, .. }) => {
+                    let set = (last_set_unix_ms > 0).then(|| DateTime::from_timestamp_millis(last_set_unix_ms)).flatten();
+                    if let Ok(mut s) = sensors.lock() {
+                        s.clock = set.map(|at| (at, drift_ppb));
+                    }
+                }
+                Ok(other) => warn!(?other, "unexpected answer to GetTime"),
+                Err(e) => warn!(error = %e, "cannot read the RTC"),
+            },
+            event = bridge.next_event() => match event {
+                None => return,
+                Some(LinkEvent::Mcu(McuMessage::Nmea { text })) => {
+                    for sentence in nmea.push(&text) {
+                        if let Sentence::Fix(fix) = sentence
+                            && fix.lat.is_some()
+                            && let Ok(mut s) = sensors.lock()
+                        {
+                            s.fix = Some((fix, Utc::now()));
+                        }
+                    }
+                }
+                Some(LinkEvent::Mcu(McuMessage::SegmentClosed { .. } | McuMessage::RecordingStopped { .. })) => {
+                    // Seal now rather than at the next scan; a full queue already means "scan".
+                    let _ = wake.try_send(());
+                }
+                Some(LinkEvent::Disconnected(why)) => warn!(%why, "MCU link down; reconnecting"),
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fix() -> Fix {
+        let line =
+            b"$GNGGA,074158.799,3114.8953,N,12135.2439,E,1,07,1.1,198.5,M,8.3,M,,0000,1.8*70";
+        match firmware_bridge::nmea::parse_line(line) {
+            Ok(Some(Sentence::Fix(f))) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_clock_error_grows_with_drift_since_the_last_sync() {
+        let now = Utc::now();
+        assert_eq!(Sensors::default().clock_error(now, 2000), (2000, None));
+        let day_ago = now - chrono::Duration::days(1);
+        // 20 ppm = 20,000 ppb over 86,400 s is 1,728 ms, plus the sync's own error.
+        let s = Sensors {
+            fix: None,
+            clock: Some((day_ago, -20_000)),
+        };
+        assert_eq!(
+            s.clock_error(now, 2000),
+            (1728 + SYNC_ERROR_MS, Some(day_ago))
+        );
+    }
+
+    #[test]
+    fn only_a_recent_fix_becomes_the_location() {
+        let now = Utc::now();
+        let china = FixedOffset::east_opt(8 * 3600).unwrap();
+        let fresh = Sensors {
+            fix: Some((fix(), now)),
+            clock: None,
+        };
+        let loc = fresh.location(now, china).unwrap();
+        assert!((loc.lat - 31.248_255).abs() < 1e-6 && (loc.lon - 121.587_398).abs() < 1e-5);
+        assert_eq!(
+            (loc.source.as_str(), loc.satellites),
+            ("gnss:gn:gga", Some(7))
+        );
+        let stale = Sensors {
+            fix: Some((fix(), now - chrono::Duration::minutes(5))),
+            clock: None,
+        };
+        assert!(stale.location(now, china).is_none());
+    }
+}

@@ -1,0 +1,121 @@
+//! Agent benchmark: clip close → signed record latency for large clips (the running hash
+//! leaves only the tail), against re-hashing the whole file at close; the share of one
+//! core the agent spends while an 8 Mbit/s recording is written; peak RSS.
+//!
+//! `cargo bench -p custody-agent` (sizes in MiB via `CUSTODY_BENCH_MIB`, default
+//! "1024,4096"; files go to `CUSTODY_BENCH_DIR`, default /var/tmp, which should be a disk).
+#![expect(clippy::unwrap_used, reason = "a benchmark stops on a broken setup")]
+#![expect(clippy::cast_precision_loss, reason = "MB/s for a report")]
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use custody_agent::{AgentConfig, Sealer, keystore};
+
+/// Bytes the simulated recorder writes per call (a muxer's flush).
+const CHUNK: usize = 4 << 20;
+/// The agent's scan interval, as in `run`.
+const SCAN_EVERY: Duration = Duration::from_millis(250);
+
+fn device(root: &Path) -> Sealer {
+    let config = root.join("agent.toml");
+    fs::write(&config, "serial = \"B000001\"\nhw-profile = \"ga947-recorder\"\nstorage = \"storage\"\nstate-dir = \"state\"\n[officer]\nname = \"张三\"\ncert-no = \"1\"\n[agency]\ncode = \"1\"\nname = \"局\"\n").unwrap();
+    let cfg = AgentConfig::load(&config).unwrap();
+    fs::create_dir_all(cfg.recording_dir()).unwrap();
+    let (key, _) = keystore::load_or_create(&cfg.state_dir).unwrap();
+    Sealer::open(cfg, key).unwrap()
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes a clip of `mib` MiB as a recorder would, letting the agent follow it, then closes
+/// it and times the seal; then times a full re-hash of the same file.
+fn latency(base: &Path, mib: usize) {
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let mut sealer = device(dir.path());
+    let rec = dir.path().join("storage/DCIM/100MEDIA");
+    let part = rec.join("B000001_20261120_090000_0001.MP4.part");
+    let mut f = fs::File::create(&part).unwrap();
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| u8::try_from(i % 251).unwrap()).collect();
+    for i in 0..(mib << 20) / CHUNK {
+        f.write_all(&chunk).unwrap();
+        if i % 16 == 15 {
+            sealer.scan().unwrap();
+        }
+    }
+    f.sync_all().unwrap();
+    sealer.scan().unwrap();
+    // The last flush of the recorder, then the rename that closes the clip.
+    f.write_all(&chunk[..CHUNK / 2]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let closed = rec.join("B000001_20261120_090000_0001.MP4");
+    fs::rename(&part, &closed).unwrap();
+    let t = Instant::now();
+    let new_records = sealer.scan().unwrap();
+    let seal = t.elapsed();
+    assert_eq!(new_records.len(), 1);
+    let t = Instant::now();
+    let (size, _) =
+        custody::hash_reader(fs::File::open(&closed).unwrap(), &mut vec![0; 128 << 10]).unwrap();
+    let rehash = t.elapsed();
+    println!(
+        "clip {mib:>5} MiB: close -> signed record {:>8.2} ms | re-hash at close {:>9.2} ms ({:.0} MB/s) | ratio {:.0}x",
+        seal.as_secs_f64() * 1e3,
+        rehash.as_secs_f64() * 1e3,
+        size as f64 / rehash.as_secs_f64() / 1e6,
+        rehash.as_secs_f64() / seal.as_secs_f64()
+    );
+}
+
+/// An 8 Mbit/s recording (1 MB/s in 100 ms flushes) for `secs` seconds while the agent
+/// scans every 250 ms: the time spent in the agent's scans over the wall time.
+fn recording_load(base: &Path, secs: u64) {
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let mut sealer = device(dir.path());
+    let part = dir
+        .path()
+        .join("storage/DCIM/100MEDIA/B000001_20261120_090000_0001.MP4.part");
+    let mut f = fs::File::create(&part).unwrap();
+    let flush = vec![7u8; 100_000];
+    let start = Instant::now();
+    let (mut busy, mut next_scan) = (Duration::ZERO, Instant::now());
+    while start.elapsed() < Duration::from_secs(secs) {
+        f.write_all(&flush).unwrap();
+        if Instant::now() >= next_scan {
+            let t = Instant::now();
+            sealer.scan().unwrap();
+            busy += t.elapsed();
+            next_scan += SCAN_EVERY;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "8 Mbit/s recording for {secs} s: agent busy {:.1} ms = {:.3} % of one core",
+        busy.as_secs_f64() * 1e3,
+        busy.as_secs_f64() / start.elapsed().as_secs_f64() * 100.0
+    );
+}
+
+fn main() {
+    let base = std::env::var("CUSTODY_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
+    let sizes = std::env::var("CUSTODY_BENCH_MIB").unwrap_or_else(|_| "1024,4096".into());
+    // `cargo bench` passes `--bench`; `cargo test --benches` would too: run only for bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    for mib in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
+        latency(Path::new(&base), mib);
+    }
+    recording_load(Path::new(&base), 10);
+    println!("peak RSS of the benchmark process: {} KiB", peak_rss_kib());
+}

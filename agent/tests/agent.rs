@@ -449,3 +449,25 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close() {
         );
     }
 }
+
+#[test]
+fn an_outbox_that_cannot_be_written_loses_nothing_and_is_filled_later() {
+    let dev = device("ga947-recorder");
+    let mut sealer = dev.sealer();
+    // The records folder cannot be created (as when the card is full or read-only).
+    let records = dev.storage.join("custody/devices/A100001/records");
+    fs::create_dir_all(records.parent().unwrap()).unwrap();
+    fs::write(&records, b"not a folder").unwrap();
+    record_renaming(&dev, &mut sealer, "A100001_20261120_090001_0001.MP4", 2);
+    assert_eq!(
+        sealer.scan().unwrap().len(),
+        1,
+        "sealed into the manifest all the same"
+    );
+    assert_eq!(sealer.records().unwrap().len(), 1);
+    fs::remove_file(&records).unwrap();
+    sealer.scan().unwrap();
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert_eq!(report.devices[0].records, 1);
+}

@@ -19,6 +19,7 @@ mod failpoint;
 mod follower;
 pub mod keystore;
 mod manifest;
+pub mod media;
 mod sealer;
 mod sensors;
 

@@ -257,7 +257,14 @@ impl Sealer {
             self.sealed.insert(rel.to_owned(), size);
             return Ok(None);
         }
-        let record = self.seal_clip(rel, size, hash, start)?;
+        let facts = match crate::media::probe(path) {
+            Ok(facts) => Some(facts),
+            Err(e) => {
+                warn!(file = %rel, error = %e, "sealed without media facts");
+                None
+            }
+        };
+        let record = self.seal_clip(rel, size, hash, facts, start)?;
         Ok(Some(record))
     }
 
@@ -266,6 +273,7 @@ impl Sealer {
         rel: &str,
         size: u64,
         sha256: MediaHash,
+        facts: Option<custody::MediaFacts>,
         start: chrono::DateTime<Utc>,
     ) -> anyhow::Result<StoredRecord> {
         let offset = self.template.utc_offset;
@@ -293,7 +301,7 @@ impl Sealer {
                         file: rel.to_owned(),
                         size,
                         sha256,
-                        facts: None,
+                        facts,
                     },
                     time: TimeSpan {
                         start,

@@ -439,6 +439,20 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close() {
             continue;
         };
         let seq = r.record.body().seq;
+        let facts = clip
+            .media
+            .facts
+            .as_ref()
+            .unwrap_or_else(|| panic!("seq {seq} has no media facts"));
+        assert_eq!(
+            (
+                facts.container.as_str(),
+                facts.video_codec.as_deref(),
+                facts.audio_codec.as_deref()
+            ),
+            ("mp4", Some("h264"), Some("aac"))
+        );
+        assert!(facts.creation_time.is_some(), "{facts:?}");
         let loc = clip
             .location
             .as_ref()

@@ -1,0 +1,143 @@
+//! Media facts read with FFmpeg (`ffmpeg-next`): container, codecs, duration, resolution,
+//! creation time. A file FFmpeg cannot read is still sealed: its record then says no facts
+//! were read, and the clip is never held back for it.
+
+use std::path::Path;
+use std::sync::Once;
+
+use chrono::DateTime;
+use custody::MediaFacts;
+use ffmpeg_next as ffmpeg;
+
+/// Why no facts were read.
+#[derive(Debug, thiserror::Error)]
+#[error("FFmpeg cannot read {path}: {source}")]
+pub struct ProbeError {
+    /// The file.
+    pub path: String,
+    /// What FFmpeg said.
+    #[source]
+    pub source: ffmpeg::Error,
+}
+
+static INIT: Once = Once::new();
+
+/// Reads the facts of the media file at `path`.
+///
+/// # Errors
+/// [`ProbeError`] when FFmpeg cannot open or read the file.
+pub fn probe(path: &Path) -> Result<MediaFacts, ProbeError> {
+    INIT.call_once(|| {
+        // Quiet: a recorder's odd file is a record without facts, not a log flood.
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+        let _ = ffmpeg::init();
+    });
+    let err = |source| ProbeError {
+        path: path.display().to_string(),
+        source,
+    };
+    let input = ffmpeg::format::input(path).map_err(err)?;
+    let names = input.format().name().to_owned();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_lowercase)
+        .unwrap_or_default();
+    // FFmpeg names the MP4/MOV demuxer "mov,mp4,m4a,…": state the one the file is.
+    let container = names
+        .split(',')
+        .find(|n| *n == ext)
+        .or_else(|| names.split(',').next())
+        .unwrap_or_default()
+        .to_owned();
+    let mut facts = MediaFacts {
+        container,
+        ..MediaFacts::default()
+    };
+    if let Some(video) = input.streams().best(ffmpeg::media::Type::Video) {
+        facts.video_codec = Some(video.parameters().id().name().to_owned());
+        if let Ok(ctx) = ffmpeg::codec::context::Context::from_parameters(video.parameters())
+            && let Ok(decoder) = ctx.decoder().video()
+        {
+            facts.width = Some(decoder.width()).filter(|&w| w > 0);
+            facts.height = Some(decoder.height()).filter(|&h| h > 0);
+        }
+    }
+    if let Some(audio) = input.streams().best(ffmpeg::media::Type::Audio) {
+        facts.audio_codec = Some(audio.parameters().id().name().to_owned());
+    }
+    // Duration in AV_TIME_BASE (microsecond) units; negative means unknown.
+    facts.duration_ms = u64::try_from(input.duration()).ok().map(|us| us / 1000);
+    facts.creation_time = input
+        .metadata()
+        .get("creation_time")
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    #[test]
+    fn an_ffmpeg_clip_s_facts_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("clip.mp4");
+        let out = Command::new("ffmpeg")
+            .args([
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=2:size=320x240:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=duration=2",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                "-metadata",
+                "creation_time=2026-11-20T01:00:00Z",
+            ])
+            .arg(&clip)
+            .output()
+            .expect("ffmpeg is installed by scripts/setup");
+        assert!(out.status.success());
+        let facts = probe(&clip).unwrap();
+        assert_eq!(facts.container, "mp4");
+        assert_eq!(
+            (facts.video_codec.as_deref(), facts.audio_codec.as_deref()),
+            (Some("h264"), Some("aac"))
+        );
+        assert_eq!((facts.width, facts.height), (Some(320), Some(240)));
+        assert!(
+            facts
+                .duration_ms
+                .is_some_and(|d| (1900..=2200).contains(&d)),
+            "{facts:?}"
+        );
+        assert_eq!(
+            facts.creation_time.unwrap().to_rfc3339(),
+            "2026-11-20T01:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_media_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.mp4");
+        std::fs::write(&junk, b"not a video at all").unwrap();
+        assert!(probe(&junk).is_err());
+        assert!(probe(&dir.path().join("missing.mp4")).is_err());
+    }
+}

@@ -21,6 +21,10 @@ pub struct ProbeError {
 }
 
 static INIT: Once = Once::new();
+/// Bytes FFmpeg may read to recognise the container (its minimum useful value is 32).
+const PROBE_BYTES: &str = "262144";
+/// Microseconds of media FFmpeg may decode to fill in stream facts (MP4 headers carry them).
+const ANALYZE_MICROS: &str = "100000";
 
 /// Reads the facts of the media file at `path`.
 ///
@@ -36,7 +40,12 @@ pub fn probe(path: &Path) -> Result<MediaFacts, ProbeError> {
         path: path.display().to_string(),
         source,
     };
-    let input = ffmpeg::format::input(path).map_err(err)?;
+    // Bounded probing: a recorder's container is recognised from its first bytes; a file
+    // that is not media must not cost the seal the default 5 MB / 5 s of format guessing.
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("probesize", PROBE_BYTES);
+    options.set("analyzeduration", ANALYZE_MICROS);
+    let input = ffmpeg::format::input_with_dictionary(path, options).map_err(err)?;
     let names = input.format().name().to_owned();
     let ext = path
         .extension()

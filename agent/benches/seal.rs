@@ -8,7 +8,7 @@
 #![expect(clippy::cast_precision_loss, reason = "MB/s for a report")]
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,6 @@ use custody_agent::{AgentConfig, Sealer, keystore};
 
 /// Bytes the simulated recorder writes per call (a muxer's flush).
 const CHUNK: usize = 4 << 20;
-/// The agent's scan interval, as in `run`.
-const SCAN_EVERY: Duration = Duration::from_millis(250);
 
 fn device(root: &Path) -> Sealer {
     let config = root.join("agent.toml");
@@ -26,15 +24,6 @@ fn device(root: &Path) -> Sealer {
     fs::create_dir_all(cfg.recording_dir()).unwrap();
     let (key, _) = keystore::load_or_create(&cfg.state_dir).unwrap();
     Sealer::open(cfg, key).unwrap()
-}
-
-fn peak_rss_kib() -> u64 {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// A real fragmented MP4 (what an appends-only recorder writes) of about `mib` MiB, made
@@ -86,27 +75,34 @@ fn real_clip(base: &Path, mib: usize) -> std::path::PathBuf {
 /// Replays a real clip of `mib` MiB as a recorder writes it, letting the agent follow it,
 /// then closes it and times the seal; then times a full re-hash of the same file.
 fn latency(base: &Path, mib: usize) {
-    let source = fs::read(real_clip(base, mib)).unwrap();
+    let mut source = fs::File::open(real_clip(base, mib)).unwrap();
+    let total = source.metadata().unwrap().len();
     let dir = tempfile::tempdir_in(base).unwrap();
     let mut sealer = device(dir.path());
     let rec = dir.path().join("storage/DCIM/100MEDIA");
     let part = rec.join("B000001_20261120_090000_0001.MP4.part");
     let mut f = fs::File::create(&part).unwrap();
-    let chunks: Vec<&[u8]> = source.chunks(CHUNK).collect();
-    let (body, last) = chunks.split_at(chunks.len() - 1);
-    for (i, chunk) in body.iter().enumerate() {
-        f.write_all(chunk).unwrap();
-        if i % 16 == 15 {
+    // All but the recorder's last flush, with the agent following every 64 MiB.
+    let mut body = (&mut source).take(total - (CHUNK as u64 / 2));
+    let mut chunk = vec![0u8; CHUNK];
+    let mut i = 0;
+    loop {
+        let n = body.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        f.write_all(&chunk[..n]).unwrap();
+        i += 1;
+        if i % 16 == 0 {
             sealer.scan().unwrap();
         }
     }
     f.sync_all().unwrap();
     sealer.scan().unwrap();
-    // The recorder's last flush, then the rename that closes the clip.
-    f.write_all(last[0]).unwrap();
+    // The last flush, then the rename that closes the clip.
+    std::io::copy(&mut source, &mut f).unwrap();
     f.sync_all().unwrap();
     drop(f);
-    drop(source);
     let closed = rec.join("B000001_20261120_090000_0001.MP4");
     fs::rename(&part, &closed).unwrap();
     let t = Instant::now();
@@ -149,32 +145,75 @@ fn latency(base: &Path, mib: usize) {
     );
 }
 
-/// An 8 Mbit/s recording (1 MB/s in 100 ms flushes) for `secs` seconds while the agent
-/// scans every 250 ms: the time spent in the agent's scans over the wall time.
+/// CPU time (user + system, clock ticks) and peak RSS (KiB) of a process, from /proc.
+fn proc_usage(pid: u32) -> (u64, u64) {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (ticks, rss)
+}
+
+/// The real agent process (`custody-agent run`) while an 8 Mbit/s recording (1 MB/s in
+/// 100 ms flushes, segments closed every 10 s) is written for `secs` seconds: its CPU time
+/// over the wall time, and its peak RSS.
 fn recording_load(base: &Path, secs: u64) {
     let dir = tempfile::tempdir_in(base).unwrap();
-    let mut sealer = device(dir.path());
-    let part = dir
-        .path()
-        .join("storage/DCIM/100MEDIA/B000001_20261120_090000_0001.MP4.part");
-    let mut f = fs::File::create(&part).unwrap();
+    drop(device(dir.path()));
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_custody-agent"))
+        .arg("--config")
+        .arg(dir.path().join("agent.toml"))
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let rec = dir.path().join("storage/DCIM/100MEDIA");
     let flush = vec![7u8; 100_000];
+    std::thread::sleep(Duration::from_millis(500));
+    let (ticks_before, _) = proc_usage(agent.id());
     let start = Instant::now();
-    let (mut busy, mut next_scan) = (Duration::ZERO, Instant::now());
+    let mut segment = 0;
     while start.elapsed() < Duration::from_secs(secs) {
-        f.write_all(&flush).unwrap();
-        if Instant::now() >= next_scan {
-            let t = Instant::now();
-            sealer.scan().unwrap();
-            busy += t.elapsed();
-            next_scan += SCAN_EVERY;
+        segment += 1;
+        let part = rec.join(format!(
+            "B000001_20261120_0900{segment:02}_{segment:04}.MP4.part"
+        ));
+        let mut f = fs::File::create(&part).unwrap();
+        for _ in 0..100 {
+            f.write_all(&flush).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        fs::rename(&part, part.with_extension("")).unwrap();
     }
+    std::thread::sleep(Duration::from_millis(500));
+    let wall = start.elapsed();
+    let (ticks_after, peak_rss) = proc_usage(agent.id());
+    let _ = agent.kill();
+    let _ = agent.wait();
+    // Linux reports CPU time in clock ticks of 1/100 s (USER_HZ).
+    let cpu = Duration::from_millis((ticks_after - ticks_before) * 10);
     println!(
-        "8 Mbit/s recording for {secs} s: agent busy {:.1} ms = {:.3} % of one core",
-        busy.as_secs_f64() * 1e3,
-        busy.as_secs_f64() / start.elapsed().as_secs_f64() * 100.0
+        "custody-agent run, 8 Mbit/s recording for {:.0} s ({segment} segments): CPU {} ms = {:.2} % of one core; peak RSS {peak_rss} KiB",
+        wall.as_secs_f64(),
+        cpu.as_millis(),
+        cpu.as_secs_f64() / wall.as_secs_f64() * 100.0
     );
 }
 
@@ -188,6 +227,5 @@ fn main() {
     for mib in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
         latency(Path::new(&base), mib);
     }
-    recording_load(Path::new(&base), 10);
-    println!("peak RSS of the benchmark process: {} KiB", peak_rss_kib());
+    recording_load(Path::new(&base), 30);
 }

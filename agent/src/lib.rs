@@ -98,6 +98,18 @@ pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<Vec<StoredRecord>> {
     sealer.scan()
 }
 
+/// Whether an event means the recording folder changed. The sealer's own reads of a clip
+/// raise open/read/close events; waking on those would make it read again at once, a
+/// feedback loop burning a whole core.
+fn changes_folder(kind: notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 fn seal_loop(
     mut sealer: Sealer,
     wake: mpsc::SyncSender<()>,
@@ -106,8 +118,10 @@ fn seal_loop(
 ) -> anyhow::Result<()> {
     let dir = sealer.recording_dir();
     std::fs::create_dir_all(&dir)?;
-    let mut watcher = notify::recommended_watcher(move |_event| {
-        let _ = wake.try_send(());
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| changes_folder(e.kind)) {
+            let _ = wake.try_send(());
+        }
     })?;
     watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
     while !stop.load(Ordering::Relaxed) {

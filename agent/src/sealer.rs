@@ -208,6 +208,8 @@ impl Sealer {
                 warn!(file = %rel, "clip shrank or was replaced while recording; hashing again from the start");
             }
             Ok(_) => {}
+            // Renamed or removed between listing and reading: the next scan sees its new name.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => warn!(file = %rel, error = %e, "cannot read the clip being recorded"),
         }
     }

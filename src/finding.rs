@@ -15,6 +15,9 @@ pub mod code {
     pub const RECORD_FOREIGN_DEVICE: &str = "record.device.foreign";
     /// A record signed by (naming) a key that is not the device's enrolled key.
     pub const RECORD_UNKNOWN_KEY: &str = "record.key.unknown";
+    /// A record made (or a clip ending) later than the verifier's clock allows: the
+    /// device clock ran ahead, or the record was made up.
+    pub const RECORD_FROM_FUTURE: &str = "record.time.future";
     /// A later record points at a clip record that is not in the chain.
     pub const SUBJECT_UNKNOWN: &str = "record.subject.unknown";
     /// Sequence numbers are missing: a record was deleted.

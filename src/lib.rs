@@ -59,5 +59,6 @@ pub use record::{
 };
 pub use tlog_proof::{TlogProof, TlogProofError};
 pub use verify::{
-    DeviceCheck, DeviceSummary, VerifyOptions, VerifyReport, verify_device, verify_folder,
+    CLOCK_TOLERANCE, DeviceCheck, DeviceSummary, VerifyOptions, VerifyReport, future_records,
+    verify_device, verify_folder,
 };

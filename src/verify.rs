@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::chain::{ChainReport, ChainStart, verify_chain};
@@ -27,6 +28,37 @@ pub struct VerifyOptions {
     pub trusted_keys: Vec<PublicKey>,
     /// Whether each device's records are its whole history or a subset (a case disc).
     pub start: ChainStart,
+    /// The verifier's clock: records dated later (beyond [`CLOCK_TOLERANCE`]) are flagged.
+    pub now: DateTime<Utc>,
+}
+
+/// How far ahead of the verifier's clock a record may be dated before it is flagged:
+/// device clocks drift (20 ppm is 1.7 s a day) and are set at each dock.
+pub const CLOCK_TOLERANCE: Duration = Duration::minutes(5);
+
+/// Flags records dated after `now` + [`CLOCK_TOLERANCE`] (made, or clip ended).
+pub fn future_records(records: &[Record<Verified>], now: DateTime<Utc>) -> Vec<Finding> {
+    let limit = now + CLOCK_TOLERANCE;
+    records
+        .iter()
+        .filter_map(|r| {
+            let body = r.body();
+            let end = match &body.fact {
+                Fact::Clip(c) => c.time.end.max(body.created),
+                _ => body.created,
+            };
+            (end > limit).then(|| {
+                Finding::warning(
+                    code::RECORD_FROM_FUTURE,
+                    format!("{} seq {}", body.device.serial, body.seq),
+                    format!(
+                        "dated {end}, {} min after the verifier's clock ({now})",
+                        (end.with_timezone(&Utc) - now).num_minutes()
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 impl Default for VerifyOptions {
@@ -34,6 +66,7 @@ impl Default for VerifyOptions {
         Self {
             trusted_keys: Vec::new(),
             start: ChainStart::Genesis,
+            now: Utc::now(),
         }
     }
 }
@@ -132,6 +165,9 @@ pub fn verify_folder(root: &Path, opts: &VerifyOptions) -> io::Result<VerifyRepo
             ));
         }
         let check = verify_device(root, &serial, &key, opts.start)?;
+        report
+            .findings
+            .extend(future_records(&check.verified, opts.now));
         covered.extend(check.covered);
         report.findings.extend(check.findings);
         report.devices.push(DeviceSummary {
@@ -505,6 +541,44 @@ mod tests {
         std::os::unix::fs::symlink("/etc/hostname", &clip).unwrap();
         let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
         assert_eq!(codes(&report), BTreeSet::from([code::MEDIA_MISSING]));
+    }
+
+    #[test]
+    fn records_dated_after_the_verifier_s_clock_are_flagged() {
+        // The sample device's clips are from 2026-11-20; a verifier whose clock says
+        // 2026-11-19 sees them as made in the future.
+        let (_dir, dev) = device(2);
+        let before = DateTime::parse_from_rfc3339("2026-11-19T12:00:00+08:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        let opts = VerifyOptions {
+            now: before,
+            ..VerifyOptions::default()
+        };
+        let report = verify_folder(&dev.root, &opts).unwrap();
+        assert_eq!(codes(&report), BTreeSet::from([code::RECORD_FROM_FUTURE]));
+        assert_eq!(report.findings.len(), 2);
+        // Within the tolerance of a drifting clock: not flagged.
+        let last_end = dev
+            .records()
+            .filter_map(|r| match &r.body().fact {
+                Fact::Clip(c) => Some(c.time.end),
+                _ => None,
+            })
+            .max()
+            .unwrap();
+        let just_before = last_end.with_timezone(&Utc) - Duration::minutes(4);
+        assert!(
+            verify_folder(
+                &dev.root,
+                &VerifyOptions {
+                    now: just_before,
+                    ..VerifyOptions::default()
+                }
+            )
+            .unwrap()
+            .is_clean()
+        );
     }
 
     #[test]

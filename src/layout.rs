@@ -40,14 +40,23 @@ pub fn record_file_name(seq: u64) -> String {
     format!("{seq:08}.json")
 }
 
+/// Where the record with `seq` of device `serial` sits: `ROOT/custody/devices/<serial>/records/NNNNNNNN.json`
+/// (its signature beside it, `.sig`).
+pub fn record_path(root: &Path, serial: &str, seq: u64) -> PathBuf {
+    device_dir(root, serial)
+        .join(RECORDS_DIR)
+        .join(record_file_name(seq))
+}
+
 /// Writes a record and its signature into the device folder, each atomically.
 ///
 /// # Errors
 /// Any I/O error, with nothing half-written visible.
 pub fn write_record(root: &Path, rec: &Record<Verified>, sig: &Signature) -> io::Result<PathBuf> {
-    let dir = device_dir(root, &rec.body().device.serial).join(RECORDS_DIR);
-    fs::create_dir_all(&dir)?;
-    let path = dir.join(record_file_name(rec.body().seq));
+    let path = record_path(root, &rec.body().device.serial, rec.body().seq);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
     write_record_at(&path, rec, sig)?;
     Ok(path)
 }

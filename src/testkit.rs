@@ -217,9 +217,7 @@ impl SampleDevice {
     }
 
     fn record_path(&self, seq: u64) -> PathBuf {
-        layout::device_dir(&self.root, &self.serial)
-            .join(RECORDS_DIR)
-            .join(layout::record_file_name(seq))
+        layout::record_path(&self.root, &self.serial, seq)
     }
 
     fn clip_path(&self, n: u64) -> Option<PathBuf> {

@@ -107,9 +107,8 @@ impl Sealer {
     fn export_pending(&mut self) {
         let storage = self.cfg.storage.clone();
         self.unexported.retain(|r| {
-            let path = custody::layout::device_dir(&storage, &r.record.body().device.serial)
-                .join(custody::layout::RECORDS_DIR)
-                .join(custody::layout::record_file_name(r.record.body().seq));
+            let body = r.record.body();
+            let path = custody::layout::record_path(&storage, &body.device.serial, body.seq);
             let present = fs::read(&path).is_ok_and(|b| b == r.record.bytes()) && fs::read(path.with_extension("sig")).is_ok_and(|s| s == r.sig.0);
             if present {
                 return false;

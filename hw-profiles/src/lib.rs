@@ -20,7 +20,8 @@ mod profile;
 pub use pattern::{FileNamePattern, NameParts, PatternError};
 pub use profile::{
     Capabilities, ClockSpec, Closing, DeviceKind, FlowControl, HwProfile, Network, Parity,
-    ProfileError, RecordingSpec, SerialSettings, StorageLayout, load_dir, shipped_dir,
+    ProfileError, RecordingSpec, SerialSettings, StorageLayout, load_dir, profile_files,
+    shipped_dir,
 };
 
 #[cfg(test)]

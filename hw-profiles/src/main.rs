@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hw_profiles::{HwProfile, load_dir, shipped_dir};
+use hw_profiles::{HwProfile, load_dir, profile_files, shipped_dir};
 
 /// Device-model profiles (设备型号配置).
 #[derive(Parser)]
@@ -42,17 +42,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Lint { files } => {
             let files = if files.is_empty() {
-                match std::fs::read_dir(&dir) {
-                    Ok(entries) => {
-                        let mut v: Vec<PathBuf> = entries
-                            .filter_map(|e| e.ok().map(|e| e.path()))
-                            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                            .collect();
-                        v.sort();
-                        v
-                    }
+                match profile_files(&dir) {
+                    Ok(files) => files,
                     Err(e) => {
-                        eprintln!("hw-profiles: {}: {e}", dir.display());
+                        eprintln!("hw-profiles: {e}");
                         return ExitCode::from(2);
                     }
                 }

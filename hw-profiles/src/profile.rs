@@ -288,11 +288,11 @@ impl HwProfile {
     }
 }
 
-/// Loads every `*.toml` profile in a folder, sorted by id.
+/// The `*.toml` files in a folder, sorted.
 ///
 /// # Errors
-/// The first file that cannot be loaded, or a folder that cannot be read.
-pub fn load_dir(dir: &Path) -> Result<Vec<HwProfile>, ProfileError> {
+/// The folder cannot be read.
+pub fn profile_files(dir: &Path) -> Result<Vec<PathBuf>, ProfileError> {
     let read_err = |e: std::io::Error| ProfileError {
         path: dir.to_path_buf(),
         why: e.to_string(),
@@ -304,7 +304,18 @@ pub fn load_dir(dir: &Path) -> Result<Vec<HwProfile>, ProfileError> {
         .map_err(read_err)?;
     paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
     paths.sort();
-    paths.iter().map(|p| HwProfile::load(p)).collect()
+    Ok(paths)
+}
+
+/// Loads every `*.toml` profile in a folder, sorted by file name.
+///
+/// # Errors
+/// The first file that cannot be loaded, or a folder that cannot be read.
+pub fn load_dir(dir: &Path) -> Result<Vec<HwProfile>, ProfileError> {
+    profile_files(dir)?
+        .iter()
+        .map(|p| HwProfile::load(p))
+        .collect()
 }
 
 /// The folder of profiles shipped with this crate.

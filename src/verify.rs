@@ -224,6 +224,8 @@ pub fn verify_device(
         bytes: 0,
     };
     let mut buf = vec![0u8; HASH_BUF_LEN];
+    // Media must resolve inside the folder; its real path is looked up once, not per clip.
+    let real_root = fs::canonicalize(root)?;
     for rec in &verified {
         let Fact::Clip(clip) = &rec.body().fact else {
             continue;
@@ -231,7 +233,7 @@ pub fn verify_device(
         let media = &clip.media;
         check.covered.insert(media.file.clone());
         let subject = format!("{serial} seq {} {}", rec.body().seq, media.file);
-        match open_inside(root, &media.file) {
+        match open_inside(root, &real_root, &media.file) {
             Ok(file) => {
                 let (size, hash) = hash_reader(file, &mut buf)?;
                 check.bytes += size;
@@ -257,16 +259,16 @@ pub fn verify_device(
     Ok(check)
 }
 
-/// Opens `rel` under `root`, refusing anything that is not a regular file inside it
-/// (symlinks out of the folder included).
-fn open_inside(root: &Path, rel: &str) -> Result<File, String> {
+/// Opens `rel` under `root` (whose canonical path is `real_root`), refusing anything that
+/// is not a regular file inside it (symlinks out of the folder included).
+fn open_inside(root: &Path, real_root: &Path, rel: &str) -> Result<File, String> {
     let path = root.join(rel);
     let meta = fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{} is not a regular file", path.display()));
     }
     let inside = fs::canonicalize(&path)
-        .and_then(|p| Ok(p.starts_with(fs::canonicalize(root)?)))
+        .map(|p| p.starts_with(real_root))
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if !inside {
         return Err(format!("{} leads outside the folder", path.display()));

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use custody_agent::{AgentConfig, Sealer, keystore};
+use custody_agent::{AgentConfig, Sealer};
 
 /// Bytes the simulated recorder writes per call (a muxer's flush).
 const CHUNK: usize = 4 << 20;
@@ -22,8 +22,7 @@ fn device(root: &Path) -> Sealer {
     fs::write(&config, "serial = \"B000001\"\nhw-profile = \"ga947-recorder\"\nstorage = \"storage\"\nstate-dir = \"state\"\n[officer]\nname = \"张三\"\ncert-no = \"1\"\n[agency]\ncode = \"1\"\nname = \"局\"\n").unwrap();
     let cfg = AgentConfig::load(&config).unwrap();
     fs::create_dir_all(cfg.recording_dir()).unwrap();
-    let (key, _) = keystore::load_or_create(&cfg.state_dir).unwrap();
-    Sealer::open(cfg, key).unwrap()
+    Sealer::load(cfg).unwrap()
 }
 
 /// A real fragmented MP4 (what an appends-only recorder writes) of about `mib` MiB, made

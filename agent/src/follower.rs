@@ -66,14 +66,19 @@ impl Follower {
     /// # Errors
     /// The file cannot be stat'ed.
     pub fn new(path: &Path) -> io::Result<Self> {
-        Ok(Self {
-            id: FileId::of(path)?,
+        Ok(Self::start(FileId::of(path)?, chrono::Utc::now()))
+    }
+
+    /// A follower at the first byte of file `id`, first seen at `first_seen`.
+    fn start(id: FileId, first_seen: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            id,
             hasher: Sha256::new(),
             offset: 0,
             head: Vec::new(),
             last_growth: Instant::now(),
-            first_seen: chrono::Utc::now(),
-        })
+            first_seen,
+        }
     }
 
     /// The file this follower reads.
@@ -100,14 +105,7 @@ impl Follower {
         let mut progress = Progress::Idle;
         if id != self.id || meta.len() < self.offset {
             // Replaced or truncated under us: what was hashed no longer describes the file.
-            *self = Self {
-                id,
-                hasher: Sha256::new(),
-                offset: 0,
-                head: Vec::new(),
-                last_growth: Instant::now(),
-                first_seen: self.first_seen,
-            };
+            *self = Self::start(id, self.first_seen);
             progress = Progress::Restarted;
         }
         file.seek(SeekFrom::Start(self.offset))?;

@@ -93,9 +93,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
 /// # Errors
 /// As [`run`].
 pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<Vec<StoredRecord>> {
-    let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
-    let mut sealer = Sealer::open(cfg, key)?;
-    sealer.scan()
+    Sealer::load(cfg)?.scan()
 }
 
 /// Whether an event means the recording folder changed. The sealer's own reads of a clip

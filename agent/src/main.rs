@@ -99,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", public.to_pem());
         }
         Command::Bind { clip, case } => {
-            let mut sealer = open(cfg)?;
+            let mut sealer = Sealer::load(cfg)?;
             let stored = sealer.bind(&clip, &case)?;
             println!(
                 "bound as seq {}: {}",
@@ -125,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let mut sealer = open(cfg)?;
+            let mut sealer = Sealer::load(cfg)?;
             let stored = sealer.annotate(&clip, proves, speakers, summary)?;
             println!(
                 "annotated as seq {}: {}",
@@ -135,9 +135,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn open(cfg: AgentConfig) -> anyhow::Result<Sealer> {
-    let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
-    Sealer::open(cfg, key)
 }

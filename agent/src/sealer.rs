@@ -83,6 +83,15 @@ impl Sealer {
         Ok(sealer)
     }
 
+    /// Opens the sealer with the device key from the state folder (created on first use).
+    ///
+    /// # Errors
+    /// As [`crate::keystore::load_or_create`] and [`Sealer::open`].
+    pub fn load(cfg: AgentConfig) -> anyhow::Result<Self> {
+        let (key, _) = crate::keystore::load_or_create(&cfg.state_dir)?;
+        Self::open(cfg, key)
+    }
+
     /// The recording folder this sealer watches.
     pub fn recording_dir(&self) -> std::path::PathBuf {
         self.cfg.recording_dir()

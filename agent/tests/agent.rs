@@ -50,9 +50,7 @@ impl Device {
         AgentConfig::load(&self.config).unwrap()
     }
     fn sealer(&self) -> Sealer {
-        let cfg = self.cfg();
-        let (key, _) = keystore::load_or_create(&cfg.state_dir).unwrap();
-        Sealer::open(cfg, key).unwrap()
+        Sealer::load(self.cfg()).unwrap()
     }
     fn rec_dir(&self) -> PathBuf {
         let d = self.storage.join(self.cfg().profile.storage.recording_dir);

@@ -8,6 +8,7 @@
 //!   custody/devices/<serial>/device.pub.pem    the device's public key (PEM SPKI)
 //!   custody/devices/<serial>/records/00000001.json   record bytes, as signed
 //!   custody/devices/<serial>/records/00000001.sig    raw 64-byte Ed25519 signature
+//!   custody/inbox/<serial>/receipt-<log size>.json   the station's receipts (+ .sig)
 //! ```
 //! A record's `fact.media.file` is relative to ROOT. Everything under `custody/` is
 //! metadata; every other file is media and should be covered by a record.
@@ -29,6 +30,19 @@ pub const DEVICES_DIR: &str = "devices";
 pub const PUBLIC_KEY_FILE: &str = "device.pub.pem";
 /// The records folder, in a device folder.
 pub const RECORDS_DIR: &str = "records";
+
+/// The station's receipts folder, inside [`CUSTODY_DIR`].
+pub const INBOX_DIR: &str = "inbox";
+
+/// `ROOT/custody/inbox/<serial>`: where the station leaves receipts for a device.
+pub fn inbox_dir(root: &Path, serial: &str) -> PathBuf {
+    root.join(CUSTODY_DIR).join(INBOX_DIR).join(serial)
+}
+
+/// File name of the receipt issued at log size `size` (names sort like sizes).
+pub fn receipt_file_name(size: u64) -> String {
+    format!("receipt-{size:016}.json")
+}
 
 /// `ROOT/custody/devices/<serial>`.
 pub fn device_dir(root: &Path, serial: &str) -> PathBuf {

@@ -31,6 +31,7 @@ pub mod layout;
 mod merkle;
 mod note;
 mod numbering;
+mod receipt;
 mod record;
 pub mod testkit;
 mod tlog_proof;
@@ -52,6 +53,10 @@ pub use note::{
 pub use numbering::{
     ClipNumber, DocumentNumber, MediaKind, NumberError, NumberingScheme, ProvisionalNumber,
 };
+pub use receipt::{
+    MAX_RECEIPT_BYTES, RECEIPT_V1, Receipt, ReceiptBody, ReceiptEntry, ReceiptError,
+    VerifiedReceipt, encode_proof,
+};
 pub use record::{
     Agency, Algorithms, AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1,
     Fact, Location, MAX_RECORD_BYTES, Media, MediaFacts, Officer, Record, RecordBody, RecordError,
@@ -60,5 +65,5 @@ pub use record::{
 pub use tlog_proof::{TlogProof, TlogProofError};
 pub use verify::{
     CLOCK_TOLERANCE, DeviceCheck, DeviceSummary, VerifyOptions, VerifyReport, future_records,
-    verify_device, verify_folder,
+    media_entries, open_media, verify_device, verify_folder,
 };

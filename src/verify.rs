@@ -178,7 +178,7 @@ pub fn verify_folder(root: &Path, opts: &VerifyOptions) -> io::Result<VerifyRepo
             bytes: check.bytes,
         });
     }
-    for (file, regular) in walk_media(root)? {
+    for (file, regular) in media_entries(root)? {
         if !covered.contains(&file) {
             let detail = if regular {
                 "no record covers this file"
@@ -233,7 +233,7 @@ pub fn verify_device(
         let media = &clip.media;
         check.covered.insert(media.file.clone());
         let subject = format!("{serial} seq {} {}", rec.body().seq, media.file);
-        match open_inside(root, &real_root, &media.file) {
+        match open_media(root, &real_root, &media.file) {
             Ok(file) => {
                 let (size, hash) = hash_reader(file, &mut buf)?;
                 check.bytes += size;
@@ -259,9 +259,12 @@ pub fn verify_device(
     Ok(check)
 }
 
-/// Opens `rel` under `root` (whose canonical path is `real_root`), refusing anything that
-/// is not a regular file inside it (symlinks out of the folder included).
-fn open_inside(root: &Path, real_root: &Path, rel: &str) -> Result<File, String> {
+/// Opens media file `rel` under `root` (whose canonical path is `real_root`), refusing
+/// anything that is not a regular file inside it (symlinks out of the folder included).
+///
+/// # Errors
+/// Why the file cannot be read, as text for a finding.
+pub fn open_media(root: &Path, real_root: &Path, rel: &str) -> Result<File, String> {
     let path = root.join(rel);
     let meta = fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
@@ -278,7 +281,10 @@ fn open_inside(root: &Path, real_root: &Path, rel: &str) -> Result<File, String>
 
 /// Every entry outside `custody/` that is not a folder, as a `/`-separated path relative to
 /// `root` and whether it is a regular file (symlinks are listed, never followed).
-fn walk_media(root: &Path) -> io::Result<Vec<(String, bool)>> {
+///
+/// # Errors
+/// An unreadable folder.
+pub fn media_entries(root: &Path) -> io::Result<Vec<(String, bool)>> {
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new(), 0usize)];
     while let Some((dir, prefix, depth)) = stack.pop() {

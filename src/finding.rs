@@ -38,6 +38,11 @@ pub mod code {
     pub const MEDIA_MISSING: &str = "media.missing";
     /// A file that no record covers.
     pub const MEDIA_UNRECORDED: &str = "media.unrecorded";
+    /// A docked device the station has no enrolment for: quarantined, never mixed with
+    /// evidence.
+    pub const DEVICE_UNENROLLED: &str = "device.unenrolled";
+    /// A clip stored after its deadline (当日 / 返回后 24 小时).
+    pub const STORED_LATE: &str = "deadline.late";
 }
 
 /// How serious a finding is.

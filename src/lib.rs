@@ -26,6 +26,7 @@ mod calendar;
 mod chain;
 mod finding;
 mod hash;
+mod key_file;
 mod keys;
 pub mod layout;
 mod merkle;
@@ -41,6 +42,7 @@ pub use calendar::{Calendar, CalendarError};
 pub use chain::{ChainAnchor, ChainReport, ChainStart, RecordFile, verify_chain};
 pub use finding::{Finding, Level, code};
 pub use hash::{DIGEST_LEN, HexDigestError, MediaHash, RecordHash, copy_hashing, hash_reader};
+pub use key_file::{KeyFileError, load_or_create_key_pem};
 pub use keys::{BadSignature, KeyError, KeyId, PublicKey, Signature, SigningKey};
 pub use merkle::{
     HashStore, LogError, MemoryHashStore, MerkleLog, ProofError, TreeHash, empty_root, leaf_hash,

@@ -193,6 +193,11 @@ impl SampleDevice {
         self.records.iter().map(|(r, _)| r)
     }
 
+    /// The signed records with their signatures, in seq order.
+    pub fn signed(&self) -> impl Iterator<Item = (&Record<Verified>, &Signature)> {
+        self.records.iter().map(|(r, s)| (r, s))
+    }
+
     /// Hashes the media at `rel` and appends a signed clip record for it.
     ///
     /// # Errors

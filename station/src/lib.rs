@@ -1,9 +1,145 @@
-//! custody-station: the docking-station daemon (采集站) of Custody.
+//! custody-station: the docking-station daemon (采集站). Officers dock their recorders at
+//! the end of a shift; the station identifies each device, verifies its records and hash
+//! chain from where the ledger left off, streams every clip once into write-once storage,
+//! commits each record to an append-only ledger and a Merkle transparency log, signs a
+//! checkpoint and leaves a receipt on the device, so the device may free the space.
 //!
-//! Officers dock their recorders here at the end of a shift. The station identifies each
-//! device, verifies its records and hash chain with [`custody::verify_device`], streams each
-//! clip once into write-once storage, commits the records to its ledger and Merkle log
-//! ([`custody::MerkleLog`]) and hands a signed receipt back to the device.
+//! ```no_run
+//! use custody_station::{DockOptions, Station, StationConfig};
 //!
-//! This crate is where ingest, store, ledger, report and disc will live (issue 5). Until then
-//! it holds no code: the formats it will read are owned and documented by `custody`.
+//! let cfg = StationConfig::load("station.toml".as_ref())?;
+//! let station = Station::open(cfg)?;
+//! let outcome = station.ingest_slot("/media/custody-dock/slot-1".as_ref(), &DockOptions::default())?;
+//! println!("{} records, {} findings", outcome.records, outcome.findings.len());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+mod config;
+mod deadline;
+mod fault;
+mod ingest;
+mod ledger;
+mod progress;
+mod report;
+mod serve;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use anyhow::Context as _;
+use custody::{NoteSigner, NoteVerifier, SigningKey, load_or_create_key_pem};
+
+pub use config::{ConfigError, DeadlinePolicy, StationConfig};
+pub use deadline::{Deadline, deadline, end_of_day};
+pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
+pub use ledger::{EnrolledDevice, Ledger, LedgerError, SessionId, SignedCheckpoint};
+pub use progress::{ProgressBoard, SlotStatus};
+pub use report::{Report, ReportQuery};
+pub use serve::{STATUS_FILE, run, write_session_report};
+pub use store::{EvidenceStore, LocalStore, ObjectCheck, StoreError, StoredObject};
+
+/// Copy buffer size: 128 KiB chunks beat 1 MiB ones for copy+hash on the reference machine.
+pub const BUF_LEN: usize = 128 * 1024;
+
+/// File name of the station's key (PEM PKCS#8, mode 0600) in the data folder: it signs
+/// checkpoints and receipts.
+pub const KEY_FILE: &str = "station.key";
+
+/// A station: configuration, ledger, store, key, copy buffers and progress.
+pub struct Station {
+    cfg: Arc<StationConfig>,
+    // std Mutex: held for one SQL transaction at a time, never across I/O on a device.
+    ledger: Mutex<Ledger>,
+    store: Arc<dyn EvidenceStore>,
+    signer: NoteSigner,
+    receipt_key: SigningKey,
+    buffers: BufferPool,
+    progress: ProgressBoard,
+}
+
+impl Station {
+    /// Opens the station's data folder (creating ledger, store and key on first use).
+    ///
+    /// # Errors
+    /// An unusable data folder, ledger, store or key.
+    pub fn open(cfg: StationConfig) -> anyhow::Result<Self> {
+        let data = &cfg.data_dir;
+        std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+        let ledger = Ledger::open(&data.join("ledger.sqlite"))
+            .with_context(|| format!("opening the ledger in {}", data.display()))?;
+        let store = LocalStore::open(&data.join("store"), cfg.reserve_bytes, cfg.immutable_flag)?;
+        let (pem, created) = load_or_create_key_pem(&data.join(KEY_FILE))?;
+        let signer = NoteSigner::new(&cfg.origin, SigningKey::from_pkcs8_pem(&pem)?)?;
+        if created {
+            tracing::info!(vkey = %signer.verifier(), "station key created");
+        }
+        let buffers = BufferPool::new(cfg.parallel_copies.get(), BUF_LEN);
+        Ok(Self {
+            receipt_key: SigningKey::from_pkcs8_pem(&pem)?,
+            signer,
+            ledger: Mutex::new(ledger),
+            store: Arc::new(store),
+            buffers,
+            progress: ProgressBoard::default(),
+            cfg: Arc::new(cfg),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StationConfig {
+        &self.cfg
+    }
+
+    /// The ledger (locked for the caller's statement).
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The evidence store.
+    pub fn store(&self) -> &dyn EvidenceStore {
+        self.store.as_ref()
+    }
+
+    /// The verifier key of the station's log (`name+hash+base64`), which agents enrol to
+    /// check receipts and checkpoints.
+    pub fn verifier(&self) -> &NoteVerifier {
+        self.signer.verifier()
+    }
+
+    /// Live progress of the slots being ingested.
+    pub fn progress(&self) -> &ProgressBoard {
+        &self.progress
+    }
+
+    /// Where the store keeps its objects.
+    pub fn store_root(&self) -> PathBuf {
+        self.cfg.data_dir.join("store")
+    }
+
+    /// Where reports go.
+    pub fn reports_dir(&self) -> PathBuf {
+        self.cfg.data_dir.join("reports")
+    }
+
+    /// Enrols a device from its public key PEM file.
+    ///
+    /// # Errors
+    /// An unreadable or invalid key, or a device already enrolled.
+    pub fn enroll(
+        &self,
+        serial: &str,
+        hw_profile: &str,
+        key_pem: &Path,
+        officers: &[(String, String)],
+    ) -> anyhow::Result<custody::KeyId> {
+        custody::check_serial(serial)?;
+        let text = std::fs::read_to_string(key_pem)
+            .with_context(|| format!("reading {}", key_pem.display()))?;
+        let key = custody::PublicKey::from_pem(&text)
+            .with_context(|| format!("{}", key_pem.display()))?;
+        self.ledger()
+            .enroll(serial, hw_profile, &key, officers, chrono::Utc::now())?;
+        Ok(key.key_id())
+    }
+}

@@ -1,0 +1,209 @@
+//! `station.toml`: the file as IT writes it, then the validated configuration the station
+//! runs on. Unknown keys are errors: a typo must not fall back to a default.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use chrono::FixedOffset;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct StationFile {
+    dock_root: PathBuf,
+    data_dir: PathBuf,
+    origin: String,
+    parallel_copies: Option<usize>,
+    reserve_bytes: Option<u64>,
+    immutable_flag: Option<bool>,
+    utc_offset: Option<String>,
+    deadline: Option<DeadlineFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DeadlineFile {
+    hours_after_return: Option<u32>,
+    warn_before_minutes: Option<u32>,
+    #[serde(default)]
+    reasons: BTreeMap<String, String>,
+}
+
+/// The agency's storage-deadline policy (当日存储, 最迟返回单位后 24 小时).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlinePolicy {
+    /// With a lawful delay reason, the latest storage time after the device returned.
+    pub hours_after_return: u32,
+    /// `overdue` warns about clips this close to their deadline.
+    pub warn_before_minutes: u32,
+    /// Lawful delay reasons: code → text shown to clerks (e.g. `remote` → 偏远地区当日无法返回).
+    pub reasons: BTreeMap<String, String>,
+}
+
+/// What the station runs on: checked once when loaded, then trusted.
+#[derive(Debug, Clone)]
+pub struct StationConfig {
+    /// Where docked devices appear, one folder per slot (a USB mass-storage mount each).
+    pub dock_root: PathBuf,
+    /// The station's own data: ledger, store, quarantine, reports, key.
+    pub data_dir: PathBuf,
+    /// The transparency log's origin (first line of every checkpoint), unique per station.
+    pub origin: String,
+    /// Clips copied at once across all slots; each holds one buffer of [`crate::BUF_LEN`].
+    pub parallel_copies: NonZeroUsize,
+    /// Free space the store keeps; an ingest that would go below stops cleanly.
+    pub reserve_bytes: u64,
+    /// Set the immutable flag (`chattr +i`) on stored objects; needs CAP_LINUX_IMMUTABLE.
+    pub immutable_flag: bool,
+    /// The agency's UTC offset: "the same day" is a local day (China: +08:00).
+    pub utc_offset: FixedOffset,
+    /// The storage deadline policy.
+    pub deadline: DeadlinePolicy,
+}
+
+/// Default reserve: keep 1 GiB free for the ledger and the system.
+const DEFAULT_RESERVE_BYTES: u64 = 1 << 30;
+/// Default copies at once: two per core on the 2-core reference machine (copies wait on disk).
+const DEFAULT_PARALLEL_COPIES: usize = 4;
+
+/// China Standard Time, UTC+08:00, in seconds: the default agency offset.
+const CHINA_STANDARD_TIME_SECS: i32 = 8 * 3600;
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line and column included).
+        message: String,
+    },
+    /// A value out of range.
+    #[error("{path}: {field}: {why}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+}
+
+impl StationConfig {
+    /// Loads and checks `station.toml`; relative paths are relative to its folder.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and what is wrong.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks the text of `station.toml` found at `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and what is wrong.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: StationFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let invalid = |field, why: String| ConfigError::Invalid {
+            path: path.into(),
+            field,
+            why,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        if file.origin.is_empty() || file.origin.chars().any(|c| c.is_whitespace() || c == '+') {
+            return Err(invalid(
+                "origin",
+                "must be non-empty, without spaces or '+' (it names the log's key)".into(),
+            ));
+        }
+        let parallel_copies =
+            NonZeroUsize::new(file.parallel_copies.unwrap_or(DEFAULT_PARALLEL_COPIES))
+                .ok_or_else(|| invalid("parallel-copies", "must be at least 1".into()))?;
+        let utc_offset = match file.utc_offset {
+            None => FixedOffset::east_opt(CHINA_STANDARD_TIME_SECS)
+                .ok_or_else(|| invalid("utc-offset", "default offset out of range".into()))?,
+            Some(text) => text
+                .parse::<FixedOffset>()
+                .map_err(|e| invalid("utc-offset", format!("{text:?}: {e}")))?,
+        };
+        let deadline = file.deadline.unwrap_or(DeadlineFile {
+            hours_after_return: None,
+            warn_before_minutes: None,
+            reasons: BTreeMap::new(),
+        });
+        let hours_after_return = deadline.hours_after_return.unwrap_or(24);
+        if !(1..=72).contains(&hours_after_return) {
+            return Err(invalid(
+                "deadline.hours-after-return",
+                format!("{hours_after_return} is outside 1..=72"),
+            ));
+        }
+        Ok(Self {
+            dock_root: base.join(file.dock_root),
+            data_dir: base.join(file.data_dir),
+            origin: file.origin,
+            parallel_copies,
+            reserve_bytes: file.reserve_bytes.unwrap_or(DEFAULT_RESERVE_BYTES),
+            immutable_flag: file.immutable_flag.unwrap_or(false),
+            utc_offset,
+            deadline: DeadlinePolicy {
+                hours_after_return,
+                warn_before_minutes: deadline.warn_before_minutes.unwrap_or(120),
+                reasons: deadline.reasons,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/station.example.toml");
+        let cfg = StationConfig::load(&path).unwrap();
+        assert_eq!(cfg.deadline.hours_after_return, 24);
+        assert!(!cfg.deadline.reasons.is_empty());
+        assert!(cfg.dock_root.is_absolute());
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors_naming_the_key() {
+        let p = Path::new("/etc/custody/station.toml");
+        let base = "dock-root = \"d\"\ndata-dir = \"x\"\norigin = \"o\"\n";
+        let err = StationConfig::parse(&format!("{base}paralel-copies = 2\n"), p).unwrap_err();
+        assert!(err.to_string().contains("paralel-copies"), "{err}");
+        let err = StationConfig::parse(&format!("{base}parallel-copies = 0\n"), p).unwrap_err();
+        assert!(err.to_string().contains("parallel-copies"), "{err}");
+        let err = StationConfig::parse(&format!("{base}utc-offset = \"8\"\n"), p).unwrap_err();
+        assert!(err.to_string().contains("utc-offset"), "{err}");
+        let bad_origin = "dock-root = \"d\"\ndata-dir = \"x\"\norigin = \"a b\"\n";
+        let err = StationConfig::parse(bad_origin, p).unwrap_err();
+        assert!(err.to_string().contains("origin"), "{err}");
+        let cfg = StationConfig::parse(base, p).unwrap();
+        assert_eq!(cfg.data_dir, Path::new("/etc/custody/x"));
+        assert_eq!(cfg.utc_offset.local_minus_utc(), 8 * 3600);
+    }
+}

@@ -1,0 +1,68 @@
+//! `custody-station`: the docking-station daemon and its commands.
+//!
+//! Exit status: 0 success (and, for `ingest`/`report`, nothing found), 1 the command ran
+//! and found evidence problems, 2 it could not run (the message says why).
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Custody docking station (执法记录仪采集站).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The station configuration.
+    #[arg(long, global = true, default_value = "station.toml")]
+    config: PathBuf,
+    /// Print JSON for machines instead of tables for people.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest every device docked under the dock root, until interrupted.
+    Serve,
+    /// Ingest the device in one slot folder now, then exit.
+    Ingest(cmd::ingest::Args),
+    /// Enrol a device: serial, model, public key, officers it is issued to.
+    Enroll(cmd::enroll::Args),
+    /// Print the station's verifier key, which agents enrol to check receipts.
+    Key,
+    /// Show per-slot progress of the running daemon.
+    Status(cmd::status::Args),
+    /// List clips stored late and devices holding clips close to or past their deadline.
+    Overdue,
+    /// Write an integrity report (JSON + Chinese HTML) for a device, a case or a period.
+    Report(cmd::report::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve => cmd::serve::run(&cli.config),
+        Command::Ingest(args) => cmd::ingest::run(&cli.config, &args, cli.json),
+        Command::Enroll(args) => cmd::enroll::run(&cli.config, &args),
+        Command::Key => cmd::key::run(&cli.config),
+        Command::Status(args) => cmd::status::run(&cli.config, &args, cli.json),
+        Command::Overdue => cmd::overdue::run(&cli.config, cli.json),
+        Command::Report(args) => cmd::report::run(&cli.config, &args, cli.json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("custody-station: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

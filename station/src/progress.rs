@@ -1,0 +1,113 @@
+//! Per-slot progress for the officer at the dock: clips, bytes, rate and ETA. The daemon
+//! keeps it in memory and writes a snapshot to `status.json` for `custody-station status`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// Live counters of one slot's session (updated by the copies without locking).
+#[derive(Debug)]
+pub struct SlotProgress {
+    /// The slot's folder name.
+    pub slot: String,
+    /// The device.
+    pub serial: String,
+    /// Files to copy.
+    pub clips_total: usize,
+    /// Files done (copied and committed).
+    pub clips_done: AtomicUsize,
+    /// Bytes to copy.
+    pub bytes_total: u64,
+    /// Bytes read so far.
+    pub bytes_done: AtomicU64,
+    started: Instant,
+}
+
+/// A slot's progress at one moment, as `status --json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotStatus {
+    /// The slot.
+    pub slot: String,
+    /// The device.
+    pub serial: String,
+    /// Files done.
+    pub clips_done: usize,
+    /// Files to copy.
+    pub clips_total: usize,
+    /// Bytes read.
+    pub bytes_done: u64,
+    /// Bytes to copy.
+    pub bytes_total: u64,
+    /// Average rate so far, bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// Seconds left at that rate, when known.
+    pub eta_secs: Option<u64>,
+}
+
+/// Every slot in progress.
+#[derive(Debug, Default)]
+pub struct ProgressBoard {
+    // std Mutex: held only to insert, remove or copy out entries.
+    slots: Mutex<BTreeMap<String, Arc<SlotProgress>>>,
+}
+
+impl ProgressBoard {
+    /// Starts tracking a slot's session.
+    pub fn start(&self, slot: &str, serial: &str, clips: usize, bytes: u64) -> Arc<SlotProgress> {
+        let p = Arc::new(SlotProgress {
+            slot: slot.into(),
+            serial: serial.into(),
+            clips_total: clips,
+            clips_done: AtomicUsize::new(0),
+            bytes_total: bytes,
+            bytes_done: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        self.lock().insert(slot.into(), Arc::clone(&p));
+        p
+    }
+
+    /// Stops tracking a slot.
+    pub fn finish(&self, slot: &str) {
+        self.lock().remove(slot);
+    }
+
+    /// A snapshot of every slot in progress.
+    pub fn snapshot(&self) -> Vec<SlotStatus> {
+        self.lock()
+            .values()
+            .map(|p| {
+                let bytes_done = p.bytes_done.load(Ordering::Relaxed);
+                let secs = p.started.elapsed().as_secs_f64();
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    clippy::cast_precision_loss,
+                    reason = "a rate in bytes per second; rounding is fine"
+                )]
+                let rate = if secs > 0.0 {
+                    (bytes_done as f64 / secs) as u64
+                } else {
+                    0
+                };
+                SlotStatus {
+                    slot: p.slot.clone(),
+                    serial: p.serial.clone(),
+                    clips_done: p.clips_done.load(Ordering::Relaxed),
+                    clips_total: p.clips_total,
+                    bytes_done,
+                    bytes_total: p.bytes_total,
+                    rate_bytes_per_sec: rate,
+                    eta_secs: (rate > 0).then(|| p.bytes_total.saturating_sub(bytes_done) / rate),
+                }
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<SlotProgress>>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

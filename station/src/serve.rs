@@ -1,0 +1,139 @@
+//! The daemon: watches the dock root, runs one session per newly docked slot (sessions in
+//! parallel, copies bounded by the shared buffer pool), writes each session's report, and
+//! keeps `status.json` current for `custody-station status`.
+//!
+//! The dock root is polled, not watched with inotify: USB mounts appearing and vanishing
+//! are not reliably reported as events inside the mounted folders.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::report::{Report, ReportQuery};
+use crate::{DockOptions, IngestError, SessionOutcome, Station};
+
+/// File in the data folder with the live per-slot progress (JSON list of `SlotStatus`).
+pub const STATUS_FILE: &str = "status.json";
+/// How often the dock root is looked at and `status.json` rewritten.
+const POLL: Duration = Duration::from_millis(500);
+/// A slot whose session failed (store full, ledger error) is retried after this long.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Runs the station until `shutdown` completes; sessions in progress finish first (their
+/// copies are bounded, and stopping mid-copy would only redo the work at the next dock).
+///
+/// # Errors
+/// An unreadable dock root or data folder.
+pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let dock_root = station.config().dock_root.clone();
+    std::fs::create_dir_all(&dock_root)?;
+    tracing::info!(dock_root = %dock_root.display(), vkey = %station.verifier(), "station serving");
+    let mut sessions: JoinSet<(String, Result<SessionOutcome, IngestError>)> = JoinSet::new();
+    let mut active: HashSet<String> = HashSet::new();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut retry: HashMap<String, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(POLL);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = tick.tick() => {}
+            Some(joined) = sessions.join_next() => {
+                let (slot, result) = joined?;
+                active.remove(&slot);
+                match result {
+                    Ok(outcome) => {
+                        done.insert(slot);
+                        write_session_report(&station, &outcome);
+                    }
+                    Err(IngestError::Unplugged { .. }) => {}
+                    Err(e) => {
+                        tracing::error!(slot, error = %format!("{e:#}"), "session failed; retrying later");
+                        retry.insert(slot, Instant::now() + RETRY_AFTER);
+                    }
+                }
+                continue;
+            }
+        }
+        let present = slots(&dock_root)?;
+        // An undocked slot starts fresh at its next dock.
+        done.retain(|s| present.iter().any(|(n, _)| n == s));
+        retry.retain(|s, _| present.iter().any(|(n, _)| n == s));
+        for (name, path) in present {
+            let waiting = retry.get(&name).is_some_and(|t| *t > Instant::now());
+            if active.contains(&name) || done.contains(&name) || waiting {
+                continue;
+            }
+            retry.remove(&name);
+            active.insert(name.clone());
+            let station = Arc::clone(&station);
+            sessions.spawn_blocking(move || {
+                let result = station.ingest_slot(&path, &DockOptions::default());
+                (name, result)
+            });
+        }
+        write_status(&station);
+    }
+    tracing::info!(
+        sessions = active.len(),
+        "shutting down after the sessions in progress"
+    );
+    while let Some(joined) = sessions.join_next().await {
+        let (_slot, result) = joined?;
+        if let Ok(outcome) = result {
+            write_session_report(&station, &outcome);
+        }
+    }
+    write_status(&station);
+    Ok(())
+}
+
+/// The slot folders under the dock root (a slot may be a symlink to a mount).
+fn slots(root: &std::path::Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        out.push((name, entry.path()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn write_status(station: &Station) {
+    let path = station.config().data_dir.join(STATUS_FILE);
+    let snapshot = station.progress().snapshot();
+    let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
+    if let Err(e) = custody::layout::write_atomic(&path, &bytes) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write status");
+    }
+}
+
+/// Writes `reports/session-N.{json,html}` after a dock session.
+pub fn write_session_report(station: &Station, outcome: &SessionOutcome) {
+    let query = ReportQuery {
+        session: Some(outcome.session),
+        ..ReportQuery::default()
+    };
+    let cfg = station.config();
+    let report = Report::build(
+        &station.ledger(),
+        &cfg.origin,
+        &query,
+        cfg.utc_offset,
+        chrono::Utc::now(),
+    );
+    let name = format!("session-{:06}", outcome.session.0);
+    match report.map(|r| r.write(&station.reports_dir(), &name)) {
+        Ok(Ok(path)) => tracing::info!(report = %path.display(), "session report written"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the session report"),
+        Err(e) => tracing::warn!(error = %e, "cannot build the session report"),
+    }
+}

@@ -1,0 +1,378 @@
+//! Dock sessions against devices made by the core's record builder: clean, tampered,
+//! hostile, unenrolled, across docks, late, store full; receipts checked as an agent does.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use custody::testkit::{RECIPES, SampleDevice};
+use custody::{KeyId, Receipt, SigningKey, code, layout};
+use custody_station::{
+    DockOptions, EvidenceStore as _, IngestError, LocalStore, Report, ReportQuery, SessionOutcome, Station,
+    StationConfig, StoreError,
+};
+
+struct TestStation {
+    dir: tempfile::TempDir,
+    station: Station,
+}
+
+fn config(dir: &Path, reserve: u64) -> StationConfig {
+    let text = format!(
+        "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
+         parallel-copies = 3\nreserve-bytes = {reserve}\n\
+         [deadline]\n[deadline.reasons]\nremote = \"偏远地区\"\n"
+    );
+    StationConfig::parse(&text, &dir.join("station.toml")).unwrap()
+}
+
+impl TestStation {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let station = Station::open(config(dir.path(), 0)).unwrap();
+        Self { dir, station }
+    }
+
+    fn reopen(self, reserve: u64) -> Self {
+        let dir = self.dir;
+        drop(self.station);
+        let station = Station::open(config(dir.path(), reserve)).unwrap();
+        Self { dir, station }
+    }
+
+    /// A device with `n` clips of `size` bytes in a slot folder, enrolled.
+    fn device(&self, serial: &str, n: usize, size: usize) -> SampleDevice {
+        let dev = self.unenrolled_device(serial, n, size);
+        self.enroll(&dev);
+        dev
+    }
+
+    fn unenrolled_device(&self, serial: &str, n: usize, size: usize) -> SampleDevice {
+        let slot = self.dir.path().join("dock").join(format!("slot-{serial}"));
+        SampleDevice::with_generated_clips(&slot, serial, n, size).unwrap()
+    }
+
+    fn enroll(&self, dev: &SampleDevice) {
+        let pem = self.dir.path().join(format!("{}.pem", dev.serial));
+        fs::write(&pem, dev.public_key().to_pem()).unwrap();
+        self.station
+            .enroll(&dev.serial, "ga947-recorder", &pem, &[("42060119001".into(), "张三".into())])
+            .unwrap();
+    }
+
+    fn dock(&self, dev: &SampleDevice) -> SessionOutcome {
+        self.station
+            .ingest_slot(&dev.root, &DockOptions::default())
+            .unwrap()
+    }
+
+    fn store(&self) -> LocalStore {
+        LocalStore::open(&self.station.store_root(), 0, false).unwrap()
+    }
+
+    fn report(&self, query: &ReportQuery) -> Report {
+        let cfg = self.station.config();
+        Report::build(
+            &self.station.ledger(),
+            &cfg.origin,
+            query,
+            cfg.utc_offset,
+            Utc::now(),
+        )
+        .unwrap()
+    }
+}
+
+fn codes(outcome: &SessionOutcome) -> BTreeSet<&'static str> {
+    outcome
+        .findings
+        .iter()
+        .map(|f| f.code)
+        .filter(|c| *c != code::STORED_LATE)
+        .collect()
+}
+
+/// Opens the receipt in the device's inbox as the agent does, and returns the seqs whose
+/// records it proves (the clips the device may free).
+fn receipted_seqs(ts: &TestStation, dev: &SampleDevice, receipt: &str) -> Vec<u64> {
+    let path = dev.root.join(receipt);
+    let bytes = fs::read(&path).unwrap();
+    let sig = fs::read(path.with_extension("sig")).unwrap();
+    let opened = Receipt::open(
+        &bytes,
+        &sig,
+        ts.station.verifier(),
+        &dev.serial,
+        &dev.public_key().key_id(),
+    )
+    .unwrap();
+    dev.records()
+        .filter(|r| opened.covers(r.body().seq, r.bytes()).is_ok())
+        .map(|r| r.body().seq)
+        .collect()
+}
+
+#[test]
+fn a_clean_device_is_stored_logged_checkpointed_and_receipted() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 5, 200_000);
+    let out = ts.dock(&dev);
+    assert_eq!(codes(&out), BTreeSet::new(), "{:#?}", out.findings);
+    assert_eq!((out.records, out.clips_verified), (5, 5));
+    assert_eq!(out.bytes, 5 * 200_000);
+    assert_eq!(out.checkpoint_size, Some(5));
+    let store = ts.store();
+    let stored = store.list().unwrap();
+    let signed: Vec<_> = {
+        let mut v: Vec<_> = dev.records().map(|r| r.body().media().unwrap().sha256).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(stored, signed, "each clip stored once, under its signed hash");
+    assert_eq!(store.partial_count().unwrap(), 0);
+    let receipt = out.receipt.expect("a receipt on the device");
+    assert_eq!(receipted_seqs(&ts, &dev, &receipt), vec![1, 2, 3, 4, 5]);
+
+    // Docking again changes nothing: no duplicate record, object or receipt.
+    let again = ts.dock(&dev);
+    assert_eq!((again.records, again.unattested, again.bytes), (0, 0, 0));
+    assert_eq!(again.receipt, None);
+    assert_eq!(ts.store().list().unwrap().len(), 5);
+    assert_eq!(ts.station.ledger().log_size().unwrap(), 5);
+}
+
+#[test]
+fn a_receipt_for_another_device_or_with_a_bad_signature_is_refused() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 2, 1000);
+    let receipt = ts.dock(&dev).receipt.unwrap();
+    let path = dev.root.join(receipt);
+    let bytes = fs::read(&path).unwrap();
+    let sig = fs::read(path.with_extension("sig")).unwrap();
+    let key_id = dev.public_key().key_id();
+    let verifier = ts.station.verifier();
+    assert!(Receipt::open(&bytes, &sig, verifier, "B999999", &key_id).is_err());
+    assert!(Receipt::open(&bytes, &sig, verifier, &dev.serial, &KeyId("other".into())).is_err());
+    let mut flipped = sig.clone();
+    flipped[0] ^= 1;
+    assert!(Receipt::open(&bytes, &flipped, verifier, &dev.serial, &key_id).is_err());
+    let stranger = custody::NoteSigner::new(
+        "test.example/station-01",
+        SigningKey::generate().unwrap().0,
+    )
+    .unwrap();
+    assert!(Receipt::open(&bytes, &sig, stranger.verifier(), &dev.serial, &key_id).is_err());
+}
+
+#[test]
+fn every_tampering_recipe_is_flagged_and_nothing_is_dropped() {
+    for (recipe, want) in RECIPES {
+        let recipe = recipe.replace('N', "2");
+        let ts = TestStation::start();
+        let mut dev = ts.device("A100001", 4, 3000);
+        dev.tamper(&recipe).unwrap();
+        let out = ts.dock(&dev);
+        let got = codes(&out);
+        for code in *want {
+            assert!(got.contains(code), "{recipe}: want {code}, got {got:?}");
+        }
+        // Every regular media file on the device is in the store, as read: a verified
+        // clip, a flagged one, or unattested. Nothing is dropped.
+        let store = ts.store();
+        for (file, regular) in custody::media_entries(&dev.root).unwrap() {
+            if regular {
+                let bytes = fs::read(dev.root.join(&file)).unwrap();
+                let hash = custody::MediaHash::of(&bytes);
+                assert!(store.exists(&hash).unwrap(), "{recipe}: {file} not stored");
+            }
+        }
+        let report = ts.report(&ReportQuery::default());
+        assert!(!report.is_clean(), "{recipe}");
+        assert_eq!(
+            report.totals.verified + report.totals.mismatched + report.totals.missing,
+            report.totals.clips
+        );
+    }
+}
+
+#[test]
+fn a_flipped_byte_is_kept_flagged_and_not_receipted() {
+    let ts = TestStation::start();
+    let mut dev = ts.device("A100001", 3, 5000);
+    dev.tamper("flip-byte:clip-2").unwrap();
+    let out = ts.dock(&dev);
+    assert_eq!(codes(&out), BTreeSet::from([code::MEDIA_HASH_MISMATCH]));
+    assert_eq!(ts.store().list().unwrap().len(), 3, "the altered clip is kept as read");
+    let receipt = out.receipt.unwrap();
+    assert_eq!(
+        receipted_seqs(&ts, &dev, &receipt),
+        vec![1, 3],
+        "the device keeps the flagged clip"
+    );
+    let report = ts.report(&ReportQuery::default());
+    assert_eq!((report.totals.verified, report.totals.mismatched), (2, 1));
+    let html = report.to_html();
+    assert!(html.contains("哈希不一致") && html.contains(code::MEDIA_HASH_MISMATCH));
+}
+
+#[test]
+fn the_chain_continues_across_docks_and_checkpoints_stay_consistent() {
+    let ts = TestStation::start();
+    let mut dev = ts.device("A100001", 2, 1000);
+    let first = ts.dock(&dev);
+    assert_eq!(first.checkpoint_size, Some(2));
+    let before = ts.station.ledger().latest_checkpoint().unwrap().unwrap();
+    for i in 3..=4 {
+        let rel = format!("DCIM/100MEDIA/A100001_{i:04}.MP4");
+        fs::write(dev.root.join(&rel), vec![u8::try_from(i).unwrap(); 777]).unwrap();
+        dev.seal_clip(&rel).unwrap();
+    }
+    let second = ts.dock(&dev);
+    assert_eq!(codes(&second), BTreeSet::new(), "{:#?}", second.findings);
+    assert_eq!(second.records, 2, "only the new records");
+    let after = ts.station.ledger().latest_checkpoint().unwrap().unwrap();
+    let proof = ts
+        .station
+        .ledger()
+        .consistency_proof(before.size, after.size)
+        .unwrap();
+    custody::verify_consistency(before.size, after.size, &proof, &before.root, &after.root)
+        .unwrap();
+    assert_eq!(
+        receipted_seqs(&ts, &dev, &second.receipt.unwrap()),
+        vec![3, 4],
+        "a receipt covers what the last one did not"
+    );
+}
+
+#[test]
+fn a_record_deleted_after_the_last_dock_leaves_a_gap_from_the_anchor() {
+    let ts = TestStation::start();
+    let mut dev = ts.device("A100001", 2, 1000);
+    ts.dock(&dev);
+    for i in 3..=5 {
+        let rel = format!("DCIM/100MEDIA/A100001_{i:04}.MP4");
+        fs::write(dev.root.join(&rel), vec![7u8; 100 + i]).unwrap();
+        dev.seal_clip(&rel).unwrap();
+    }
+    dev.tamper("drop:seq-3").unwrap();
+    let out = ts.dock(&dev);
+    assert!(codes(&out).contains(code::CHAIN_GAP), "{:#?}", out.findings);
+}
+
+#[test]
+fn unenrolled_and_impostor_devices_are_quarantined_not_mixed_with_evidence() {
+    let ts = TestStation::start();
+    let stranger = ts.unenrolled_device("B200001", 2, 1000);
+    let out = ts.dock(&stranger);
+    assert_eq!(out.outcome, "quarantined");
+    assert_eq!(codes(&out), BTreeSet::from([code::DEVICE_UNENROLLED]));
+    assert!(ts.store().list().unwrap().is_empty());
+
+    // A device claiming an enrolled serial with its own key.
+    let real = ts.device("A100001", 1, 1000);
+    let impostor_slot = ts.dir.path().join("dock/slot-fake");
+    let impostor = SampleDevice::with_generated_clips(&impostor_slot, "A100001", 2, 500).unwrap();
+    let out = ts.dock(&impostor);
+    assert_eq!(out.outcome, "quarantined");
+    assert_eq!(codes(&out), BTreeSet::from([code::DEVICE_KEY_UNTRUSTED]));
+    assert!(ts.store().list().unwrap().is_empty());
+    let q = ts.report(&ReportQuery::default()).quarantine;
+    assert_eq!(q.len(), 2);
+    let kept = PathBuf::from(&q[1].folder);
+    assert!(kept.join("DCIM/100MEDIA/A100001_0001.MP4").is_file(), "files are kept");
+    assert!(kept.join("QUARANTINE.json").is_file());
+    // The real device still docks normally.
+    assert_eq!(ts.dock(&real).clips_verified, 1);
+}
+
+#[test]
+fn hostile_content_is_flagged_and_never_followed() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 2, 1000);
+    let records = layout::device_dir(&dev.root, "A100001").join("records");
+    // A huge record (over the 64 KiB limit) with a plausible name.
+    fs::write(records.join("00000003.json"), vec![b' '; 70 * 1024]).unwrap();
+    // A symlink posing as a clip, pointing outside the device.
+    std::os::unix::fs::symlink("/etc/passwd", dev.root.join("DCIM/100MEDIA/EVIL.MP4")).unwrap();
+    // A file that no record covers (a crashed agent, or the vendor firmware alone).
+    fs::write(dev.root.join("DCIM/100MEDIA/ORPHAN.MP4"), b"orphan clip").unwrap();
+    let out = ts.dock(&dev);
+    let got = codes(&out);
+    assert!(got.contains(code::RECORD_MALFORMED), "{got:?}");
+    assert!(got.contains(code::MEDIA_UNRECORDED), "{got:?}");
+    assert_eq!(out.clips_verified, 2);
+    assert_eq!(out.unattested, 1);
+    let store = ts.store();
+    assert!(store.exists(&custody::MediaHash::of(b"orphan clip")).unwrap());
+    let passwd = fs::read("/etc/passwd").unwrap();
+    assert!(!store.exists(&custody::MediaHash::of(&passwd)).unwrap(), "symlink not followed");
+    let report = ts.report(&ReportQuery::default());
+    assert_eq!(report.totals.unattested, 1);
+}
+
+#[test]
+fn clips_from_days_ago_are_late_unless_a_lawful_delay_was_declared() {
+    // Sample clips were recorded on 2026-11-20 (Beijing): stored today, they are late.
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 2, 1000);
+    let out = ts.dock(&dev);
+    assert_eq!(out.late, 2);
+    assert!(out.findings.iter().any(|f| f.code == code::STORED_LATE));
+
+    let ts = TestStation::start();
+    let dev = ts.device("A100002", 2, 1000);
+    let opts = DockOptions {
+        delay_reason: Some("remote".into()),
+        returned: Some(Utc::now()),
+    };
+    let out = ts.station.ingest_slot(&dev.root, &opts).unwrap();
+    assert_eq!(out.late, 0, "{:#?}", out.findings);
+    let report = ts.report(&ReportQuery::default());
+    assert!(report.clips.iter().all(|c| c.delay_reason.as_deref() == Some("remote")));
+}
+
+#[test]
+fn a_full_store_stops_cleanly_and_the_next_dock_resumes() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 3, 10_000);
+    let ts = ts.reopen(u64::MAX / 2);
+    let err = ts
+        .station
+        .ingest_slot(&dev.root, &DockOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, IngestError::Store(StoreError::Full { .. })), "{err}");
+    assert!(err.to_string().contains("full"), "{err}");
+    assert_eq!(ts.station.ledger().log_size().unwrap(), 0, "nothing committed");
+    assert!(ts.store().list().unwrap().is_empty());
+    assert_eq!(ts.store().partial_count().unwrap(), 0);
+    assert!(!layout::inbox_dir(&dev.root, &dev.serial).exists(), "no receipt");
+
+    let ts = ts.reopen(0);
+    let out = ts.dock(&dev);
+    assert_eq!(out.clips_verified, 3);
+}
+
+#[test]
+fn reports_filter_by_device_and_are_written_as_json_and_html() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 3, 1000);
+    ts.dock(&dev);
+    let report = ts.report(&ReportQuery {
+        device: Some("A100001".into()),
+        ..ReportQuery::default()
+    });
+    assert_eq!(report.totals.clips, 3);
+    let none = ts.report(&ReportQuery {
+        device: Some("B000000".into()),
+        ..ReportQuery::default()
+    });
+    assert_eq!(none.totals.clips, 0);
+    let path = report.write(&ts.dir.path().join("out"), "r").unwrap();
+    let html = fs::read_to_string(&path).unwrap();
+    assert!(html.contains("证据完整性报告") && html.contains("A100001"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(ts.dir.path().join("out/r.json")).unwrap()).unwrap();
+    assert_eq!(json["totals"]["clips"], 3);
+}

@@ -1,5 +1,12 @@
 //! Dock sessions against devices made by the core's record builder: clean, tampered,
 //! hostile, unenrolled, across docks, late, store full; receipts checked as an agent does.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines,
+    reason = "a test reports failure by panicking, and tells its story in order"
+)]
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -9,8 +16,8 @@ use chrono::Utc;
 use custody::testkit::{RECIPES, SampleDevice};
 use custody::{KeyId, Receipt, SigningKey, code, layout};
 use custody_station::{
-    DockOptions, EvidenceStore as _, IngestError, LocalStore, Report, ReportQuery, SessionOutcome, Station,
-    StationConfig, StoreError,
+    DockOptions, EvidenceStore as _, IngestError, LocalStore, Report, ReportQuery, SessionOutcome,
+    Station, StationConfig, StoreError,
 };
 
 struct TestStation {
@@ -57,7 +64,12 @@ impl TestStation {
         let pem = self.dir.path().join(format!("{}.pem", dev.serial));
         fs::write(&pem, dev.public_key().to_pem()).unwrap();
         self.station
-            .enroll(&dev.serial, "ga947-recorder", &pem, &[("42060119001".into(), "张三".into())])
+            .enroll(
+                &dev.serial,
+                "ga947-recorder",
+                &pem,
+                &[("42060119001".into(), "张三".into())],
+            )
             .unwrap();
     }
 
@@ -125,11 +137,17 @@ fn a_clean_device_is_stored_logged_checkpointed_and_receipted() {
     let store = ts.store();
     let stored = store.list().unwrap();
     let signed: Vec<_> = {
-        let mut v: Vec<_> = dev.records().map(|r| r.body().media().unwrap().sha256).collect();
+        let mut v: Vec<_> = dev
+            .records()
+            .map(|r| r.body().media().unwrap().sha256)
+            .collect();
         v.sort();
         v
     };
-    assert_eq!(stored, signed, "each clip stored once, under its signed hash");
+    assert_eq!(
+        stored, signed,
+        "each clip stored once, under its signed hash"
+    );
     assert_eq!(store.partial_count().unwrap(), 0);
     let receipt = out.receipt.expect("a receipt on the device");
     assert_eq!(receipted_seqs(&ts, &dev, &receipt), vec![1, 2, 3, 4, 5]);
@@ -157,11 +175,9 @@ fn a_receipt_for_another_device_or_with_a_bad_signature_is_refused() {
     let mut flipped = sig.clone();
     flipped[0] ^= 1;
     assert!(Receipt::open(&bytes, &flipped, verifier, &dev.serial, &key_id).is_err());
-    let stranger = custody::NoteSigner::new(
-        "test.example/station-01",
-        SigningKey::generate().unwrap().0,
-    )
-    .unwrap();
+    let stranger =
+        custody::NoteSigner::new("test.example/station-01", SigningKey::generate().unwrap().0)
+            .unwrap();
     assert!(Receipt::open(&bytes, &sig, stranger.verifier(), &dev.serial, &key_id).is_err());
 }
 
@@ -203,7 +219,11 @@ fn a_flipped_byte_is_kept_flagged_and_not_receipted() {
     dev.tamper("flip-byte:clip-2").unwrap();
     let out = ts.dock(&dev);
     assert_eq!(codes(&out), BTreeSet::from([code::MEDIA_HASH_MISMATCH]));
-    assert_eq!(ts.store().list().unwrap().len(), 3, "the altered clip is kept as read");
+    assert_eq!(
+        ts.store().list().unwrap().len(),
+        3,
+        "the altered clip is kept as read"
+    );
     let receipt = out.receipt.unwrap();
     assert_eq!(
         receipted_seqs(&ts, &dev, &receipt),
@@ -281,7 +301,10 @@ fn unenrolled_and_impostor_devices_are_quarantined_not_mixed_with_evidence() {
     let q = ts.report(&ReportQuery::default()).quarantine;
     assert_eq!(q.len(), 2);
     let kept = PathBuf::from(&q[1].folder);
-    assert!(kept.join("DCIM/100MEDIA/A100001_0001.MP4").is_file(), "files are kept");
+    assert!(
+        kept.join("DCIM/100MEDIA/A100001_0001.MP4").is_file(),
+        "files are kept"
+    );
     assert!(kept.join("QUARANTINE.json").is_file());
     // The real device still docks normally.
     assert_eq!(ts.dock(&real).clips_verified, 1);
@@ -305,9 +328,16 @@ fn hostile_content_is_flagged_and_never_followed() {
     assert_eq!(out.clips_verified, 2);
     assert_eq!(out.unattested, 1);
     let store = ts.store();
-    assert!(store.exists(&custody::MediaHash::of(b"orphan clip")).unwrap());
+    assert!(
+        store
+            .exists(&custody::MediaHash::of(b"orphan clip"))
+            .unwrap()
+    );
     let passwd = fs::read("/etc/passwd").unwrap();
-    assert!(!store.exists(&custody::MediaHash::of(&passwd)).unwrap(), "symlink not followed");
+    assert!(
+        !store.exists(&custody::MediaHash::of(&passwd)).unwrap(),
+        "symlink not followed"
+    );
     let report = ts.report(&ReportQuery::default());
     assert_eq!(report.totals.unattested, 1);
 }
@@ -330,7 +360,12 @@ fn clips_from_days_ago_are_late_unless_a_lawful_delay_was_declared() {
     let out = ts.station.ingest_slot(&dev.root, &opts).unwrap();
     assert_eq!(out.late, 0, "{:#?}", out.findings);
     let report = ts.report(&ReportQuery::default());
-    assert!(report.clips.iter().all(|c| c.delay_reason.as_deref() == Some("remote")));
+    assert!(
+        report
+            .clips
+            .iter()
+            .all(|c| c.delay_reason.as_deref() == Some("remote"))
+    );
 }
 
 #[test]
@@ -342,12 +377,22 @@ fn a_full_store_stops_cleanly_and_the_next_dock_resumes() {
         .station
         .ingest_slot(&dev.root, &DockOptions::default())
         .unwrap_err();
-    assert!(matches!(err, IngestError::Store(StoreError::Full { .. })), "{err}");
+    assert!(
+        matches!(err, IngestError::Store(StoreError::Full { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("full"), "{err}");
-    assert_eq!(ts.station.ledger().log_size().unwrap(), 0, "nothing committed");
+    assert_eq!(
+        ts.station.ledger().log_size().unwrap(),
+        0,
+        "nothing committed"
+    );
     assert!(ts.store().list().unwrap().is_empty());
     assert_eq!(ts.store().partial_count().unwrap(), 0);
-    assert!(!layout::inbox_dir(&dev.root, &dev.serial).exists(), "no receipt");
+    assert!(
+        !layout::inbox_dir(&dev.root, &dev.serial).exists(),
+        "no receipt"
+    );
 
     let ts = ts.reopen(0);
     let out = ts.dock(&dev);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::FixedOffset;
-use custody::{Agency, NumberingScheme, Officer};
+use custody::{Agency, NoteVerifier, NumberingScheme, Officer};
 use hw_profiles::HwProfile;
 use serde::Deserialize;
 
@@ -24,6 +24,13 @@ struct AgentFile {
     officer: OfficerFile,
     agency: AgencyFile,
     bridge: Option<BridgeFile>,
+    station: Option<StationFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct StationFile {
+    vkey: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +79,9 @@ pub struct AgentConfig {
     pub agency: Agency,
     /// The MCU's serial port, if the agent reads RTC, GNSS and recording events from it.
     pub bridge_port: Option<PathBuf>,
+    /// The station's verifier key (`custody-station key`): receipts it signs free space.
+    /// Without it, no receipt is trusted and nothing is ever freed.
+    pub station: Option<NoteVerifier>,
 }
 
 /// Default idle time before a non-renaming recorder's clip counts as closed, in ms.
@@ -158,6 +168,11 @@ impl AgentConfig {
                 name: file.agency.name,
             },
             bridge_port: file.bridge.map(|b| base.join(b.port)),
+            station: file
+                .station
+                .map(|s| NoteVerifier::parse(&s.vkey))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("station.vkey: {e}"))?,
         })
     }
 

@@ -17,6 +17,7 @@
 mod config;
 mod failpoint;
 mod follower;
+mod inbox;
 pub mod keystore;
 mod manifest;
 pub mod media;
@@ -34,6 +35,7 @@ use notify::Watcher as _;
 pub use config::AgentConfig;
 pub use failpoint::{ENV as CRASH_AT_ENV, POINTS as CRASH_POINTS};
 pub use follower::{FileId, Follower, Progress};
+pub use inbox::InboxReport;
 pub use manifest::{ChainHead, Manifest, ManifestError, StoredRecord};
 pub use sealer::{MANIFEST_FILE, Sealer};
 pub use sensors::{MAX_FIX_AGE, Sensors};
@@ -88,12 +90,15 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     sealing.await?
 }
 
-/// Seals what is closed now and returns (for `run --once` and tests).
+/// Seals what is closed now, handles new receipts, and returns (for `run --once` and tests).
 ///
 /// # Errors
 /// As [`run`].
-pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<Vec<StoredRecord>> {
-    Sealer::load(cfg)?.scan()
+pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<(Vec<StoredRecord>, InboxReport)> {
+    let mut sealer = Sealer::load(cfg)?;
+    let new_records = sealer.scan()?;
+    let inbox = sealer.process_inbox()?;
+    Ok((new_records, inbox))
 }
 
 /// Whether an event means the recording folder changed. The sealer's own reads of a clip
@@ -124,6 +129,8 @@ fn seal_loop(
     watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
     while !stop.load(Ordering::Relaxed) {
         sealer.scan()?;
+        // Cheap when nothing is new: one directory listing; each receipt is read once.
+        sealer.process_inbox()?;
         match wakeups.recv_timeout(SCAN_EVERY) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -76,8 +76,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = AgentConfig::load(&cli.config)?;
     match cli.command {
         Command::Run { once: true } => {
-            let sealed = custody_agent::seal_once(cfg)?;
+            let (sealed, inbox) = custody_agent::seal_once(cfg)?;
             println!("sealed {} clip(s)", sealed.len());
+            if inbox.accepted > 0 || !inbox.refused.is_empty() {
+                println!(
+                    "receipts: {} verified, {} refused; freed {} clip(s), {} bytes",
+                    inbox.accepted,
+                    inbox.refused.len(),
+                    inbox.freed.len(),
+                    inbox.bytes_freed
+                );
+                for (file, why) in &inbox.refused {
+                    println!("  refused {file}: {why}");
+                }
+            }
         }
         Command::Run { once: false } => {
             let runtime = tokio::runtime::Runtime::new()?;

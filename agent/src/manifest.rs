@@ -72,6 +72,29 @@ CREATE TABLE IF NOT EXISTS records (
     sealed_at    TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_record_per_clip ON records(file, media_sha256) WHERE kind = 'clip';
+CREATE TABLE IF NOT EXISTS receipts (       -- every receipt seen in the inbox, good or bad
+    hash     BLOB PRIMARY KEY,                -- SHA-256 of its bytes then its signature
+    file     TEXT NOT NULL,
+    status   TEXT NOT NULL,                   -- accepted, refused
+    detail   TEXT NOT NULL,
+    bytes    BLOB NOT NULL,
+    seen_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS freed (          -- clips whose space a verified receipt freed
+    seq       INTEGER PRIMARY KEY REFERENCES records(seq),
+    file      TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    receipt   BLOB NOT NULL,
+    freed_at  TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS receipts_no_update BEFORE UPDATE ON receipts
+    BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS receipts_no_delete BEFORE DELETE ON receipts
+    BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS freed_no_update BEFORE UPDATE ON freed
+    BEGIN SELECT RAISE(ABORT, 'freed is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS freed_no_delete BEFORE DELETE ON freed
+    BEGIN SELECT RAISE(ABORT, 'freed is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -217,6 +240,94 @@ impl Manifest {
             out.push(StoredRecord { record, sig });
         }
         Ok(out)
+    }
+
+    /// Whether a receipt with these bytes was seen before.
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`].
+    pub fn receipt_seen(&self, hash: &[u8; 32]) -> Result<bool, ManifestError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM receipts WHERE hash = ?1",
+                [&hash[..]],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Keeps a receipt seen in the inbox (by the hash of its bytes and signature) with what
+    /// was decided about it.
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`].
+    pub fn note_receipt(
+        &self,
+        hash: &[u8; 32],
+        bytes: &[u8],
+        file: &str,
+        status: &str,
+        detail: &str,
+    ) -> Result<(), ManifestError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO receipts (hash, file, status, detail, bytes, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    &hash[..],
+                    file,
+                    status,
+                    detail,
+                    bytes,
+                    chrono::Utc::now().to_rfc3339()
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Seqs of clips whose space was freed.
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`].
+    pub fn freed_seqs(&self) -> Result<std::collections::HashSet<u64>, ManifestError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq FROM freed")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.sql(e))?;
+        rows.map(|r| r.map(i64::unsigned_abs).map_err(|e| self.sql(e)))
+            .collect()
+    }
+
+    /// Records that a clip's space was freed under the receipt with `receipt_hash`.
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`].
+    pub fn mark_freed(
+        &self,
+        seq: u64,
+        file: &str,
+        size: u64,
+        receipt_hash: &[u8; 32],
+    ) -> Result<(), ManifestError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO freed (seq, file, size, receipt, freed_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    i64::try_from(seq).unwrap_or(i64::MAX),
+                    file,
+                    i64::try_from(size).unwrap_or(i64::MAX),
+                    &receipt_hash[..],
+                    chrono::Utc::now().to_rfc3339()
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
     }
 
     /// The clip record covering `file` (its latest, if the name was reused).

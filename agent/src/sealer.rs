@@ -5,7 +5,7 @@
 //! it to its final name or, for recorders that do not rename, when it stops growing. Then
 //! only the tail remains to hash, and the record is sealed at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -44,6 +44,8 @@ pub struct Sealer {
     /// RTC and GNSS readings from the MCU (empty without a bridge).
     sensors: Arc<Mutex<Sensors>>,
     buf: Vec<u8>,
+    /// Receipt files already looked at by this process.
+    receipts_seen: HashSet<String>,
 }
 
 impl Sealer {
@@ -72,6 +74,7 @@ impl Sealer {
             unexported: records,
             sensors: Arc::default(),
             buf: vec![0; HASH_BUF_LEN],
+            receipts_seen: HashSet::new(),
         };
         let dev_dir = custody::layout::device_dir(&sealer.cfg.storage, &sealer.cfg.serial);
         fs::create_dir_all(&dev_dir)?;
@@ -90,6 +93,28 @@ impl Sealer {
     pub fn load(cfg: AgentConfig) -> anyhow::Result<Self> {
         let (key, _) = crate::keystore::load_or_create(&cfg.state_dir)?;
         Self::open(cfg, key)
+    }
+
+    /// Verifies new receipts in the inbox and frees the space of the clips they prove
+    /// stored (nothing without an enrolled station key).
+    ///
+    /// # Errors
+    /// An unreadable inbox or a manifest failure.
+    pub fn process_inbox(&mut self) -> anyhow::Result<crate::InboxReport> {
+        let Some(station) = self.cfg.station.clone() else {
+            return Ok(crate::InboxReport::default());
+        };
+        let key = self.key.public_key();
+        let manifest = &self.manifest;
+        crate::inbox::process(
+            &self.cfg.storage,
+            &self.cfg.serial,
+            &key,
+            &station,
+            manifest,
+            || Ok(manifest.records(&key)?),
+            &mut self.receipts_seen,
+        )
     }
 
     /// The recording folder this sealer watches.

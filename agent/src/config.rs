@@ -37,6 +37,7 @@ struct StationFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct BridgeFile {
     port: PathBuf,
+    mass_storage_password: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +80,9 @@ pub struct AgentConfig {
     pub agency: Agency,
     /// The MCU's serial port, if the agent reads RTC, GNSS and recording events from it.
     pub bridge_port: Option<PathBuf>,
+    /// Password that opens USB mass-storage mode when the device docks: the agent asks the
+    /// MCU for it once the clips are sealed. Without it the dock's host must ask.
+    pub mass_storage_password: Option<String>,
     /// The station's verifier key (`custody-station key`): receipts it signs free space.
     /// Without it, no receipt is trusted and nothing is ever freed.
     pub station: Option<NoteVerifier>,
@@ -167,6 +171,10 @@ impl AgentConfig {
                 code: file.agency.code,
                 name: file.agency.name,
             },
+            mass_storage_password: file
+                .bridge
+                .as_ref()
+                .and_then(|b| b.mass_storage_password.clone()),
             bridge_port: file.bridge.map(|b| base.join(b.port)),
             station: file
                 .station

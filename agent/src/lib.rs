@@ -60,20 +60,15 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     let stop_flag = Arc::clone(&stop);
     // Bounded: a burst of wakeups needs one scan, not one each.
     let (wake, wakeups) = mpsc::sync_channel(WAKEUPS);
-    let bridge = cfg
-        .bridge_port
-        .clone()
-        .map(|port| (port, cfg.profile.clone(), cfg.serial.clone()));
-    let sealer = Sealer::open(cfg, key)?;
-    let bridge = bridge.map(|(port, profile, serial)| {
-        tokio::spawn(sensors::run_bridge(
-            port,
-            profile,
-            serial,
-            sealer.sensors(),
-            wake.clone(),
-        ))
+    let bridge = cfg.bridge_port.clone().map(|port| sensors::BridgeSetup {
+        port,
+        profile: cfg.profile.clone(),
+        serial: cfg.serial.clone(),
+        mass_storage_password: cfg.mass_storage_password.clone(),
     });
+    let sealer = Sealer::open(cfg, key)?;
+    let bridge = bridge
+        .map(|setup| tokio::spawn(sensors::run_bridge(setup, sealer.sensors(), wake.clone())));
     let mut sealing =
         tokio::task::spawn_blocking(move || seal_loop(sealer, wake, &wakeups, &stop_flag));
     tokio::select! {

@@ -73,15 +73,32 @@ impl Sensors {
     }
 }
 
+/// What the MCU link task needs.
+pub struct BridgeSetup {
+    /// The serial port.
+    pub port: PathBuf,
+    /// The device model (link settings).
+    pub profile: hw_profiles::HwProfile,
+    /// The configured serial (the MCU must report the same).
+    pub serial: String,
+    /// Opens mass-storage mode when docked, once clips are sealed.
+    pub mass_storage_password: Option<String>,
+}
+
+/// Time given to the sealer to seal what closed before the storage goes to the dock: two
+/// scans. A clip sealed later is in the next dock's outbox; nothing is lost either way.
+const SEAL_BEFORE_DOCK: Duration = Duration::from_millis(500);
+
 /// Keeps the MCU link up for the agent's lifetime: identifies the device, reads the RTC
-/// state, follows NMEA and wakes the sealer when a segment closes.
-pub async fn run_bridge(
-    port: PathBuf,
-    profile: hw_profiles::HwProfile,
-    serial: String,
-    sensors: Arc<Mutex<Sensors>>,
-    wake: SyncSender<()>,
-) {
+/// state, follows NMEA, wakes the sealer when a segment closes, and opens mass-storage
+/// mode when the device docks.
+pub async fn run_bridge(setup: BridgeSetup, sensors: Arc<Mutex<Sensors>>, wake: SyncSender<()>) {
+    let BridgeSetup {
+        port,
+        profile,
+        serial,
+        mass_storage_password,
+    } = setup;
     let Ok(cfg) = firmware_bridge::transport::link_config(&port, &profile) else {
         warn!(model = %profile.id, "this model has no MCU link; sealing without RTC and GNSS data");
         return;
@@ -105,7 +122,13 @@ pub async fn run_bridge(
             }
             Ok((mut bridge, _)) => {
                 info!(port = %port.display(), "MCU link up");
-                follow(&mut bridge, &sensors, &wake).await;
+                follow(
+                    &mut bridge,
+                    &sensors,
+                    &wake,
+                    mass_storage_password.as_deref(),
+                )
+                .await;
             }
             Err(e) => warn!(error = %e, "MCU link unavailable; retrying"),
         }
@@ -113,7 +136,12 @@ pub async fn run_bridge(
     }
 }
 
-async fn follow(bridge: &mut Bridge, sensors: &Mutex<Sensors>, wake: &SyncSender<()>) {
+async fn follow(
+    bridge: &mut Bridge,
+    sensors: &Mutex<Sensors>,
+    wake: &SyncSender<()>,
+    password: Option<&str>,
+) {
     let mut nmea = NmeaReader::new();
     let mut poll = tokio::time::interval(CLOCK_POLL);
     loop {
@@ -143,6 +171,18 @@ async fn follow(bridge: &mut Bridge, sensors: &Mutex<Sensors>, wake: &SyncSender
                 Some(LinkEvent::Mcu(McuMessage::SegmentClosed { .. } | McuMessage::RecordingStopped { .. })) => {
                     // Seal now rather than at the next scan; a full queue already means "scan".
                     let _ = wake.try_send(());
+                }
+                Some(LinkEvent::Mcu(McuMessage::Docked)) => {
+                    let _ = wake.try_send(());
+                    if let Some(password) = password {
+                        tokio::time::sleep(SEAL_BEFORE_DOCK).await;
+                        let request = McuMessage::EnterMassStorage { password: password.into() };
+                        match bridge.request(request).await {
+                            Ok(McuMessage::Ack) => info!("docked: storage handed to the dock"),
+                            Ok(other) => warn!(?other, "the MCU refused mass-storage mode"),
+                            Err(e) => warn!(error = %e, "cannot open mass-storage mode"),
+                        }
+                    }
                 }
                 Some(LinkEvent::Disconnected(why)) => warn!(%why, "MCU link down; reconnecting"),
                 Some(_) => {}

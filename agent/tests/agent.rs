@@ -378,14 +378,21 @@ fn enroll_prints_the_public_key_and_the_key_file_is_private() {
 }
 
 #[tokio::test]
-async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close() {
+async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_handed_to_the_dock()
+{
     use firmware_bridge::message::OfficerBinding;
     use firmware_bridge::sim::{Control, SimConfig, Simulator};
     let dev = device("ga947-recorder");
     // The agent follows the MCU link too: RTC state, GNSS, segment-closed events.
     let link = dev.state.parent().unwrap().join("tty");
     let mut text = fs::read_to_string(&dev.config).unwrap();
-    writeln!(text, "\n[bridge]\nport = \"{}\"", link.display()).unwrap();
+    writeln!(
+        text,
+        "\n[bridge]\nport = \"{}\"\nmass-storage-password = \"dock-1234\"",
+        link.display()
+    )
+    .unwrap();
+    let slot = dev.state.parent().unwrap().join("dock/slot-1");
     fs::write(&dev.config, text).unwrap();
     let cfg = dev.cfg();
     let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -399,10 +406,10 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close() {
         link: link.clone(),
         storage: dev.storage.clone(),
         segment_seconds: Some(2),
-        dock_slot: None,
+        dock_slot: Some(slot.clone()),
         drift_ppm: 0,
         battery_percent: 90,
-        mass_storage_password: "x".into(),
+        mass_storage_password: "dock-1234".into(),
         nmea,
         officer: OfficerBinding {
             police_no: "1".into(),
@@ -420,8 +427,21 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close() {
     sim.send(Control::StartRecording);
     tokio::time::sleep(Duration::from_millis(4500)).await;
     sim.send(Control::StopRecording);
+    // Docked: the agent seals what closed, then opens mass-storage mode with the password.
+    assert!(!slot.exists());
+    sim.send(Control::Dock);
+    for _ in 0..50 {
+        if slot.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        slot.exists(),
+        "the agent never handed the storage to the dock"
+    );
     sim.stop().unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
     let report = dev.verify();

@@ -203,7 +203,8 @@ impl SampleDevice {
     /// # Errors
     /// Any I/O error.
     pub fn seal_clip(&mut self, rel: &str) -> io::Result<()> {
-        let bytes = fs::read(self.root.join(rel))?;
+        let file = fs::File::open(self.root.join(rel))?;
+        let (size, hash) = crate::hash_reader(file, &mut vec![0; 1 << 20])?;
         let seq = self.records.len() as u64 + 1;
         let prev = self.records.last().map(|(r, _)| r.hash());
         let body = sample_clip_body(
@@ -212,8 +213,8 @@ impl SampleDevice {
             seq,
             prev,
             rel,
-            bytes.len() as u64,
-            MediaHash::of(&bytes),
+            size,
+            hash,
         );
         let (rec, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
         layout::write_record(&self.root, &rec, &sig)?;

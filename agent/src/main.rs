@@ -93,9 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { once: false } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(custody_agent::run(cfg, async {
-                let _ = tokio::signal::ctrl_c().await;
-            }))?;
+            runtime.block_on(custody_agent::run(cfg, stop_requested()))?;
         }
         Command::Enroll => {
             let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
@@ -147,4 +145,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM (how a service manager stops the agent).
+async fn stop_requested() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -1,0 +1,282 @@
+//! Station benchmark, with its baselines measured in the same run:
+//! - the pipeline's SHA-256 (the hasher and buffer size ingest uses) against
+//!   `openssl speed -evp sha256` at the same block size;
+//! - end-to-end ingest of docked devices (N slots × clips × MiB, sources in tmpfs as a fast
+//!   USB mount would serve them, store on disk) against `cp` + `sync` of the same files and
+//!   against `cp` then `sha256sum`, for each slot count; the station's peak RSS.
+//!
+//! `cargo bench -p custody-station`. Environment: `CUSTODY_BENCH_SLOTS` (default
+//! "1,2,4,8"), `CUSTODY_BENCH_CLIPS` (clips per device, default 4), `CUSTODY_BENCH_MIB`
+//! (clip size, default 512), `CUSTODY_BENCH_SRC` (device storage, default /dev/shm),
+//! `CUSTODY_BENCH_DIR` (station data, default /var/tmp: it should be a disk).
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops on a broken setup"
+)]
+#![expect(clippy::cast_precision_loss, reason = "MB/s for a report")]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use custody::testkit::SampleDevice;
+use custody_station::{DockOptions, Station, StationConfig};
+
+/// Measurements per method and slot count; the best counts.
+const ROUNDS: usize = 3;
+
+/// The copy buffer the ingest pipeline uses per file.
+const PIPELINE_BUF: usize = 128 << 10;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn mb_per_s(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 / 1e6 / took.as_secs_f64()
+}
+
+/// A reader that hands out its buffer untouched: what remains is the hasher's own cost.
+struct Prefilled {
+    left: u64,
+}
+
+impl Read for Prefilled {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// SHA-256 MB/s of the pipeline's hasher, best of three 1 GiB passes.
+fn pipeline_sha256() -> f64 {
+    let mut buf = vec![0xA5; PIPELINE_BUF];
+    (0..3)
+        .map(|_| {
+            let total = 1u64 << 30;
+            let t = Instant::now();
+            let (n, _) = custody::hash_reader(Prefilled { left: total }, &mut buf).unwrap();
+            assert_eq!(n, total);
+            mb_per_s(total, t.elapsed())
+        })
+        .fold(0.0, f64::max)
+}
+
+/// `openssl speed -evp sha256` at the pipeline's block size, in MB/s.
+fn openssl_sha256() -> Option<f64> {
+    let out = Command::new("openssl")
+        .args(["speed", "-evp", "sha256", "-seconds", "3", "-bytes"])
+        .arg(PIPELINE_BUF.to_string())
+        .output()
+        .ok()?;
+    // The last line: "sha256   123456.78k" (thousands of bytes per second).
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().rev().find(|l| l.starts_with("sha256"))?;
+    let k: f64 = last
+        .split_whitespace()
+        .last()?
+        .trim_end_matches('k')
+        .parse()
+        .ok()?;
+    Some(k * 1000.0 / 1e6)
+}
+
+/// Writes a clip of `mib` MiB whose every MiB is unique (the store deduplicates by hash).
+fn write_clip(path: &Path, mib: usize, tag: u64) {
+    let mut block: Vec<u8> = (0..1usize << 20)
+        .map(|i| u8::try_from((i * 131 + 7) % 251).unwrap())
+        .collect();
+    let mut f = fs::File::create(path).unwrap();
+    for m in 0..mib as u64 {
+        block[..8].copy_from_slice(&tag.to_le_bytes());
+        block[8..16].copy_from_slice(&m.to_le_bytes());
+        f.write_all(&block).unwrap();
+    }
+}
+
+/// Device `i` with `clips` signed clips in `src/slot-i`, made once and reused.
+fn device(src: &Path, i: usize, clips: usize, mib: usize) -> SampleDevice {
+    let root = src.join(format!("slot-{i}"));
+    let _ = fs::remove_dir_all(&root);
+    let serial = format!("B{:06}", i + 1);
+    let mut dev = SampleDevice::create(&root, &serial, &[]).unwrap();
+    for c in 0..clips {
+        let rel = format!("DCIM/100MEDIA/{serial}_{:04}.MP4", c + 1);
+        write_clip(&root.join(&rel), mib, ((i as u64) << 32) | c as u64);
+        dev.seal_clip(&rel).unwrap();
+    }
+    dev
+}
+
+fn fresh_dir(base: &Path, name: &str) -> PathBuf {
+    let dir = base.join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    sync();
+    dir
+}
+
+fn sync() {
+    assert!(Command::new("sync").status().unwrap().success());
+}
+
+/// Resets this process's peak RSS so the next reading covers only what follows.
+fn reset_peak_rss() {
+    let _ = fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_kib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Ingests the docked devices as the daemon does (one session per slot, all at once).
+fn ingest(base: &Path, devices: &[SampleDevice]) -> (Duration, u64) {
+    let dir = fresh_dir(base, "station");
+    let text = "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"bench.example/station\"\n\
+                reserve-bytes = 0\n";
+    let station =
+        Station::open(StationConfig::parse(text, &dir.join("station.toml")).unwrap()).unwrap();
+    for dev in devices {
+        let pem = dir.join(format!("{}.pem", dev.serial));
+        fs::write(&pem, dev.public_key().to_pem()).unwrap();
+        station
+            .enroll(
+                &dev.serial,
+                "ga947-recorder",
+                &pem,
+                &[("1".into(), "张三".into())],
+            )
+            .unwrap();
+    }
+    reset_peak_rss();
+    let t = Instant::now();
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let workers: Vec<_> = devices
+            .iter()
+            .map(|dev| s.spawn(|| station.ingest_slot(&dev.root, &DockOptions::default())))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap().unwrap())
+            .collect()
+    });
+    let took = t.elapsed();
+    let rss = peak_rss_kib();
+    for (dev, o) in devices.iter().zip(&outcomes) {
+        assert_eq!(o.clips_verified, dev.clip_count(), "{:?}", o.findings);
+    }
+    drop(station);
+    fs::remove_dir_all(&dir).unwrap();
+    (took, rss)
+}
+
+/// `cp -r` of the slots, then `sync`; or `cp -r` then `sha256sum` of the copies.
+fn baseline(base: &Path, devices: &[SampleDevice], hash: bool) -> Duration {
+    let dir = fresh_dir(base, "baseline");
+    let t = Instant::now();
+    let mut cp = Command::new("cp");
+    cp.arg("-r").args(devices.iter().map(|d| &d.root)).arg(&dir);
+    assert!(cp.status().unwrap().success());
+    if hash {
+        let mut files = Vec::new();
+        for d in devices {
+            let slot = dir.join(d.root.file_name().unwrap()).join("DCIM/100MEDIA");
+            for e in fs::read_dir(slot).unwrap() {
+                files.push(e.unwrap().path());
+            }
+        }
+        let out = Command::new("sha256sum").args(&files).output().unwrap();
+        assert!(out.status.success());
+    }
+    sync();
+    let took = t.elapsed();
+    fs::remove_dir_all(&dir).unwrap();
+    took
+}
+
+fn main() {
+    let slots: Vec<usize> = std::env::var("CUSTODY_BENCH_SLOTS")
+        .unwrap_or_else(|_| "1,2,4,8".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("CUSTODY_BENCH_SLOTS: comma-separated counts")
+        })
+        .collect();
+    let clips = env_or("CUSTODY_BENCH_CLIPS", 4usize);
+    let mib = env_or("CUSTODY_BENCH_MIB", 512usize);
+    let src = PathBuf::from(env_or("CUSTODY_BENCH_SRC", "/dev/shm".to_owned()));
+    let base = PathBuf::from(env_or("CUSTODY_BENCH_DIR", "/var/tmp".to_owned()));
+    let src = tempfile::tempdir_in(src).unwrap();
+    let base = tempfile::tempdir_in(base).unwrap();
+
+    let ours = pipeline_sha256();
+    match openssl_sha256() {
+        Some(ossl) => println!(
+            "sha256 ({} KiB blocks): pipeline {ours:.0} MB/s, openssl {ossl:.0} MB/s, ratio {:.3}",
+            PIPELINE_BUF >> 10,
+            ours / ossl
+        ),
+        None => println!("sha256: pipeline {ours:.0} MB/s (openssl speed unavailable)"),
+    }
+
+    let max = slots.iter().copied().max().unwrap_or(1);
+    eprintln!(
+        "making {max} devices x {clips} clips x {mib} MiB in {}",
+        src.path().display()
+    );
+    let devices: Vec<SampleDevice> = (0..max)
+        .map(|i| device(src.path(), i, clips, mib))
+        .collect();
+    println!(
+        "{:>5} {:>9} {:>12} {:>12} {:>14} {:>9} {:>11} {:>9}",
+        "slots",
+        "GiB",
+        "ingest MB/s",
+        "cp+sync MB/s",
+        "cp,sha256sum",
+        "vs cp",
+        "vs cp,sum",
+        "peak RSS"
+    );
+    for &n in &slots {
+        let docked = &devices[..n];
+        let bytes = (n * clips * mib) as u64 * (1 << 20);
+        // Best of `ROUNDS`, each method in turn: this disk's speed drifts between runs.
+        let (mut took, mut rss, mut cp, mut cp_sum) =
+            (Duration::MAX, 0, Duration::MAX, Duration::MAX);
+        for _ in 0..ROUNDS {
+            let (t, r) = ingest(base.path(), docked);
+            (took, rss) = (took.min(t), rss.max(r));
+            cp = cp.min(baseline(base.path(), docked, false));
+            cp_sum = cp_sum.min(baseline(base.path(), docked, true));
+        }
+        let (ours, cp, cp_sum) = (
+            mb_per_s(bytes, took),
+            mb_per_s(bytes, cp),
+            mb_per_s(bytes, cp_sum),
+        );
+        println!(
+            "{n:>5} {:>9.1} {ours:>12.0} {cp:>12.0} {cp_sum:>14.0} {:>9.2} {:>11.2} {:>6} MiB",
+            bytes as f64 / f64::from(1u32 << 30),
+            ours / cp,
+            ours / cp_sum,
+            rss / 1024
+        );
+    }
+}

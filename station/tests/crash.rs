@@ -344,3 +344,25 @@ fn the_cli_reports_in_chinese_and_json_with_exit_codes() {
         text(&out)
     );
 }
+
+#[test]
+fn the_verifier_key_prints_for_agents_and_a_reader_that_stops_early_is_no_error() {
+    let s = setup("A100004", 1, 10);
+    let out = station(&s.config, &["key"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let vkey = stdout.lines().next().unwrap();
+    assert!(vkey.starts_with("test.example/station-01+"), "{vkey}");
+    custody::NoteVerifier::parse(vkey).unwrap();
+    assert!(stdout.contains("BEGIN PUBLIC KEY"), "{stdout}");
+    // `custody-station key | head -n 1`: the pipe closes before the station writes.
+    let mut child = station(&s.config, &["key"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+}

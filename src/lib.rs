@@ -34,6 +34,7 @@ mod note;
 mod numbering;
 mod receipt;
 mod record;
+pub mod telemetry;
 pub mod testkit;
 mod tlog_proof;
 mod verify;

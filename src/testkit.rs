@@ -362,3 +362,75 @@ impl SampleDevice {
         Ok(())
     }
 }
+
+/// A real Mosquitto broker on 127.0.0.1 for tests and demos, stopped when dropped.
+pub struct Mosquitto {
+    /// The port it listens on.
+    pub port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts `mosquitto` on a free loopback port and waits until it accepts connections.
+    ///
+    /// # Errors
+    /// Mosquitto is not installed (`scripts/setup` installs it) or does not come up.
+    pub fn start() -> io::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts it on `port` (to bring a stopped broker back where clients expect it).
+    ///
+    /// # Errors
+    /// As [`Mosquitto::start`].
+    pub fn start_on(port: u16) -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        // As root Mosquitto drops to its own user: it must be able to read its config.
+        let mut perms = fs::metadata(dir.path())?.permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        fs::set_permissions(dir.path(), perms)?;
+        let conf = dir.path().join("mosquitto.conf");
+        fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )?;
+        // Debian puts it in /usr/sbin, which a user's PATH may lack.
+        let bin = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("mosquitto");
+        let child = std::process::Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot run mosquitto: {e}")))?;
+        let mut broker = Self {
+            port,
+            child,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(broker);
+            }
+            if let Some(status) = broker.child.try_wait()? {
+                return Err(io::Error::other(format!("mosquitto exited: {status}")));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(io::Error::other("mosquitto did not start listening"))
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

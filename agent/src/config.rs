@@ -25,6 +25,14 @@ struct AgentFile {
     agency: AgencyFile,
     bridge: Option<BridgeFile>,
     station: Option<StationFile>,
+    telemetry: Option<TelemetryFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TelemetryFile {
+    broker: String,
+    interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,9 +91,40 @@ pub struct AgentConfig {
     /// Password that opens USB mass-storage mode when the device docks: the agent asks the
     /// MCU for it once the clips are sealed. Without it the dock's host must ask.
     pub mass_storage_password: Option<String>,
+    /// The MQTT broker telemetry goes to, if any.
+    pub telemetry: Option<TelemetrySettings>,
     /// The station's verifier key (`custody-station key`): receipts it signs free space.
     /// Without it, no receipt is trusted and nothing is ever freed.
     pub station: Option<NoteVerifier>,
+}
+
+/// Where telemetry goes and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetrySettings {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Time between periodic messages (IT may change it live through `config`).
+    pub interval: Duration,
+}
+
+/// Default time between telemetry messages.
+const TELEMETRY_INTERVAL_SECONDS: u64 = 60;
+
+impl TelemetrySettings {
+    fn from_file(file: &TelemetryFile) -> anyhow::Result<Self> {
+        let (host, port) = custody::telemetry::parse_broker(&file.broker).ok_or_else(|| {
+            anyhow::anyhow!("telemetry.broker: {:?} is not HOST:PORT", file.broker)
+        })?;
+        let secs = file.interval_seconds.unwrap_or(TELEMETRY_INTERVAL_SECONDS);
+        anyhow::ensure!(secs >= 1, "telemetry.interval-seconds must be at least 1");
+        Ok(Self {
+            host,
+            port,
+            interval: Duration::from_secs(secs),
+        })
+    }
 }
 
 /// Default idle time before a non-renaming recorder's clip counts as closed, in ms.
@@ -181,6 +220,11 @@ impl AgentConfig {
                 .map(|s| NoteVerifier::parse(&s.vkey))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("station.vkey: {e}"))?,
+            telemetry: file
+                .telemetry
+                .as_ref()
+                .map(TelemetrySettings::from_file)
+                .transpose()?,
         })
     }
 

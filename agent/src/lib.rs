@@ -23,6 +23,7 @@ mod manifest;
 pub mod media;
 mod sealer;
 mod sensors;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -66,11 +67,33 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         serial: cfg.serial.clone(),
         mass_storage_password: cfg.mass_storage_password.clone(),
     });
+    let telemetry_setup = cfg
+        .telemetry
+        .clone()
+        .map(|settings| telemetry::TelemetrySetup {
+            settings,
+            serial: cfg.serial.clone(),
+            storage: cfg.storage.clone(),
+            fallback_clock_error_ms: cfg.clock_error_ms,
+            utc_offset: cfg.utc_offset,
+        });
     let sealer = Sealer::open(cfg, key)?;
+    let sources = telemetry::Sources {
+        sensors: sealer.sensors(),
+        device: Arc::default(),
+        changed: Arc::default(),
+    };
     let bridge = bridge
         .map(|setup| tokio::spawn(sensors::run_bridge(setup, sealer.sensors(), wake.clone())));
-    let mut sealing =
-        tokio::task::spawn_blocking(move || seal_loop(sealer, wake, &wakeups, &stop_flag));
+    let (telemetry_stop, telemetry_stopped) = tokio::sync::oneshot::channel::<()>();
+    let telemetry = telemetry_setup.map(|setup| {
+        tokio::spawn(telemetry::run(setup, sources.clone(), async {
+            let _ = telemetry_stopped.await;
+        }))
+    });
+    let mut sealing = tokio::task::spawn_blocking(move || {
+        seal_loop(sealer, wake, &wakeups, &stop_flag, &sources)
+    });
     tokio::select! {
         () = shutdown => tracing::info!("shutdown requested"),
         joined = &mut sealing => {
@@ -81,6 +104,10 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     stop.store(true, Ordering::Relaxed);
     if let Some(task) = bridge {
         task.abort();
+    }
+    let _ = telemetry_stop.send(());
+    if let Some(task) = telemetry {
+        let _ = task.await;
     }
     sealing.await?
 }
@@ -113,6 +140,7 @@ fn seal_loop(
     wake: mpsc::SyncSender<()>,
     wakeups: &mpsc::Receiver<()>,
     stop: &AtomicBool,
+    sources: &telemetry::Sources,
 ) -> anyhow::Result<()> {
     let dir = sealer.recording_dir();
     std::fs::create_dir_all(&dir)?;
@@ -122,10 +150,15 @@ fn seal_loop(
         }
     })?;
     watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+    let mut first = true;
     while !stop.load(Ordering::Relaxed) {
-        sealer.scan()?;
+        let new_records = sealer.scan()?;
         // Cheap when nothing is new: one directory listing; each receipt is read once.
-        sealer.process_inbox()?;
+        let inbox = sealer.process_inbox()?;
+        if first || !new_records.is_empty() || !inbox.freed.is_empty() {
+            first = false;
+            refresh_state(&sealer, sources)?;
+        }
         match wakeups.recv_timeout(SCAN_EVERY) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -133,5 +166,22 @@ fn seal_loop(
             }
         }
     }
+    Ok(())
+}
+
+/// Refreshes what telemetry reports about the device and tells it so.
+fn refresh_state(sealer: &Sealer, sources: &telemetry::Sources) -> anyhow::Result<()> {
+    let (pending_clips, oldest_pending_recorded) = sealer.pending()?;
+    let storage_free_bytes = nix::sys::statvfs::statvfs(sealer.storage())
+        .ok()
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()));
+    if let Ok(mut state) = sources.device.lock() {
+        *state = telemetry::DeviceState {
+            pending_clips,
+            oldest_pending_recorded,
+            storage_free_bytes,
+        };
+    }
+    sources.changed.notify_one();
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
+use chrono::{DateTime, FixedOffset, Utc};
 use custody::{
     AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact, Media,
     MediaHash, ProvisionalNumber, RecordBody, SigningKey, Speaker, TimeSpan,
@@ -133,6 +133,31 @@ impl Sealer {
     /// A damaged manifest.
     pub fn records(&self) -> anyhow::Result<Vec<StoredRecord>> {
         Ok(self.manifest.records(&self.key.public_key())?)
+    }
+
+    /// Sealed clips still on the device (not freed under a station receipt), and when the
+    /// oldest of them finished recording.
+    ///
+    /// # Errors
+    /// A damaged manifest.
+    pub fn pending(&self) -> anyhow::Result<(u64, Option<DateTime<FixedOffset>>)> {
+        let freed = self.manifest.freed_seqs()?;
+        let (mut count, mut oldest) = (0, None::<DateTime<FixedOffset>>);
+        for stored in self.records()? {
+            let body = stored.record.body();
+            if let Fact::Clip(clip) = &body.fact
+                && !freed.contains(&body.seq)
+            {
+                count += 1;
+                oldest = Some(oldest.map_or(clip.time.end, |o| o.min(clip.time.end)));
+            }
+        }
+        Ok((count, oldest))
+    }
+
+    /// The device storage root.
+    pub fn storage(&self) -> &Path {
+        &self.cfg.storage
     }
 
     /// Writes every committed record the outbox lacks; what fails (storage full, card

@@ -32,6 +32,10 @@ pub struct Sensors {
     pub fix: Option<(Fix, DateTime<Utc>)>,
     /// When the RTC was last set, and the drift the MCU measured then (ppb).
     pub clock: Option<(DateTime<Utc>, i32)>,
+    /// Battery charge (percent) and whether it is charging, as last read.
+    pub battery: Option<(u8, bool)>,
+    /// The MCU firmware version it identified itself with.
+    pub firmware: Option<String>,
 }
 
 impl Sensors {
@@ -120,7 +124,12 @@ pub async fn run_bridge(setup: BridgeSetup, sensors: Arc<Mutex<Sensors>>, wake: 
                 drop(bridge);
                 return;
             }
-            Ok((mut bridge, _)) => {
+            Ok((mut bridge, identity)) => {
+                if let (McuMessage::Identity { firmware, .. }, Ok(mut s)) =
+                    (identity, sensors.lock())
+                {
+                    s.firmware = Some(firmware);
+                }
                 info!(port = %port.display(), "MCU link up");
                 follow(
                     &mut bridge,
@@ -144,6 +153,7 @@ async fn follow(
 ) {
     let mut nmea = NmeaReader::new();
     let mut poll = tokio::time::interval(CLOCK_POLL);
+    let mut battery_poll = tokio::time::interval(CLOCK_POLL);
     loop {
         tokio::select! {
             _ = poll.tick() => match bridge.request(McuMessage::GetTime).await {
@@ -155,6 +165,15 @@ async fn follow(
                 }
                 Ok(other) => warn!(?other, "unexpected answer to GetTime"),
                 Err(e) => warn!(error = %e, "cannot read the RTC"),
+            },
+            _ = battery_poll.tick() => match bridge.request(McuMessage::GetBattery).await {
+                Ok(McuMessage::Battery { percent, charging, .. }) => {
+                    if let Ok(mut s) = sensors.lock() {
+                        s.battery = Some((percent, charging));
+                    }
+                }
+                Ok(other) => warn!(?other, "unexpected answer to GetBattery"),
+                Err(e) => warn!(error = %e, "cannot read the battery"),
             },
             event = bridge.next_event() => match event {
                 None => return,
@@ -213,6 +232,7 @@ mod tests {
         let s = Sensors {
             fix: None,
             clock: Some((day_ago, -20_000)),
+            ..Sensors::default()
         };
         assert_eq!(
             s.clock_error(now, 2000),
@@ -226,7 +246,7 @@ mod tests {
         let china = FixedOffset::east_opt(8 * 3600).unwrap();
         let fresh = Sensors {
             fix: Some((fix(), now)),
-            clock: None,
+            ..Sensors::default()
         };
         let loc = fresh.location(now, china).unwrap();
         assert!((loc.lat - 31.248_255).abs() < 1e-6 && (loc.lon - 121.587_398).abs() < 1e-5);
@@ -236,7 +256,7 @@ mod tests {
         );
         let stale = Sensors {
             fix: Some((fix(), now - chrono::Duration::minutes(5))),
-            clock: None,
+            ..Sensors::default()
         };
         assert!(stale.location(now, china).is_none());
     }

@@ -19,6 +19,13 @@ struct StationFile {
     immutable_flag: Option<bool>,
     utc_offset: Option<String>,
     deadline: Option<DeadlineFile>,
+    telemetry: Option<TelemetryFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TelemetryFile {
+    broker: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +67,8 @@ pub struct StationConfig {
     pub utc_offset: FixedOffset,
     /// The storage deadline policy.
     pub deadline: DeadlinePolicy,
+    /// The MQTT broker (host, port) whose device telemetry the station follows, if any.
+    pub telemetry_broker: Option<(String, u16)>,
 }
 
 /// Default reserve: keep 1 GiB free for the ledger and the system.
@@ -159,7 +168,17 @@ impl StationConfig {
                 format!("{hours_after_return} is outside 1..=72"),
             ));
         }
+        let telemetry_broker = match file.telemetry {
+            None => None,
+            Some(t) => Some(custody::telemetry::parse_broker(&t.broker).ok_or_else(|| {
+                invalid(
+                    "telemetry.broker",
+                    format!("{:?} is not HOST:PORT", t.broker),
+                )
+            })?),
+        };
         Ok(Self {
+            telemetry_broker,
             dock_root: base.join(file.dock_root),
             data_dir: base.join(file.data_dir),
             origin: file.origin,

@@ -17,6 +17,7 @@
 mod config;
 mod deadline;
 mod fault;
+mod fleet;
 mod ingest;
 mod ledger;
 mod progress;
@@ -32,8 +33,9 @@ use custody::{NoteSigner, NoteVerifier, SigningKey, load_or_create_key_pem};
 
 pub use config::{ConfigError, DeadlinePolicy, StationConfig};
 pub use deadline::{Deadline, deadline, end_of_day};
+pub use fleet::{PendingDevice, follow as follow_fleet, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
-pub use ledger::{EnrolledDevice, Ledger, LedgerError, SessionId, SignedCheckpoint};
+pub use ledger::{EnrolledDevice, HeardDevice, Ledger, LedgerError, SessionId, SignedCheckpoint};
 pub use progress::{ProgressBoard, SlotStatus};
 pub use report::{Report, ReportQuery};
 pub use serve::{STATUS_FILE, run, write_session_report};

@@ -36,6 +36,12 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
     let mut active: HashSet<String> = HashSet::new();
     let mut done: HashSet<String> = HashSet::new();
     let mut retry: HashMap<String, Instant> = HashMap::new();
+    // Telemetry is advisory: the task is simply dropped at shutdown.
+    let fleet = station
+        .config()
+        .telemetry_broker
+        .clone()
+        .map(|(host, port)| tokio::spawn(crate::fleet::follow(Arc::clone(&station), host, port)));
     let mut tick = tokio::time::interval(POLL);
     tokio::pin!(shutdown);
     loop {
@@ -77,6 +83,9 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
             });
         }
         write_status(&station);
+    }
+    if let Some(task) = fleet {
+        task.abort();
     }
     tracing::info!(
         sessions = active.len(),

@@ -1,45 +1,80 @@
-//! `custody-station overdue`: clips stored after their deadline, per device.
+//! `custody-station overdue`: clips stored after their deadline, and devices not docked
+//! yet whose telemetry shows clips near or past theirs.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use custody_station::{Report, ReportQuery};
+use custody_station::{Report, ReportQuery, pending_devices};
 
-/// Lists late clips; exit 1 when there are any.
+/// Lists both; exit 1 when there is anything to act on.
 pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let station = super::open(config)?;
     let cfg = station.config();
+    let now = chrono::Utc::now();
     let report = Report::build(
         &station.ledger(),
         &cfg.origin,
         &ReportQuery::default(),
         cfg.utc_offset,
-        chrono::Utc::now(),
+        now,
     )?;
     let late: Vec<_> = report.clips.iter().filter(|c| c.late).collect();
+    let undocked = pending_devices(&station.ledger(), &cfg.deadline, cfg.utc_offset, now)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&late)?);
-    } else if late.is_empty() {
-        println!("没有超期存储的视音频文件。");
+        let out = serde_json::json!({ "late_clips": late, "undocked_devices": undocked });
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("超期存储的视音频文件（{} 个）：", late.len());
-        for c in &late {
+        if late.is_empty() {
+            println!("没有超期存储的视音频文件。");
+        } else {
+            println!("超期存储的视音频文件（{} 个）：", late.len());
+            for c in &late {
+                println!(
+                    "  {} 第 {} 条 {}  录制结束 {}  时限 {}  存储 {}{}",
+                    c.serial,
+                    c.seq,
+                    c.number,
+                    c.recorded_end,
+                    c.deadline,
+                    c.stored_at,
+                    c.delay_reason
+                        .as_deref()
+                        .map(|r| format!("  延迟理由 {r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        if cfg.telemetry_broker.is_none() {
+            println!("未配置设备遥测（[telemetry]），无法列出尚未入站的设备。");
+        } else if undocked.is_empty() {
+            println!("没有临近或超过存储时限而尚未入站的设备。");
+        } else {
             println!(
-                "  {} 第 {} 条 {}  录制结束 {}  时限 {}  存储 {}{}",
-                c.serial,
-                c.seq,
-                c.number,
-                c.recorded_end,
-                c.deadline,
-                c.stored_at,
-                c.delay_reason
-                    .as_deref()
-                    .map(|r| format!("  延迟理由 {r}"))
-                    .unwrap_or_default()
+                "尚未入站、待存储文件临近或超过时限的设备（{} 台）：",
+                undocked.len()
             );
+            for d in &undocked {
+                println!(
+                    "  {}  {}  待存储 {} 个  最早录制结束 {}  时限 {}  最后上报 {}  {}{}",
+                    d.serial,
+                    if d.past { "已超期" } else { "临近时限" },
+                    d.pending_clips,
+                    d.oldest_pending_recorded,
+                    d.deadline,
+                    d.last_heard,
+                    match d.status.as_deref() {
+                        Some("online") => "在线",
+                        Some("offline") => "离线",
+                        _ => "状态未知",
+                    },
+                    d.battery_percent
+                        .map(|b| format!("  电量 {b}%"))
+                        .unwrap_or_default()
+                );
+            }
         }
     }
-    Ok(if late.is_empty() {
+    Ok(if late.is_empty() && undocked.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -1,0 +1,147 @@
+//! The fleet as the station hears it over MQTT: enrolled devices' telemetry and status
+//! (topics: [`custody::telemetry`]) are kept in the ledger's fleet table, so `overdue` can
+//! list devices that are not docked yet but hold clips near or past their deadline.
+//!
+//! Telemetry is advisory, not evidence: it tells IT whom to call, it never decides what
+//! was stored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use custody::telemetry::{self, ALL_TELEMETRY, Telemetry};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde::Serialize;
+
+use crate::ledger::Ledger;
+use crate::{DeadlinePolicy, Station, end_of_day};
+
+/// Delay before reconnecting to an unreachable broker.
+const RECONNECT: Duration = Duration::from_secs(2);
+
+/// Follows the broker until the task is dropped; reconnects on its own.
+pub async fn follow(station: Arc<Station>, host: String, port: u16) {
+    let mut opts = MqttOptions::new(
+        format!(
+            "custody-station-{}",
+            station.config().origin.replace('/', "_")
+        ),
+        host,
+        port,
+    );
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = AsyncClient::new(opts, 16);
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                tracing::info!("following device telemetry");
+                let _ = client.try_subscribe(ALL_TELEMETRY, QoS::AtLeastOnce);
+                let _ = client.try_subscribe("custody/+/status", QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::Publish(msg))) => {
+                heard(&station, &msg.topic, &msg.payload, Utc::now());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "telemetry broker unreachable; retrying");
+                tokio::time::sleep(RECONNECT).await;
+            }
+        }
+    }
+}
+
+/// Keeps one message from an enrolled device; anything else is logged and dropped.
+fn heard(station: &Station, topic: &str, payload: &[u8], now: DateTime<Utc>) {
+    let Some(serial) = telemetry::topic_serial(topic) else {
+        return;
+    };
+    let ledger = station.ledger();
+    if !matches!(ledger.device(serial), Ok(Some(_))) {
+        tracing::debug!(serial, "telemetry from a device not enrolled here; ignored");
+        return;
+    }
+    let kept = if topic == telemetry::telemetry_topic(serial) {
+        match Telemetry::parse(payload, serial) {
+            Ok(_) => ledger.note_telemetry(serial, &String::from_utf8_lossy(payload), now),
+            Err(e) => {
+                tracing::warn!(serial, error = %e, "unusable telemetry");
+                return;
+            }
+        }
+    } else if topic == telemetry::status_topic(serial) {
+        match payload {
+            b"online" | b"offline" => {
+                ledger.note_status(serial, &String::from_utf8_lossy(payload), now)
+            }
+            _ => return,
+        }
+    } else {
+        return;
+    };
+    if let Err(e) = kept {
+        tracing::warn!(serial, error = %e, "cannot keep telemetry");
+    }
+}
+
+/// A device not docked yet whose oldest pending clip is near or past its deadline.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingDevice {
+    /// Product serial.
+    pub serial: String,
+    /// Clips sealed on it and not yet stored (freed), as it last reported.
+    pub pending_clips: u64,
+    /// When the oldest of them finished recording.
+    pub oldest_pending_recorded: DateTime<FixedOffset>,
+    /// Its deadline under the same-day rule.
+    pub deadline: DateTime<FixedOffset>,
+    /// Past the deadline (otherwise within the warning time before it).
+    pub past: bool,
+    /// When the station last heard its telemetry.
+    pub last_heard: String,
+    /// `online` / `offline`, if known.
+    pub status: Option<String>,
+    /// Battery charge it last reported.
+    pub battery_percent: Option<u8>,
+}
+
+/// Devices whose telemetry shows clips close to or past their deadline, most urgent first.
+///
+/// # Errors
+/// The ledger cannot be read.
+pub fn pending_devices(
+    ledger: &Ledger,
+    policy: &DeadlinePolicy,
+    offset: FixedOffset,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<PendingDevice>> {
+    let warn = chrono::Duration::minutes(i64::from(policy.warn_before_minutes));
+    let mut out = Vec::new();
+    for heard in ledger.fleet()? {
+        let Some(t) = heard
+            .telemetry
+            .as_deref()
+            .and_then(|j| Telemetry::parse(j.as_bytes(), &heard.serial).ok())
+        else {
+            continue;
+        };
+        let Some(oldest) = t.oldest_pending_recorded.filter(|_| t.pending_clips > 0) else {
+            continue;
+        };
+        let deadline = end_of_day(oldest.with_timezone(&Utc), offset);
+        if now + warn < deadline {
+            continue;
+        }
+        out.push(PendingDevice {
+            serial: heard.serial,
+            pending_clips: t.pending_clips,
+            oldest_pending_recorded: oldest,
+            deadline: deadline.with_timezone(&offset),
+            past: now >= deadline,
+            last_heard: heard.received_at,
+            status: heard.status,
+            battery_percent: t.battery_percent,
+        });
+    }
+    out.sort_by_key(|d| d.deadline);
+    Ok(out)
+}

@@ -39,6 +39,8 @@ enum Command {
     Status(cmd::status::Args),
     /// List clips stored late and devices holding clips close to or past their deadline.
     Overdue,
+    /// Every enrolled device with its last telemetry (status, battery, pending clips).
+    Fleet,
     /// Write an integrity report (JSON + Chinese HTML) for a device, a case or a period.
     Report(cmd::report::Args),
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Key => cmd::key::run(&cli.config),
         Command::Status(args) => cmd::status::run(&cli.config, &args, cli.json),
         Command::Overdue => cmd::overdue::run(&cli.config, cli.json),
+        Command::Fleet => cmd::fleet::run(&cli.config, cli.json),
         Command::Report(args) => cmd::report::run(&cli.config, &args, cli.json),
     };
     match result {

@@ -5,7 +5,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    reason = "a test reports failure by panicking"
+    clippy::too_many_lines,
+    reason = "a test reports failure by panicking, and tells its story in order"
 )]
 
 use std::fs;
@@ -161,6 +162,28 @@ async fn overdue_lists_undocked_devices_from_their_telemetry() {
         "{text}"
     );
     assert_eq!(out.status.code(), Some(1));
+
+    // IT's view: every enrolled device with what it last said; the stranger is not there.
+    let out = station(&config, &["fleet", "--json"]);
+    assert!(out.status.success());
+    let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = fleet["devices"].as_array().unwrap();
+    let pending: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["serial"].as_str().unwrap(),
+                r["telemetry"]["pending_clips"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(pending, [("A100001", 2), ("A100002", 1), ("A100003", 0)]);
+    assert_eq!(rows[0]["telemetry"]["battery_percent"], 41);
+    let text = String::from_utf8(station(&config, &["fleet"]).stdout).unwrap();
+    assert!(
+        text.contains("登记设备 3 台") && text.contains("离线"),
+        "{text}"
+    );
 }
 
 fn terminate(child: &std::process::Child) {

@@ -1,6 +1,7 @@
 //! One file per user command.
 
 pub mod enroll;
+pub mod fleet;
 pub mod ingest;
 pub mod key;
 pub mod overdue;

@@ -1,0 +1,91 @@
+//! `custody-station fleet`: every enrolled device with what its telemetry last said, and
+//! the ratio of devices to the officers they are issued to (at least one per two).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+use custody::telemetry::Telemetry;
+use serde::Serialize;
+
+/// One row of the fleet table.
+#[derive(Serialize)]
+struct Row {
+    serial: String,
+    hw_profile: String,
+    officers: Vec<(String, String)>,
+    status: Option<String>,
+    last_heard: Option<String>,
+    telemetry: Option<Telemetry>,
+}
+
+/// Prints the fleet; exit 0.
+pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let station = super::open(config)?;
+    let (devices, heard) = {
+        let ledger = station.ledger();
+        (ledger.devices()?, ledger.fleet()?)
+    };
+    let rows: Vec<Row> = devices
+        .into_iter()
+        .map(|d| {
+            let h = heard.iter().find(|h| h.serial == d.serial);
+            Row {
+                telemetry: h
+                    .and_then(|h| h.telemetry.as_deref())
+                    .and_then(|j| Telemetry::parse(j.as_bytes(), &d.serial).ok()),
+                status: h.and_then(|h| h.status.clone()),
+                last_heard: h.map(|h| h.received_at.clone()),
+                serial: d.serial,
+                hw_profile: d.hw_profile,
+                officers: d.officers,
+            }
+        })
+        .collect();
+    let officers: BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| r.officers.iter().map(|(cert, _)| cert.as_str()))
+        .collect();
+    if json {
+        let out = serde_json::json!({ "devices": rows, "officers": officers.len() });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "登记设备 {} 台，领用民警 {} 人（要求每 2 人至少 1 台）{}",
+        rows.len(),
+        officers.len(),
+        if rows.len() * 2 >= officers.len() {
+            "：符合"
+        } else {
+            "：不足"
+        }
+    );
+    println!(
+        "{:<8} {:<16} {:<6} {:>5} {:>6} {:<26} {:>10} {:>8}  最后上报",
+        "设备", "型号", "状态", "电量", "待存储", "最早待存储录制结束", "剩余空间", "时钟误差"
+    );
+    for r in &rows {
+        let t = r.telemetry.as_ref();
+        println!(
+            "{:<8} {:<16} {:<6} {:>5} {:>6} {:<26} {:>10} {:>8}  {}",
+            r.serial,
+            r.hw_profile,
+            match r.status.as_deref() {
+                Some("online") => "在线",
+                Some("offline") => "离线",
+                _ => "未知",
+            },
+            t.and_then(|t| t.battery_percent)
+                .map_or_else(|| "—".into(), |b| format!("{b}%")),
+            t.map_or_else(|| "—".into(), |t| t.pending_clips.to_string()),
+            t.and_then(|t| t.oldest_pending_recorded)
+                .map_or_else(|| "—".into(), |d| d.to_rfc3339()),
+            t.and_then(|t| t.storage_free_bytes)
+                .map_or_else(|| "—".into(), super::human_bytes),
+            t.map_or_else(|| "—".into(), |t| format!("{} ms", t.clock_error_ms)),
+            r.last_heard.as_deref().unwrap_or("从未上报")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
+use chrono::{DateTime, FixedOffset};
 use custody::telemetry::Telemetry;
 use serde::Serialize;
 
@@ -22,6 +23,7 @@ struct Row {
 /// Prints the fleet; exit 0.
 pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let station = super::open(config)?;
+    let offset = station.config().utc_offset;
     let (devices, heard) = {
         let ledger = station.ledger();
         (ledger.devices()?, ledger.fleet()?)
@@ -62,13 +64,13 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
     );
     println!(
-        "{:<8} {:<16} {:<6} {:>5} {:>6} {:<26} {:>10} {:>8}  最后上报",
+        "{:<8} {:<16} {:<6} {:>5} {:>6} {:<19} {:>10} {:>8}  最后上报",
         "设备", "型号", "状态", "电量", "待存储", "最早待存储录制结束", "剩余空间", "时钟误差"
     );
     for r in &rows {
         let t = r.telemetry.as_ref();
         println!(
-            "{:<8} {:<16} {:<6} {:>5} {:>6} {:<26} {:>10} {:>8}  {}",
+            "{:<8} {:<16} {:<6} {:>5} {:>6} {:<19} {:>10} {:>8}  {}",
             r.serial,
             r.hw_profile,
             match r.status.as_deref() {
@@ -80,12 +82,26 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 .map_or_else(|| "—".into(), |b| format!("{b}%")),
             t.map_or_else(|| "—".into(), |t| t.pending_clips.to_string()),
             t.and_then(|t| t.oldest_pending_recorded)
-                .map_or_else(|| "—".into(), |d| d.to_rfc3339()),
+                .map_or_else(|| "—".into(), |d| local(&d.to_rfc3339(), offset)),
             t.and_then(|t| t.storage_free_bytes)
                 .map_or_else(|| "—".into(), super::human_bytes),
             t.map_or_else(|| "—".into(), |t| format!("{} ms", t.clock_error_ms)),
-            r.last_heard.as_deref().unwrap_or("从未上报")
+            r.last_heard
+                .as_deref()
+                .map_or_else(|| "从未上报".into(), |h| local(h, offset))
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An RFC 3339 time as agency-local `YYYY-MM-DD HH:MM:SS` (as is, if it does not parse).
+pub fn local(rfc3339: &str, offset: FixedOffset) -> String {
+    DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |t| {
+            t.with_timezone(&offset)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        },
+    )
 }

@@ -59,9 +59,9 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
                     d.serial,
                     if d.past { "已超期" } else { "临近时限" },
                     d.pending_clips,
-                    d.oldest_pending_recorded,
-                    d.deadline,
-                    d.last_heard,
+                    super::fleet::local(&d.oldest_pending_recorded.to_rfc3339(), cfg.utc_offset),
+                    super::fleet::local(&d.deadline.to_rfc3339(), cfg.utc_offset),
+                    super::fleet::local(&d.last_heard, cfg.utc_offset),
                     match d.status.as_deref() {
                         Some("online") => "在线",
                         Some("offline") => "离线",

@@ -108,6 +108,12 @@ pub struct GnssState {
 pub struct DeviceConfig {
     /// Seconds between periodic telemetry messages (at least 1).
     pub telemetry_interval_seconds: Option<u64>,
+    /// The officer the device is now issued to (领用): records sealed from now on name
+    /// them.
+    pub officer: Option<crate::Officer>,
+    /// The agency's numbering template (the TOML of `config/numbering.example.toml`),
+    /// replacing the configured one for bindings from now on.
+    pub numbering: Option<String>,
 }
 
 /// A telemetry or config message that cannot be used.
@@ -119,6 +125,12 @@ pub enum TelemetryError {
     /// Not JSON of the expected shape (or an unknown field).
     #[error("malformed message: {0}")]
     Malformed(#[from] serde_json::Error),
+    /// A numbering template that does not parse.
+    #[error("numbering template: {0}")]
+    Numbering(String),
+    /// An officer without a name or certificate number.
+    #[error("officer needs a name and a cert_no (执法证号)")]
+    Officer,
     /// Another format version.
     #[error("unknown telemetry format {0:?}")]
     Format(String),
@@ -165,7 +177,18 @@ impl DeviceConfig {
         if bytes.len() > MAX_MESSAGE_BYTES {
             return Err(TelemetryError::TooLarge(bytes.len()));
         }
-        Ok(serde_json::from_slice(bytes)?)
+        let cfg: Self = serde_json::from_slice(bytes)?;
+        if let Some(text) = &cfg.numbering {
+            crate::NumberingScheme::from_toml(text).map_err(TelemetryError::Numbering)?;
+        }
+        if cfg
+            .officer
+            .as_ref()
+            .is_some_and(|o| o.name.trim().is_empty() || o.cert_no.trim().is_empty())
+        {
+            return Err(TelemetryError::Officer);
+        }
+        Ok(cfg)
     }
 }
 
@@ -243,5 +266,18 @@ mod tests {
             Some(5)
         );
         assert!(DeviceConfig::parse(br#"{"wipe": true}"#).is_err());
+        let officer = DeviceConfig::parse(
+            r#"{"officer": {"name": "李四", "cert_no": "42060119009"}}"#.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(officer.officer.unwrap().cert_no, "42060119009");
+        assert!(matches!(
+            DeviceConfig::parse(br#"{"officer": {"name": "", "cert_no": "1"}}"#),
+            Err(TelemetryError::Officer)
+        ));
+        assert!(matches!(
+            DeviceConfig::parse(br#"{"numbering": "not = [toml"}"#),
+            Err(TelemetryError::Numbering(_))
+        ));
     }
 }

@@ -82,6 +82,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         sensors: sealer.sensors(),
         device: Arc::default(),
         changed: Arc::default(),
+        live: Arc::default(),
     };
     let bridge = bridge
         .map(|setup| tokio::spawn(sensors::run_bridge(setup, sealer.sensors(), wake.clone())));
@@ -152,6 +153,12 @@ fn seal_loop(
     watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
+        let live = sources.live.lock().ok().and_then(|mut l| l.take());
+        if let Some(live) = live
+            && let Err(e) = sealer.apply(&live)
+        {
+            tracing::warn!(error = %format!("{e:#}"), "configuration from IT not applied");
+        }
         let new_records = sealer.scan()?;
         // Cheap when nothing is new: one directory listing; each receipt is read once.
         let inbox = sealer.process_inbox()?;

@@ -135,6 +135,30 @@ impl Sealer {
         Ok(self.manifest.records(&self.key.public_key())?)
     }
 
+    /// Applies IT's live configuration: the officer named in records sealed from now on,
+    /// and the numbering template for bindings. Records already sealed are not touched.
+    ///
+    /// # Errors
+    /// A numbering template that does not parse (nothing is applied then).
+    pub fn apply(&mut self, live: &custody::telemetry::DeviceConfig) -> anyhow::Result<()> {
+        let numbering = live
+            .numbering
+            .as_deref()
+            .map(custody::NumberingScheme::from_toml)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("numbering template from IT: {e}"))?;
+        if let Some(scheme) = numbering {
+            info!("numbering template set by IT");
+            self.cfg.numbering = Some(scheme);
+        }
+        if let Some(officer) = &live.officer {
+            info!(cert_no = %officer.cert_no, "device issued to another officer by IT");
+            self.cfg.officer = officer.clone();
+            self.template.officer = officer.clone();
+        }
+        Ok(())
+    }
+
     /// Sealed clips still on the device (not freed under a station receipt), and when the
     /// oldest of them finished recording.
     ///

@@ -66,6 +66,8 @@ pub struct Sources {
     pub device: Arc<Mutex<DeviceState>>,
     /// Notified when `device` changed.
     pub changed: Arc<Notify>,
+    /// IT's latest configuration for the sealer to apply (officer, numbering).
+    pub live: Arc<Mutex<Option<DeviceConfig>>>,
 }
 
 /// Publishes until `stop` completes, then says `offline`.
@@ -106,6 +108,11 @@ pub async fn run(setup: TelemetrySetup, sources: Sources, stop: impl Future<Outp
                                 interval = Duration::from_secs(secs);
                                 next = tokio::time::Instant::now() + interval;
                                 info!(seconds = secs, "telemetry interval set by IT");
+                            }
+                            if (cfg.officer.is_some() || cfg.numbering.is_some())
+                                && let Ok(mut live) = sources.live.lock()
+                            {
+                                *live = Some(cfg);
                             }
                         }
                         Err(e) => warn!(error = %e, "configuration from IT not applied"),

@@ -5,7 +5,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    reason = "a test reports failure by panicking"
+    clippy::too_many_lines,
+    reason = "a test reports failure by panicking, and tells its story in order"
 )]
 
 use std::fs;
@@ -124,19 +125,46 @@ async fn the_agent_seals_while_the_broker_is_down_reports_when_it_is_back_and_di
     assert!(t.storage_free_bytes.is_some_and(|b| b > 0), "{t:?}");
     assert_eq!(t.agent_version, env!("CARGO_PKG_VERSION"));
 
-    // IT shortens the interval (retained config): readings now come every second, where
-    // the file said every hour.
+    // IT shortens the interval and issues the device to another officer (retained
+    // config): readings now come every second, where the file said every hour, and the
+    // next clip's record names the new officer.
     it.publish(
         config_topic(SERIAL),
         QoS::AtLeastOnce,
         true,
-        br#"{"telemetry_interval_seconds": 1}"#.to_vec(),
+        r#"{"telemetry_interval_seconds": 1, "officer": {"name": "李四", "cert_no": "42060119009"}}"#
+            .as_bytes()
+            .to_vec(),
     )
     .await
     .unwrap();
     for _ in 0..3 {
         next_on(&mut rx, &telemetry_topic(SERIAL), 5, |_| true).await;
     }
+    fs::write(rec.join("A100007_0002.MP4.part"), vec![8u8; 50_000]).unwrap();
+    fs::rename(
+        rec.join("A100007_0002.MP4.part"),
+        rec.join("A100007_0002.MP4"),
+    )
+    .unwrap();
+    let second = record.with_file_name("00000002.json");
+    for _ in 0..100 {
+        if second.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let officer = |path: &Path| -> String {
+        let json: serde_json::Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+        json["officer"]["cert_no"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(officer(&record), "42060119001");
+    assert_eq!(officer(&second), "42060119009");
+    let payload = next_on(&mut rx, &telemetry_topic(SERIAL), 5, |p| {
+        Telemetry::parse(p, SERIAL).is_ok_and(|t| t.pending_clips == 2)
+    })
+    .await;
+    assert!(Telemetry::parse(&payload, SERIAL).is_ok());
 
     // The agent dies without a word: the broker publishes its last will.
     agent.kill().unwrap();

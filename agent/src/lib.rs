@@ -61,11 +61,18 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     let stop_flag = Arc::clone(&stop);
     // Bounded: a burst of wakeups needs one scan, not one each.
     let (wake, wakeups) = mpsc::sync_channel(WAKEUPS);
+    let (scans, scans_rx) = tokio::sync::watch::channel(0u64);
     let bridge = cfg.bridge_port.clone().map(|port| sensors::BridgeSetup {
         port,
         profile: cfg.profile.clone(),
         serial: cfg.serial.clone(),
-        mass_storage_password: cfg.mass_storage_password.clone(),
+        handoff: cfg
+            .mass_storage_password
+            .clone()
+            .map(|password| sensors::DockHandoff {
+                password,
+                scans: scans_rx.clone(),
+            }),
     });
     let telemetry_setup = cfg
         .telemetry
@@ -93,7 +100,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         }))
     });
     let mut sealing = tokio::task::spawn_blocking(move || {
-        seal_loop(sealer, wake, &wakeups, &stop_flag, &sources)
+        seal_loop(sealer, wake, &wakeups, &stop_flag, &sources, &scans)
     });
     tokio::select! {
         () = shutdown => tracing::info!("shutdown requested"),
@@ -142,6 +149,7 @@ fn seal_loop(
     wakeups: &mpsc::Receiver<()>,
     stop: &AtomicBool,
     sources: &telemetry::Sources,
+    scans: &tokio::sync::watch::Sender<u64>,
 ) -> anyhow::Result<()> {
     let dir = sealer.recording_dir();
     std::fs::create_dir_all(&dir)?;
@@ -166,6 +174,7 @@ fn seal_loop(
             first = false;
             refresh_state(&sealer, sources)?;
         }
+        scans.send_modify(|n| *n += 1);
         match wakeups.recv_timeout(SCAN_EVERY) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {

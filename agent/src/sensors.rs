@@ -13,6 +13,7 @@ use custody::Location;
 use firmware_bridge::message::McuMessage;
 use firmware_bridge::nmea::{Fix, NmeaReader, Sentence};
 use firmware_bridge::transport::{Bridge, LinkConfig, LinkEvent};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 /// A fix older than this is not stated as the clip's location.
@@ -86,12 +87,44 @@ pub struct BridgeSetup {
     /// The configured serial (the MCU must report the same).
     pub serial: String,
     /// Opens mass-storage mode when docked, once clips are sealed.
-    pub mass_storage_password: Option<String>,
+    pub handoff: Option<DockHandoff>,
 }
 
-/// Time given to the sealer to seal what closed before the storage goes to the dock: two
-/// scans. A clip sealed later is in the next dock's outbox; nothing is lost either way.
-const SEAL_BEFORE_DOCK: Duration = Duration::from_millis(500);
+/// Hands the storage to the dock once the sealer has sealed what closed before docking.
+pub struct DockHandoff {
+    /// The MCU's mass-storage password.
+    pub password: String,
+    /// The sealer's count of completed scans.
+    pub scans: watch::Receiver<u64>,
+}
+
+/// Longest wait for the sealer before the storage goes to the dock anyway: what it seals
+/// later is in the next dock's outbox; nothing is lost either way.
+const SEAL_BEFORE_DOCK: Duration = Duration::from_secs(10);
+
+impl DockHandoff {
+    async fn hand_over(&mut self, bridge: &mut Bridge, wake: &SyncSender<()>) {
+        let seen = *self.scans.borrow_and_update();
+        let _ = wake.try_send(());
+        // The scan running now may have started before the last clip closed: wait for the
+        // one after it.
+        let sealed = matches!(
+            tokio::time::timeout(SEAL_BEFORE_DOCK, self.scans.wait_for(|n| *n >= seen + 2)).await,
+            Ok(Ok(_))
+        );
+        if !sealed {
+            warn!("the sealer is still busy; handing the storage to the dock anyway");
+        }
+        let request = McuMessage::EnterMassStorage {
+            password: self.password.clone(),
+        };
+        match bridge.request(request).await {
+            Ok(McuMessage::Ack) => info!("docked: storage handed to the dock"),
+            Ok(other) => warn!(?other, "the MCU refused mass-storage mode"),
+            Err(e) => warn!(error = %e, "cannot open mass-storage mode"),
+        }
+    }
+}
 
 /// Keeps the MCU link up for the agent's lifetime: identifies the device, reads the RTC
 /// state, follows NMEA, wakes the sealer when a segment closes, and opens mass-storage
@@ -101,7 +134,7 @@ pub async fn run_bridge(setup: BridgeSetup, sensors: Arc<Mutex<Sensors>>, wake: 
         port,
         profile,
         serial,
-        mass_storage_password,
+        mut handoff,
     } = setup;
     let Ok(cfg) = firmware_bridge::transport::link_config(&port, &profile) else {
         warn!(model = %profile.id, "this model has no MCU link; sealing without RTC and GNSS data");
@@ -131,13 +164,7 @@ pub async fn run_bridge(setup: BridgeSetup, sensors: Arc<Mutex<Sensors>>, wake: 
                     s.firmware = Some(firmware);
                 }
                 info!(port = %port.display(), "MCU link up");
-                follow(
-                    &mut bridge,
-                    &sensors,
-                    &wake,
-                    mass_storage_password.as_deref(),
-                )
-                .await;
+                follow(&mut bridge, &sensors, &wake, handoff.as_mut()).await;
             }
             Err(e) => warn!(error = %e, "MCU link unavailable; retrying"),
         }
@@ -149,7 +176,7 @@ async fn follow(
     bridge: &mut Bridge,
     sensors: &Mutex<Sensors>,
     wake: &SyncSender<()>,
-    password: Option<&str>,
+    mut handoff: Option<&mut DockHandoff>,
 ) {
     let mut nmea = NmeaReader::new();
     let mut poll = tokio::time::interval(CLOCK_POLL);
@@ -191,18 +218,12 @@ async fn follow(
                     // Seal now rather than at the next scan; a full queue already means "scan".
                     let _ = wake.try_send(());
                 }
-                Some(LinkEvent::Mcu(McuMessage::Docked)) => {
-                    let _ = wake.try_send(());
-                    if let Some(password) = password {
-                        tokio::time::sleep(SEAL_BEFORE_DOCK).await;
-                        let request = McuMessage::EnterMassStorage { password: password.into() };
-                        match bridge.request(request).await {
-                            Ok(McuMessage::Ack) => info!("docked: storage handed to the dock"),
-                            Ok(other) => warn!(?other, "the MCU refused mass-storage mode"),
-                            Err(e) => warn!(error = %e, "cannot open mass-storage mode"),
-                        }
+                Some(LinkEvent::Mcu(McuMessage::Docked)) => match handoff.as_deref_mut() {
+                    Some(handoff) => handoff.hand_over(bridge, wake).await,
+                    None => {
+                        let _ = wake.try_send(());
                     }
-                }
+                },
                 Some(LinkEvent::Disconnected(why)) => warn!(%why, "MCU link down; reconnecting"),
                 Some(_) => {}
             },

@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    reason = "a test reports failure by panicking"
+    clippy::too_many_lines,
+    reason = "a test reports failure by panicking, and tells its story in order"
 )]
 
 use std::collections::BTreeSet;
@@ -439,6 +440,28 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_
     assert!(
         slot.exists(),
         "the agent never handed the storage to the dock"
+    );
+    // Every clip closed before docking was sealed before the storage went to the dock.
+    let count = |dir: PathBuf, ext: &str| {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == ext)
+            })
+            .count()
+    };
+    let clips = count(dev.rec_dir(), "MP4");
+    let records = count(
+        custody::layout::device_dir(&dev.storage, "A100001").join(custody::layout::RECORDS_DIR),
+        "json",
+    );
+    assert!(
+        clips >= 2 && records == clips,
+        "{records} records for {clips} clips at handoff"
     );
     sim.stop().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -37,6 +37,7 @@ mod record;
 pub mod telemetry;
 pub mod testkit;
 mod tlog_proof;
+pub mod upload;
 mod verify;
 
 pub use calendar::{Calendar, CalendarError};

@@ -26,6 +26,14 @@ struct AgentFile {
     bridge: Option<BridgeFile>,
     station: Option<StationFile>,
     telemetry: Option<TelemetryFile>,
+    upload: Option<UploadFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct UploadFile {
+    url: String,
+    ca: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +99,8 @@ pub struct AgentConfig {
     /// Password that opens USB mass-storage mode when the device docks: the agent asks the
     /// MCU for it once the clips are sealed. Without it the dock's host must ask.
     pub mass_storage_password: Option<String>,
+    /// The station's upload endpoint, for terminals with a network.
+    pub upload: Option<crate::upload::UploadSettings>,
     /// The MQTT broker telemetry goes to, if any.
     pub telemetry: Option<TelemetrySettings>,
     /// The station's verifier key (`custody-station key`): receipts it signs free space.
@@ -220,6 +230,16 @@ impl AgentConfig {
                 .map(|s| NoteVerifier::parse(&s.vkey))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("station.vkey: {e}"))?,
+            upload: match file.upload {
+                Some(u) if !u.url.starts_with("https://") => {
+                    anyhow::bail!("upload.url must be https://…, not {:?}", u.url)
+                }
+                Some(u) => Some(crate::upload::UploadSettings {
+                    url: u.url,
+                    ca: base.join(u.ca),
+                }),
+                None => None,
+            },
             telemetry: file
                 .telemetry
                 .as_ref()

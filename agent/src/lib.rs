@@ -24,6 +24,7 @@ pub mod media;
 mod sealer;
 mod sensors;
 pub mod telemetry;
+pub mod upload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -129,6 +130,25 @@ pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<(Vec<StoredRecord>, InboxRe
     let new_records = sealer.scan()?;
     let inbox = sealer.process_inbox()?;
     Ok((new_records, inbox))
+}
+
+/// Seals what is closed, uploads the device to the station over HTTPS (resuming what an
+/// earlier upload left), and processes the receipt that comes back.
+///
+/// # Errors
+/// No `[upload]` configured, sealing fails, or the station cannot be reached or refuses;
+/// nothing is freed then, and the next upload continues where this one stopped.
+pub async fn upload_once(cfg: AgentConfig) -> anyhow::Result<(upload::UploadReport, InboxReport)> {
+    let settings = cfg
+        .upload
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no [upload] section in the configuration"))?;
+    let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
+    let mut sealer = Sealer::load(cfg.clone())?;
+    sealer.scan()?;
+    let report = upload::upload(&cfg, &settings, &key).await?;
+    let inbox = sealer.process_inbox()?;
+    Ok((report, inbox))
 }
 
 /// Whether an event means the recording folder changed. The sealer's own reads of a clip

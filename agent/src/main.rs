@@ -30,6 +30,9 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Seal what is closed, upload the device to the station over HTTPS (resuming an
+    /// interrupted upload), and free what the receipt proves stored.
+    Upload,
     /// Print the device public key (PEM) and its fingerprint for IT to enrol; creates the
     /// key on first use.
     Enroll,
@@ -94,6 +97,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { once: false } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(custody_agent::run(cfg, stop_requested()))?;
+        }
+        Command::Upload => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let (sent, inbox) = runtime.block_on(custody_agent::upload_once(cfg))?;
+            println!(
+                "上传 {} 个文件：本次发送 {} 字节，续传已有 {} 字节；回执 {}；释放 {} 个文件（{} 字节）",
+                sent.files,
+                sent.bytes_sent,
+                sent.bytes_resumed,
+                sent.receipt.as_deref().unwrap_or("无"),
+                inbox.freed.len(),
+                inbox.bytes_freed
+            );
+            for (file, why) in &inbox.refused {
+                println!("  refused {file}: {why}");
+            }
         }
         Command::Enroll => {
             let (key, _) = keystore::load_or_create(&cfg.state_dir)?;

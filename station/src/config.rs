@@ -20,6 +20,26 @@ struct StationFile {
     utc_offset: Option<String>,
     deadline: Option<DeadlineFile>,
     telemetry: Option<TelemetryFile>,
+    upload: Option<UploadFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct UploadFile {
+    listen: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// The HTTPS upload endpoint for networked terminals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSettings {
+    /// Address and port to listen on.
+    pub listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM) the terminals trust.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +89,8 @@ pub struct StationConfig {
     pub deadline: DeadlinePolicy,
     /// The MQTT broker (host, port) whose device telemetry the station follows, if any.
     pub telemetry_broker: Option<(String, u16)>,
+    /// The upload endpoint, if terminals upload over the network.
+    pub upload: Option<UploadSettings>,
 }
 
 /// Default reserve: keep 1 GiB free for the ledger and the system.
@@ -177,7 +199,19 @@ impl StationConfig {
                 )
             })?),
         };
+        let upload = match file.upload {
+            None => None,
+            Some(u) => Some(UploadSettings {
+                listen: u
+                    .listen
+                    .parse()
+                    .map_err(|e| invalid("upload.listen", format!("{:?}: {e}", u.listen)))?,
+                cert: base.join(u.cert),
+                key: base.join(u.key),
+            }),
+        };
         Ok(Self {
+            upload,
             telemetry_broker,
             dock_root: base.join(file.dock_root),
             data_dir: base.join(file.data_dir),

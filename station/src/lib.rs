@@ -24,6 +24,7 @@ mod progress;
 mod report;
 mod serve;
 mod store;
+mod upload;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use anyhow::Context as _;
 use custody::{NoteSigner, NoteVerifier, SigningKey, load_or_create_key_pem};
 
-pub use config::{ConfigError, DeadlinePolicy, StationConfig};
+pub use config::{ConfigError, DeadlinePolicy, StationConfig, UploadSettings};
 pub use deadline::{Deadline, deadline, end_of_day};
 pub use fleet::{PendingDevice, follow as follow_fleet, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
@@ -40,6 +41,7 @@ pub use progress::{ProgressBoard, SlotStatus};
 pub use report::{Report, ReportQuery};
 pub use serve::{STATUS_FILE, run, write_session_report};
 pub use store::{EvidenceStore, LocalStore, ObjectCheck, StoreError, StoredObject};
+pub use upload::{UPLOADS_DIR, serve as serve_uploads, tls_config};
 
 /// Copy buffer size: 128 KiB chunks beat 1 MiB ones for copy+hash on the reference machine.
 pub const BUF_LEN: usize = 128 * 1024;

@@ -42,6 +42,18 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
         .telemetry_broker
         .clone()
         .map(|(host, port)| tokio::spawn(crate::fleet::follow(Arc::clone(&station), host, port)));
+    let uploads = match station.config().upload.clone() {
+        Some(u) => {
+            let tls = crate::upload::tls_config(&u.cert, &u.key)?;
+            let station = Arc::clone(&station);
+            Some(tokio::spawn(async move {
+                if let Err(e) = crate::upload::serve(station, u.listen, tls).await {
+                    tracing::error!(error = %format!("{e:#}"), "upload endpoint stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let mut tick = tokio::time::interval(POLL);
     tokio::pin!(shutdown);
     loop {
@@ -84,7 +96,7 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
         }
         write_status(&station);
     }
-    if let Some(task) = fleet {
+    for task in [fleet, uploads].into_iter().flatten() {
         task.abort();
     }
     tracing::info!(

@@ -1,0 +1,240 @@
+//! Upload to the station over HTTPS, for terminals with a network (protocol:
+//! [`custody::upload`], docs/upload.md): the device's outbox (public key, records,
+//! signatures) and its media, each file resumed from what the station already holds,
+//! then `dock`; the receipt that comes back goes into the inbox and is checked like one
+//! a dock left, before any space is freed.
+
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custody::upload::{self, LENGTH_HEADER, OFFSET_HEADER};
+use custody::{SigningKey, layout};
+use reqwest::StatusCode;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+
+use crate::config::AgentConfig;
+
+/// Bytes sent per request: each chunk is on the station's disk before the next is sent,
+/// so an interrupted upload loses at most one chunk of work.
+pub const CHUNK: usize = 8 << 20;
+
+/// Where uploads go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSettings {
+    /// The station's base URL (`https://…`).
+    pub url: String,
+    /// The CA certificate (PEM) the station's TLS certificate must chain to.
+    pub ca: PathBuf,
+}
+
+/// What one upload did.
+#[derive(Debug, Default)]
+pub struct UploadReport {
+    /// Files the station holds completely now.
+    pub files: usize,
+    /// Bytes sent this time.
+    pub bytes_sent: u64,
+    /// Bytes the station already held (earlier, interrupted uploads).
+    pub bytes_resumed: u64,
+    /// The receipt written to the inbox, relative to the storage root.
+    pub receipt: Option<String>,
+}
+
+/// Uploads everything on the device storage and asks the station to ingest it; the
+/// receipt lands in the inbox (the caller then processes the inbox).
+///
+/// # Errors
+/// The station cannot be reached or refuses (the message says why); what was sent stays
+/// on the station and the next upload continues from there.
+pub async fn upload(
+    cfg: &AgentConfig,
+    settings: &UploadSettings,
+    key: &SigningKey,
+) -> anyhow::Result<UploadReport> {
+    let client = client(&settings.ca)?;
+    let base = settings.url.trim_end_matches('/');
+    let mut report = UploadReport::default();
+    for rel in files(cfg)? {
+        send_file(&client, base, cfg, key, &rel, &mut report)
+            .await
+            .with_context(|| format!("uploading {rel}"))?;
+        report.files += 1;
+    }
+    let path = format!("/v1/devices/{}/dock", cfg.serial);
+    let resp = signed(
+        &client,
+        reqwest::Method::POST,
+        base,
+        &path,
+        &cfg.serial,
+        key,
+    )
+    .send()
+    .await?;
+    let status = resp.status();
+    let body: serde_json::Value = if status == StatusCode::OK {
+        serde_json::from_slice(&resp.bytes().await?)?
+    } else {
+        bail!(
+            "the station refused the dock: {status} {}",
+            resp.text().await?
+        );
+    };
+    if let Some(r) = body.get("receipt").filter(|r| !r.is_null()) {
+        let file = r["file"].as_str().context("receipt without a file name")?;
+        let name = Path::new(file)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| {
+                n.strip_prefix("receipt-")
+                    .and_then(|r| r.strip_suffix(".json"))
+                    .is_some_and(|d| d.len() == 16 && d.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .context("receipt with an unexpected file name")?;
+        let inbox = layout::inbox_dir(&cfg.storage, &cfg.serial);
+        std::fs::create_dir_all(&inbox)?;
+        let json = B64.decode(r["json"].as_str().unwrap_or_default())?;
+        let sig = B64.decode(r["sig"].as_str().unwrap_or_default())?;
+        layout::write_atomic(&inbox.join(name).with_extension("sig"), &sig)?;
+        layout::write_atomic(&inbox.join(name), &json)?;
+        report.receipt = Some(format!(
+            "{}/{name}",
+            inbox.strip_prefix(&cfg.storage).unwrap_or(&inbox).display()
+        ));
+    }
+    Ok(report)
+}
+
+/// A client that trusts only the configured CA, on ring.
+fn client(ca: &Path) -> anyhow::Result<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots.add(cert.with_context(|| format!("certificate in {}", ca.display()))?)?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()?)
+}
+
+/// A request with the device's signature over method, path and time.
+fn signed(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    serial: &str,
+    key: &SigningKey,
+) -> reqwest::RequestBuilder {
+    let time_ms = chrono::Utc::now().timestamp_millis();
+    let sig = key.sign(&upload::auth_message(method.as_str(), path, time_ms));
+    client.request(method, format!("{base}{path}")).header(
+        reqwest::header::AUTHORIZATION,
+        upload::auth_header(serial, time_ms, &sig),
+    )
+}
+
+/// What a dock would read: the outbox (key, records, signatures) and every media file.
+fn files(cfg: &AgentConfig) -> anyhow::Result<Vec<String>> {
+    let root = &cfg.storage;
+    let device = layout::device_dir(root, &cfg.serial);
+    let rel = |p: &Path| {
+        p.strip_prefix(root)
+            .map(|r| r.to_string_lossy().into_owned())
+    };
+    let mut out = vec![rel(&device.join(layout::PUBLIC_KEY_FILE))?];
+    let mut records: Vec<PathBuf> = std::fs::read_dir(device.join(layout::RECORDS_DIR))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    records.sort();
+    // Signatures first: a record never arrives without its signature.
+    records.sort_by_key(|p| p.extension().is_none_or(|x| x != "sig"));
+    for path in records {
+        out.push(rel(&path)?);
+    }
+    let suffix = cfg.profile.storage.recording_suffix.as_deref();
+    for (file, regular) in custody::media_entries(root)? {
+        if regular && !suffix.is_some_and(|s| file.ends_with(s)) {
+            out.push(file);
+        }
+    }
+    Ok(out)
+}
+
+async fn send_file(
+    client: &reqwest::Client,
+    base: &str,
+    cfg: &AgentConfig,
+    key: &SigningKey,
+    rel: &str,
+    report: &mut UploadReport,
+) -> anyhow::Result<()> {
+    let path = format!("/v1/devices/{}/files/{rel}", cfg.serial);
+    let mut file = File::open(cfg.storage.join(rel))?;
+    let length = file.metadata()?.len();
+    let resp = signed(client, reqwest::Method::HEAD, base, &path, &cfg.serial, key)
+        .send()
+        .await?;
+    let mut offset = match resp.status() {
+        StatusCode::OK => offset_of(&resp).context("HEAD without Upload-Offset")?,
+        StatusCode::NOT_FOUND => 0,
+        other => bail!("the station refused: {other}"),
+    };
+    report.bytes_resumed += offset;
+    let mut buf = Vec::with_capacity(CHUNK.min(usize::try_from(length).unwrap_or(CHUNK)));
+    while offset < length {
+        buf.clear();
+        file.seek(SeekFrom::Start(offset))?;
+        (&mut file).take(CHUNK as u64).read_to_end(&mut buf)?;
+        if buf.is_empty() {
+            bail!("{rel} shrank while being uploaded");
+        }
+        let resp = signed(
+            client,
+            reqwest::Method::PATCH,
+            base,
+            &path,
+            &cfg.serial,
+            key,
+        )
+        .header(OFFSET_HEADER, offset)
+        .header(LENGTH_HEADER, length)
+        .body(buf.clone())
+        .send()
+        .await?;
+        match resp.status() {
+            StatusCode::OK => {
+                report.bytes_sent += buf.len() as u64;
+                offset = offset_of(&resp).context("PATCH without Upload-Offset")?;
+            }
+            // The station holds another amount (an earlier chunk did arrive): go on from there.
+            StatusCode::CONFLICT => {
+                offset = offset_of(&resp).context("the station holds a different file")?;
+            }
+            other => bail!("the station refused: {other} {}", resp.text().await?),
+        }
+    }
+    Ok(())
+}
+
+fn offset_of(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get(OFFSET_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,252 @@
+//! A terminal with a network uploads to the station's real HTTPS endpoint: the link
+//! breaks mid-clip (a TCP relay cuts it), the next upload continues from what the station
+//! holds, the station ingests through the dock pipeline, and the receipt frees the clips
+//! on the terminal. A terminal signing with a key IT did not enrol is refused.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines,
+    reason = "a test reports failure by panicking, and tells its story in order"
+)]
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use custody_agent::AgentConfig;
+use custody_station::{Station, StationConfig};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+const SERIAL: &str = "H200001";
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An agency CA and the station's certificate for 127.0.0.1, made with the openssl CLI.
+fn certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Custody test CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "station.key",
+            "-out",
+            "station.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "station.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "station.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A TCP relay to `to` that cuts the connection once `cut_after` bytes went upstream: a
+/// network link lost in the middle of an upload.
+async fn breaking_relay(to: u16, cut_after: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut budget = cut_after;
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = TcpStream::connect(("127.0.0.1", to)).await.unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut ur, mut uw) = upstream.into_split();
+            let down = tokio::spawn(async move { tokio::io::copy(&mut ur, &mut cw).await });
+            let mut buf = vec![0; 64 << 10];
+            loop {
+                let n = cr.read(&mut buf).await.unwrap_or(0);
+                if n == 0 || n > budget {
+                    break;
+                }
+                budget -= n;
+                if uw.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            down.abort();
+            if budget < buf.len() {
+                return; // the link is gone
+            }
+        }
+    });
+    port
+}
+
+fn agent_config(dir: &Path, state: &str, url: &str, vkey: &str) -> AgentConfig {
+    let config = dir.join(format!("agent-{state}.toml"));
+    fs::write(
+        &config,
+        format!(
+            "serial = \"{SERIAL}\"\nhw-profile = \"ga947-recorder\"\nstorage = \"storage\"\n\
+             state-dir = \"{state}\"\n[officer]\nname = \"张三\"\ncert-no = \"42060119001\"\n\
+             [agency]\ncode = \"420600\"\nname = \"襄阳市生态环境局\"\n\
+             [station]\nvkey = \"{vkey}\"\n[upload]\nurl = \"{url}\"\nca = \"ca.pem\"\n"
+        ),
+    )
+    .unwrap();
+    AgentConfig::load(&config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let port = free_port();
+    fs::write(
+        dir.path().join("station.toml"),
+        format!(
+            "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
+             reserve-bytes = 0\n[upload]\nlisten = \"127.0.0.1:{port}\"\n\
+             cert = \"station.pem\"\nkey = \"station.key\"\n"
+        ),
+    )
+    .unwrap();
+    let cfg = StationConfig::load(&dir.path().join("station.toml")).unwrap();
+    let upload = cfg.upload.clone().unwrap();
+    let station = Arc::new(Station::open(cfg).unwrap());
+    let tls = custody_station::tls_config(&upload.cert, &upload.key).unwrap();
+    tokio::spawn(custody_station::serve_uploads(
+        Arc::clone(&station),
+        upload.listen,
+        tls,
+    ));
+    let vkey = station.verifier().to_string();
+
+    // The terminal seals two clips (24 MiB and 3 MiB).
+    let direct = format!("https://127.0.0.1:{port}");
+    let agent = agent_config(dir.path(), "state", &direct, &vkey);
+    let rec = agent.recording_dir();
+    fs::create_dir_all(&rec).unwrap();
+    for (name, mib) in [("H200001_0001.MP4", 24usize), ("H200001_0002.MP4", 3)] {
+        let bytes: Vec<u8> = (0..mib << 20)
+            .map(|i| u8::try_from((i + mib) % 251).unwrap())
+            .collect();
+        fs::write(rec.join(format!("{name}.part")), bytes).unwrap();
+        fs::rename(rec.join(format!("{name}.part")), rec.join(name)).unwrap();
+    }
+    let mut sealer = custody_agent::Sealer::load(agent.clone()).unwrap();
+    assert_eq!(sealer.scan().unwrap().len(), 2);
+    drop(sealer);
+    let pem = dir.path().join("terminal.pem");
+    let (key, _) = custody_agent::keystore::load_or_create(&agent.state_dir).unwrap();
+    fs::write(&pem, key.public_key().to_pem()).unwrap();
+    station
+        .enroll(
+            SERIAL,
+            "ga947-recorder",
+            &pem,
+            &[("42060119001".into(), "张三".into())],
+        )
+        .unwrap();
+
+    // A terminal with another key under this serial is refused, and nothing is ingested.
+    let impostor = agent_config(dir.path(), "impostor", &direct, &vkey);
+    let err = custody_agent::upload_once(impostor).await.unwrap_err();
+    assert!(format!("{err:#}").contains("401"), "{err:#}");
+
+    // The link breaks 13 MiB into the first clip.
+    let relay = breaking_relay(port, 13 << 20).await;
+    let flaky = agent_config(
+        dir.path(),
+        "state",
+        &format!("https://127.0.0.1:{relay}"),
+        &vkey,
+    );
+    let err = custody_agent::upload_once(flaky).await.unwrap_err();
+    assert!(!format!("{err:#}").is_empty());
+    let clip1 = agent.storage.join("DCIM/100MEDIA/H200001_0001.MP4");
+    assert!(clip1.exists(), "nothing is freed without a receipt");
+
+    // Next time it continues where the station's disk stands.
+    let (sent, inbox) = custody_agent::upload_once(agent.clone()).await.unwrap();
+    let total = 27u64 << 20;
+    assert!(sent.bytes_resumed >= 8 << 20, "{sent:?}");
+    assert!(sent.bytes_sent < total, "{sent:?}");
+    assert!(sent.receipt.is_some(), "{sent:?}");
+    assert_eq!(inbox.freed.len(), 2, "{inbox:?}");
+    assert!(!clip1.exists(), "the receipted clip is freed");
+    // The station holds both clips, verified, in its ledger and store.
+    let report = custody_station::Report::build(
+        &station.ledger(),
+        "test.example/station-01",
+        &custody_station::ReportQuery::default(),
+        station.config().utc_offset,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(report.clips.len(), 2);
+    assert!(
+        report.clips.iter().all(|c| c.status == "verified"),
+        "{:?}",
+        report.clips
+    );
+}

@@ -203,11 +203,24 @@ impl SampleDevice {
     /// # Errors
     /// Any I/O error.
     pub fn seal_clip(&mut self, rel: &str) -> io::Result<()> {
+        self.seal_clip_edited(rel, |_| {})
+    }
+
+    /// As [`SampleDevice::seal_clip`], with the record body changed by `edit` before
+    /// signing (a clock far ahead, another officer…): validly signed, oddly dated.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    pub fn seal_clip_edited(
+        &mut self,
+        rel: &str,
+        edit: impl FnOnce(&mut RecordBody),
+    ) -> io::Result<()> {
         let file = fs::File::open(self.root.join(rel))?;
         let (size, hash) = crate::hash_reader(file, &mut vec![0; 1 << 20])?;
         let seq = self.records.len() as u64 + 1;
         let prev = self.records.last().map(|(r, _)| r.hash());
-        let body = sample_clip_body(
+        let mut body = sample_clip_body(
             &self.key.public_key(),
             &self.serial,
             seq,
@@ -216,6 +229,7 @@ impl SampleDevice {
             size,
             hash,
         );
+        edit(&mut body);
         let (rec, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
         layout::write_record(&self.root, &rec, &sig)?;
         self.records.push((rec, sig));

@@ -343,6 +343,46 @@ fn hostile_content_is_flagged_and_never_followed() {
 }
 
 #[test]
+fn a_record_from_the_future_is_flagged_and_a_path_out_of_the_device_is_never_read() {
+    let ts = TestStation::start();
+    let mut dev = ts.device("A100001", 1, 1000);
+    // A clip dated tomorrow (a device clock far ahead, or a made-up record).
+    fs::write(dev.root.join("DCIM/100MEDIA/A100001_0002.MP4"), b"tomorrow").unwrap();
+    let tomorrow = Utc::now().fixed_offset() + chrono::Duration::days(1);
+    dev.seal_clip_edited("DCIM/100MEDIA/A100001_0002.MP4", |body| {
+        body.created = tomorrow;
+        if let custody::Fact::Clip(clip) = &mut body.fact {
+            clip.time.start = tomorrow;
+            clip.time.end = tomorrow;
+        }
+    })
+    .unwrap();
+    // A record whose media path climbs out of the device to a file beside it (the agent
+    // cannot seal such a path: this one is hand-made from record 1).
+    let outside = dev.root.parent().unwrap().join("outside.MP4");
+    fs::write(&outside, b"not the device's").unwrap();
+    let records = layout::device_dir(&dev.root, "A100001").join("records");
+    let first = fs::read_to_string(records.join("00000001.json")).unwrap();
+    let climbing = first.replace("DCIM/100MEDIA/A100001_0001.MP4", "../../outside.MP4");
+    assert_ne!(first, climbing);
+    fs::write(records.join("00000003.json"), climbing).unwrap();
+    fs::copy(records.join("00000001.sig"), records.join("00000003.sig")).unwrap();
+    let out = ts.dock(&dev);
+    let got = codes(&out);
+    assert!(got.contains(code::RECORD_FROM_FUTURE), "{got:?}");
+    assert!(got.contains(code::RECORD_MALFORMED), "{got:?}");
+    // The future clip is kept (flagged); the file outside the device never enters the store.
+    assert_eq!(out.clips_verified, 2, "{:?}", out.findings);
+    let store = ts.store();
+    assert!(store.exists(&custody::MediaHash::of(b"tomorrow")).unwrap());
+    assert!(
+        !store
+            .exists(&custody::MediaHash::of(b"not the device's"))
+            .unwrap()
+    );
+}
+
+#[test]
 fn clips_from_days_ago_are_late_unless_a_lawful_delay_was_declared() {
     // Sample clips were recorded on 2026-11-20 (Beijing): stored today, they are late.
     let ts = TestStation::start();

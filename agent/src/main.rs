@@ -110,6 +110,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 inbox.freed.len(),
                 inbox.bytes_freed
             );
+            for file in &sent.skipped {
+                println!("  未上传（文件名不符合上传协议，保留在设备上）: {file}");
+            }
             for (file, why) in &inbox.refused {
                 println!("  refused {file}: {why}");
             }

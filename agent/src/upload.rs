@@ -44,6 +44,8 @@ pub struct UploadReport {
     pub bytes_resumed: u64,
     /// The receipt written to the inbox, relative to the storage root.
     pub receipt: Option<String>,
+    /// Files the protocol cannot carry (names outside `[A-Za-z0-9._-]`, hidden files).
+    pub skipped: Vec<String>,
 }
 
 /// Uploads everything on the device storage and asks the station to ingest it; the
@@ -61,6 +63,12 @@ pub async fn upload(
     let base = settings.url.trim_end_matches('/');
     let mut report = UploadReport::default();
     for rel in files(cfg)? {
+        if let Err(why) = upload::check_path(&rel) {
+            // The station would refuse it: say so, and send the rest.
+            tracing::warn!(file = %rel, %why, "not uploadable; it stays on the device");
+            report.skipped.push(rel);
+            continue;
+        }
         send_file(&client, base, cfg, key, &rel, &mut report)
             .await
             .with_context(|| format!("uploading {rel}"))?;
@@ -163,7 +171,10 @@ fn files(cfg: &AgentConfig) -> anyhow::Result<Vec<String>> {
     // Signatures first: a record never arrives without its signature.
     records.sort_by_key(|p| p.extension().is_none_or(|x| x != "sig"));
     for path in records {
-        out.push(rel(&path)?);
+        // Only records and signatures: not an interrupted atomic write's temp file.
+        if path.extension().is_some_and(|x| x == "json" || x == "sig") {
+            out.push(rel(&path)?);
+        }
     }
     let suffix = cfg.profile.storage.recording_suffix.as_deref();
     for (file, regular) in custody::media_entries(root)? {

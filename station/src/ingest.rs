@@ -391,8 +391,9 @@ impl Station {
 
         // 2. What to copy: every new clip, then every file no verified record covers.
         // Clips of earlier docks not freed yet are not taken twice; a file under such a
-        // name with another size (the name was reused) is new and is taken.
-        let earlier = self.ledger().clip_files(serial)?;
+        // name with another size (the name was reused) is new and is taken, and so is the
+        // file of a clip whose media was missing at an earlier dock (stored unattested).
+        let earlier = self.ledger().stored_clip_files(serial)?;
         let mut covered: HashSet<String> = HashSet::new();
         let mut jobs = Vec::new();
         for (i, rec) in plan.iter().enumerate() {

@@ -511,15 +511,14 @@ impl Ledger {
             }))
     }
 
-    /// The device's clips already in, by file name, with their signed size: a device
-    /// keeps them until it frees their space, and they are not taken twice.
+    /// Files of the device's clips the store holds (as stored: name → stored size).
     ///
     /// # Errors
     /// SQL failure.
-    pub fn clip_files(&self, serial: &str) -> Result<HashMap<String, u64>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT file, signed_size FROM clips WHERE serial = ?1")?;
+    pub fn stored_clip_files(&self, serial: &str) -> Result<HashMap<String, u64>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT file, stored_size FROM clips WHERE serial = ?1 AND stored_sha256 IS NOT NULL",
+        )?;
         let files = stmt.query_map([serial], |r| {
             Ok((r.get(0)?, r.get::<_, i64>(1)?.unsigned_abs()))
         })?;

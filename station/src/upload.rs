@@ -30,6 +30,35 @@ const PARTIAL_DIR: &str = ".partial";
 
 type Reply = Response<Full<Bytes>>;
 
+/// Partial files being written: a second PATCH of the same file while one is in progress
+/// (a client retrying after a timeout) is answered 409, never interleaved.
+static WRITING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Holds a partial file's place in [`WRITING`] until dropped.
+struct Writing(PathBuf);
+
+impl Writing {
+    fn claim(partial: &Path) -> Option<Self> {
+        let mut busy = WRITING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if busy.iter().any(|p| p == partial) {
+            return None;
+        }
+        busy.push(partial.to_path_buf());
+        Some(Self(partial.to_path_buf()))
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut busy = WRITING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        busy.retain(|p| p != &self.0);
+    }
+}
+
 /// The TLS server configuration from a certificate chain and key (PEM files), on ring.
 ///
 /// # Errors
@@ -212,6 +241,10 @@ async fn patch(req: Request<Incoming>, done: &Path, partial: &Path) -> Reply {
             )
         };
     }
+    let Some(_writing) = Writing::claim(partial) else {
+        let held = fs::metadata(partial).map_or(0, |m| m.len());
+        return with_offset(StatusCode::CONFLICT, held);
+    };
     let held = fs::metadata(partial).map_or(0, |m| m.len());
     if held != offset {
         return with_offset(StatusCode::CONFLICT, held);
@@ -275,6 +308,9 @@ async fn dock(station: &Arc<Station>, root: &Path) -> Reply {
     let ran = tokio::task::spawn_blocking(move || {
         let outcome = station.ingest_slot(&root, &DockOptions::default())?;
         crate::write_session_report(&station, &outcome);
+        if let Some(serial) = &outcome.serial {
+            clear_stored(&station, &root, serial);
+        }
         let receipt = match &outcome.receipt {
             Some(rel) => {
                 let json = fs::read(root.join(rel))?;
@@ -298,5 +334,27 @@ async fn dock(station: &Arc<Station>, root: &Path) -> Reply {
         }
         Ok(Err(e)) => reply(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
         Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Removes uploaded clips the store now holds: the store has the evidence, and the device
+/// keeps its copy until it has verified the receipt. Records and keys stay (they are small
+/// and the next dock reads the chain).
+fn clear_stored(station: &Station, root: &Path, serial: &str) {
+    let stored = match station.ledger().stored_clip_files(serial) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!(serial, error = %e, "cannot list stored clips; uploads kept");
+            return;
+        }
+    };
+    for (file, size) in stored {
+        let path = root.join(&file);
+        if upload::check_path(&file).is_ok()
+            && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size)
+            && let Err(e) = fs::remove_file(&path)
+        {
+            tracing::warn!(serial, file, error = %e, "cannot clear an uploaded clip");
+        }
     }
 }

@@ -383,6 +383,28 @@ fn a_record_from_the_future_is_flagged_and_a_path_out_of_the_device_is_never_rea
 }
 
 #[test]
+fn a_clip_missing_at_one_dock_is_stored_when_its_file_comes_back() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 2, 1000);
+    let clip2 = dev.root.join("DCIM/100MEDIA/A100001_0002.MP4");
+    let away = dev.root.parent().unwrap().join("away.MP4");
+    fs::rename(&clip2, &away).unwrap();
+    let out = ts.dock(&dev);
+    assert!(
+        codes(&out).contains(code::MEDIA_MISSING),
+        "{:?}",
+        out.findings
+    );
+    fs::rename(&away, &clip2).unwrap();
+    let bytes = fs::read(&clip2).unwrap();
+    let again = ts.dock(&dev);
+    assert_eq!(again.unattested, 1, "{:?}", again.findings);
+    assert!(ts.store().exists(&custody::MediaHash::of(&bytes)).unwrap());
+    // Clip 1, stored the first time, is not taken twice.
+    assert_eq!(again.clips_verified, 0);
+}
+
+#[test]
 fn clips_from_days_ago_are_late_unless_a_lawful_delay_was_declared() {
     // Sample clips were recorded on 2026-11-20 (Beijing): stored today, they are late.
     let ts = TestStation::start();

@@ -193,8 +193,10 @@ async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
         fs::write(rec.join(format!("{name}.part")), bytes).unwrap();
         fs::rename(rec.join(format!("{name}.part")), rec.join(name)).unwrap();
     }
+    // A file the protocol cannot name (a space): skipped and kept, the rest goes.
+    fs::write(rec.join("odd name.MP4"), b"odd").unwrap();
     let mut sealer = custody_agent::Sealer::load(agent.clone()).unwrap();
-    assert_eq!(sealer.scan().unwrap().len(), 2);
+    assert_eq!(sealer.scan().unwrap().len(), 3);
     drop(sealer);
     let pem = dir.path().join("terminal.pem");
     let (key, _) = custody_agent::keystore::load_or_create(&agent.state_dir).unwrap();
@@ -232,8 +234,20 @@ async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
     assert!(sent.bytes_resumed >= 8 << 20, "{sent:?}");
     assert!(sent.bytes_sent < total, "{sent:?}");
     assert!(sent.receipt.is_some(), "{sent:?}");
+    assert_eq!(sent.skipped, ["DCIM/100MEDIA/odd name.MP4"], "{sent:?}");
     assert_eq!(inbox.freed.len(), 2, "{inbox:?}");
     assert!(!clip1.exists(), "the receipted clip is freed");
+    assert!(rec.join("odd name.MP4").exists(), "what was not sent stays");
+    // The station's upload folder keeps no copy of what its store holds.
+    let staged = dir.path().join("data/uploads").join(SERIAL);
+    assert!(!staged.join("DCIM/100MEDIA/H200001_0001.MP4").exists());
+    assert!(
+        staged
+            .join("custody/devices")
+            .join(SERIAL)
+            .join("device.pub.pem")
+            .exists()
+    );
     // The station holds both clips, verified, in its ledger and store.
     let report = custody_station::Report::build(
         &station.ledger(),
@@ -243,10 +257,18 @@ async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
         chrono::Utc::now(),
     )
     .unwrap();
-    assert_eq!(report.clips.len(), 2);
-    assert!(
-        report.clips.iter().all(|c| c.status == "verified"),
-        "{:?}",
-        report.clips
+    let status: Vec<(&str, &str)> = report
+        .clips
+        .iter()
+        .map(|c| (c.file.as_str(), c.status))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("DCIM/100MEDIA/H200001_0001.MP4", "verified"),
+            ("DCIM/100MEDIA/H200001_0002.MP4", "verified"),
+            // Its record came, its file could not: reported missing, kept on the terminal.
+            ("DCIM/100MEDIA/odd name.MP4", "missing"),
+        ]
     );
 }

@@ -243,6 +243,35 @@ fn a_corrupt_manifest_is_a_clear_error_and_the_clips_stay() {
 }
 
 #[test]
+fn a_locked_manifest_is_a_clear_error_and_the_clip_is_sealed_once_it_is_free() {
+    let dev = device("ga947-recorder");
+    assert!(dev.agent(&["run", "--once"], None).status.success());
+    let clip = dev.rec_dir().join("A100001_20261120_090001_0001.MP4");
+    fs::write(&clip, b"evidence").unwrap();
+    // Another process holds the manifest's write lock longer than the agent waits.
+    let holder = rusqlite_open(&dev.state.join(MANIFEST_FILE));
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let out = dev.agent(&["run", "--once"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(&clip).unwrap(), b"evidence");
+    drop(holder);
+    let out = dev.agent(&["run", "--once"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert_eq!(report.devices[0].clips_verified, 1);
+}
+
+#[test]
 fn a_crash_at_any_step_loses_nothing_and_forks_nothing() {
     for point in CRASH_POINTS {
         let dev = device("ga947-recorder");

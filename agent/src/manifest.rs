@@ -304,6 +304,40 @@ impl Manifest {
             .collect()
     }
 
+    /// Clip records whose space no receipt freed yet, and when the oldest of those
+    /// recordings ended. Only these rows are read, and only parsed: this is the agent's
+    /// own database, and the answer feeds telemetry, not evidence.
+    ///
+    /// # Errors
+    /// [`ManifestError::Sql`], or [`ManifestError::Damaged`] for a row that does not parse.
+    pub fn pending_clips(
+        &self,
+    ) -> Result<(u64, Option<chrono::DateTime<chrono::FixedOffset>>), ManifestError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, bytes FROM records r WHERE kind = 'clip'
+                 AND NOT EXISTS (SELECT 1 FROM freed f WHERE f.seq = r.seq)",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(|e| self.sql(e))?;
+        let (mut count, mut oldest) = (0, None::<chrono::DateTime<chrono::FixedOffset>>);
+        for row in rows {
+            let (seq, bytes) = row.map_err(|e| self.sql(e))?;
+            let record = Record::parse(bytes).map_err(|e| ManifestError::Damaged {
+                seq: seq.unsigned_abs(),
+                why: e.to_string(),
+            })?;
+            if let custody::Fact::Clip(clip) = &record.body().fact {
+                count += 1;
+                oldest = Some(oldest.map_or(clip.time.end, |o| o.min(clip.time.end)));
+            }
+        }
+        Ok((count, oldest))
+    }
+
     /// Records that a clip's space was freed under the receipt with `receipt_hash`.
     ///
     /// # Errors

@@ -165,18 +165,7 @@ impl Sealer {
     /// # Errors
     /// A damaged manifest.
     pub fn pending(&self) -> anyhow::Result<(u64, Option<DateTime<FixedOffset>>)> {
-        let freed = self.manifest.freed_seqs()?;
-        let (mut count, mut oldest) = (0, None::<DateTime<FixedOffset>>);
-        for stored in self.records()? {
-            let body = stored.record.body();
-            if let Fact::Clip(clip) = &body.fact
-                && !freed.contains(&body.seq)
-            {
-                count += 1;
-                oldest = Some(oldest.map_or(clip.time.end, |o| o.min(clip.time.end)));
-            }
-        }
-        Ok((count, oldest))
+        Ok(self.manifest.pending_clips()?)
     }
 
     /// The device storage root.

@@ -251,6 +251,15 @@ pub struct SignedCheckpoint {
     pub note: String,
 }
 
+/// A `size, root, note` row of the checkpoints table.
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignedCheckpoint> {
+    Ok(SignedCheckpoint {
+        size: r.get::<_, i64>(0)?.unsigned_abs(),
+        root: r.get(1)?,
+        note: r.get(2)?,
+    })
+}
+
 /// Times in the ledger: UTC, fixed width, so text order is time order.
 pub fn db_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -758,13 +767,7 @@ impl Ledger {
             .query_row(
                 "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1",
                 [],
-                |r| {
-                    Ok(SignedCheckpoint {
-                        size: r.get::<_, i64>(0)?.unsigned_abs(),
-                        root: r.get(1)?,
-                        note: r.get(2)?,
-                    })
-                },
+                checkpoint_row,
             )
             .optional()?)
     }
@@ -779,13 +782,7 @@ impl Ledger {
             .query_row(
                 "SELECT size, root, note FROM checkpoints WHERE size = ?1",
                 [to_i64(size)],
-                |r| {
-                    Ok(SignedCheckpoint {
-                        size: r.get::<_, i64>(0)?.unsigned_abs(),
-                        root: r.get(1)?,
-                        note: r.get(2)?,
-                    })
-                },
+                checkpoint_row,
             )
             .optional()?)
     }

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 /// A fix older than this is not stated as the clip's location.
 pub const MAX_FIX_AGE: Duration = Duration::from_mins(2);
-/// How often the RTC state is read from the MCU.
+/// How often the RTC state and the battery are read from the MCU.
 const CLOCK_POLL: Duration = Duration::from_secs(30);
 /// Delay before trying to reach a silent MCU again.
 const RECONNECT: Duration = Duration::from_secs(2);
@@ -180,28 +180,9 @@ async fn follow(
 ) {
     let mut nmea = NmeaReader::new();
     let mut poll = tokio::time::interval(CLOCK_POLL);
-    let mut battery_poll = tokio::time::interval(CLOCK_POLL);
     loop {
         tokio::select! {
-            _ = poll.tick() => match bridge.request(McuMessage::GetTime).await {
-                Ok(McuMessage::Time { last_set_unix_ms, drift_ppb, .. }) => {
-                    let set = (last_set_unix_ms > 0).then(|| DateTime::from_timestamp_millis(last_set_unix_ms)).flatten();
-                    if let Ok(mut s) = sensors.lock() {
-                        s.clock = set.map(|at| (at, drift_ppb));
-                    }
-                }
-                Ok(other) => warn!(?other, "unexpected answer to GetTime"),
-                Err(e) => warn!(error = %e, "cannot read the RTC"),
-            },
-            _ = battery_poll.tick() => match bridge.request(McuMessage::GetBattery).await {
-                Ok(McuMessage::Battery { percent, charging, .. }) => {
-                    if let Ok(mut s) = sensors.lock() {
-                        s.battery = Some((percent, charging));
-                    }
-                }
-                Ok(other) => warn!(?other, "unexpected answer to GetBattery"),
-                Err(e) => warn!(error = %e, "cannot read the battery"),
-            },
+            _ = poll.tick() => read_clock_and_battery(bridge, sensors).await,
             event = bridge.next_event() => match event {
                 None => return,
                 Some(LinkEvent::Mcu(McuMessage::Nmea { text })) => {
@@ -228,6 +209,37 @@ async fn follow(
                 Some(_) => {}
             },
         }
+    }
+}
+
+/// Reads the RTC state and the battery into the shared readings.
+async fn read_clock_and_battery(bridge: &mut Bridge, sensors: &Mutex<Sensors>) {
+    match bridge.request(McuMessage::GetTime).await {
+        Ok(McuMessage::Time {
+            last_set_unix_ms,
+            drift_ppb,
+            ..
+        }) => {
+            let set = (last_set_unix_ms > 0)
+                .then(|| DateTime::from_timestamp_millis(last_set_unix_ms))
+                .flatten();
+            if let Ok(mut s) = sensors.lock() {
+                s.clock = set.map(|at| (at, drift_ppb));
+            }
+        }
+        Ok(other) => warn!(?other, "unexpected answer to GetTime"),
+        Err(e) => warn!(error = %e, "cannot read the RTC"),
+    }
+    match bridge.request(McuMessage::GetBattery).await {
+        Ok(McuMessage::Battery {
+            percent, charging, ..
+        }) => {
+            if let Ok(mut s) = sensors.lock() {
+                s.battery = Some((percent, charging));
+            }
+        }
+        Ok(other) => warn!(?other, "unexpected answer to GetBattery"),
+        Err(e) => warn!(error = %e, "cannot read the battery"),
     }
 }
 

@@ -205,14 +205,16 @@ async fn send_file(
         other => bail!("the station refused: {other}"),
     };
     report.bytes_resumed += offset;
-    let mut buf = Vec::with_capacity(CHUNK.min(usize::try_from(length).unwrap_or(CHUNK)));
     while offset < length {
-        buf.clear();
+        // Each chunk is handed to the request as it is (no copy), then dropped.
+        let left = usize::try_from(length - offset).unwrap_or(CHUNK);
+        let mut chunk = Vec::with_capacity(CHUNK.min(left));
         file.seek(SeekFrom::Start(offset))?;
-        (&mut file).take(CHUNK as u64).read_to_end(&mut buf)?;
-        if buf.is_empty() {
+        (&mut file).take(CHUNK as u64).read_to_end(&mut chunk)?;
+        if chunk.is_empty() {
             bail!("{rel} shrank while being uploaded");
         }
+        let sent = chunk.len() as u64;
         let resp = signed(
             client,
             reqwest::Method::PATCH,
@@ -223,12 +225,12 @@ async fn send_file(
         )
         .header(OFFSET_HEADER, offset)
         .header(LENGTH_HEADER, length)
-        .body(buf.clone())
+        .body(chunk)
         .send()
         .await?;
         match resp.status() {
             StatusCode::OK => {
-                report.bytes_sent += buf.len() as u64;
+                report.bytes_sent += sent;
                 offset = offset_of(&resp).context("PATCH without Upload-Offset")?;
             }
             // The station holds another amount (an earlier chunk did arrive): go on from there.

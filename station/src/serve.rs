@@ -55,6 +55,7 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
         None => None,
     };
     let mut tick = tokio::time::interval(POLL);
+    let mut last_status = None;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -94,7 +95,7 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
                 (name, result)
             });
         }
-        write_status(&station);
+        write_status(&station, &mut last_status);
     }
     for task in [fleet, uploads].into_iter().flatten() {
         task.abort();
@@ -109,7 +110,7 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
             write_session_report(&station, &outcome);
         }
     }
-    write_status(&station);
+    write_status(&station, &mut last_status);
     Ok(())
 }
 
@@ -128,12 +129,18 @@ fn slots(root: &std::path::Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-fn write_status(station: &Station) {
+/// Rewrites `status.json` when the progress changed since `last` (an idle station does not
+/// fsync twice a second).
+fn write_status(station: &Station, last: &mut Option<Vec<u8>>) {
     let path = station.config().data_dir.join(STATUS_FILE);
     let snapshot = station.progress().snapshot();
     let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
-    if let Err(e) = custody::layout::write_atomic(&path, &bytes) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot write status");
+    if last.as_ref() == Some(&bytes) {
+        return;
+    }
+    match custody::layout::write_atomic(&path, &bytes) {
+        Ok(()) => *last = Some(bytes),
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot write status"),
     }
 }
 

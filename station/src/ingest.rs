@@ -8,7 +8,7 @@
 //! committed half: what was committed stays, the rest is done at the next dock.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -16,16 +16,16 @@ use std::sync::{Condvar, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use custody::{
-    ChainStart, Fact, Finding, KeyId, PublicKey, RECEIPT_V1, ReceiptBody, ReceiptEntry, Record,
-    Signature, Verified, code, encode_proof, future_records, layout, media_entries, open_media,
-    verify_chain,
+    ChainStart, Fact, Finding, KeyId, MediaHash, PublicKey, RECEIPT_V1, ReceiptBody, ReceiptEntry,
+    Record, Signature, Verified, code, encode_proof, future_records, layout, media_entries,
+    open_media, verify_chain,
 };
 use serde::Serialize;
 
 use crate::deadline::deadline;
 use crate::ledger::{ClipEntry, LedgerError, SessionId};
 use crate::progress::SlotProgress;
-use crate::store::{StoreError, StoredObject};
+use crate::store::{Expected, StoreError, StoredObject};
 use crate::{Station, fault};
 
 /// Why a session stopped before the end. What was committed stays committed.
@@ -187,6 +187,8 @@ struct Job {
     size: u64,
     /// Index of the record in the session's plan, `None` for unattested files.
     record: Option<usize>,
+    /// The hash the record claims, `None` for unattested files.
+    sha256: Option<MediaHash>,
 }
 
 /// The outcome of one copy.
@@ -403,6 +405,7 @@ impl Station {
                     file: media.file.clone(),
                     size: media.size,
                     record: Some(i),
+                    sha256: Some(media.sha256),
                 });
             }
         }
@@ -425,6 +428,7 @@ impl Station {
                 file,
                 size,
                 record: None,
+                sha256: None,
             });
         }
         self.ledger()
@@ -560,7 +564,9 @@ impl Station {
         }
     }
 
-    /// Opens and copies one file into the store (through the shared buffer pool).
+    /// Opens and copies one file into the store (through the shared buffer pool). A store
+    /// that keys objects by the hash before writing (S3) asks for a second read when the
+    /// bytes are not what the record claims, or no record claims anything.
     fn copy(
         &self,
         root: &Path,
@@ -568,39 +574,58 @@ impl Station {
         job: &Job,
         progress: &SlotProgress,
     ) -> CopyResult {
-        let file = match open_media(root, real_root, &job.file) {
-            Ok(file) => file,
-            Err(why) => {
-                // A file that vanished because the whole device did is not a finding.
-                return Err(
-                    if fs::metadata(root.join(layout::CUSTODY_DIR)).is_err() && job.record.is_some()
-                    {
-                        CopyError::Fatal(IngestError::Unplugged {
-                            slot: progress.slot.clone(),
-                            source: io::Error::new(io::ErrorKind::NotFound, why),
-                        })
-                    } else {
-                        CopyError::Unreadable(why)
-                    },
-                );
-            }
-        };
         let mut buf = self.buffers.take();
-        let mut src = Counted {
-            inner: fault::source(file),
-            done: &progress.bytes_done,
+        let mut expected = Expected {
+            size: job.size,
+            sha256: job.sha256,
         };
-        self.store
-            .put(&mut src, job.size, buf.as_mut())
-            .map_err(|e| {
-                CopyError::Fatal(match e {
-                    StoreError::Source(source) => IngestError::Unplugged {
+        for pass in 0..2 {
+            let file = Self::open_for_copy(root, real_root, job, progress)?;
+            let mut src = Counted {
+                inner: fault::source(file),
+                done: &progress.bytes_done,
+            };
+            match self.store.put(&mut src, expected, buf.as_mut()) {
+                Ok(stored) => return Ok(stored),
+                Err(StoreError::Unexpected { found, size }) if pass == 0 => {
+                    // The second pass counts the same bytes again.
+                    progress.bytes_done.fetch_sub(size, Ordering::Relaxed);
+                    expected.sha256 = Some(found);
+                }
+                Err(StoreError::Unexpected { found, size }) => {
+                    return Err(CopyError::Unreadable(format!(
+                        "changed while being copied: read twice, the second time {size} bytes sha256 {found}"
+                    )));
+                }
+                Err(StoreError::Source(source)) => {
+                    return Err(CopyError::Fatal(IngestError::Unplugged {
                         slot: progress.slot.clone(),
                         source,
-                    },
-                    other => IngestError::Store(other),
+                    }));
+                }
+                Err(other) => return Err(CopyError::Fatal(IngestError::Store(other))),
+            }
+        }
+        Err(CopyError::Unreadable("not stored after two reads".into()))
+    }
+
+    /// Opens a file to copy; a file that vanished with the whole device is an unplug.
+    fn open_for_copy(
+        root: &Path,
+        real_root: &Path,
+        job: &Job,
+        progress: &SlotProgress,
+    ) -> Result<File, CopyError> {
+        open_media(root, real_root, &job.file).map_err(|why| {
+            if fs::metadata(root.join(layout::CUSTODY_DIR)).is_err() && job.record.is_some() {
+                CopyError::Fatal(IngestError::Unplugged {
+                    slot: progress.slot.clone(),
+                    source: io::Error::new(io::ErrorKind::NotFound, why),
                 })
-            })
+            } else {
+                CopyError::Unreadable(why)
+            }
+        })
     }
 
     /// Commits one record with what its copy gave.

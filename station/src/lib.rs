@@ -22,6 +22,7 @@ mod ingest;
 mod ledger;
 mod progress;
 mod report;
+pub mod s3;
 mod serve;
 mod store;
 mod upload;
@@ -40,7 +41,7 @@ pub use ledger::{EnrolledDevice, HeardDevice, Ledger, LedgerError, SessionId, Si
 pub use progress::{ProgressBoard, SlotStatus};
 pub use report::{Report, ReportQuery};
 pub use serve::{STATUS_FILE, run, write_session_report};
-pub use store::{EvidenceStore, LocalStore, ObjectCheck, StoreError, StoredObject};
+pub use store::{EvidenceStore, Expected, LocalStore, ObjectCheck, StoreError, StoredObject};
 pub use upload::{UPLOADS_DIR, serve as serve_uploads, tls_config};
 
 /// Copy buffer size: 128 KiB chunks beat 1 MiB ones for copy+hash on the reference machine.

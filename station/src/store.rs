@@ -44,6 +44,15 @@ pub enum ObjectCheck {
     },
 }
 
+/// What the caller knows of a source before it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// The length the record states (for the free-space check).
+    pub size: u64,
+    /// The SHA-256 the signed record claims (or a first pass found), if any.
+    pub sha256: Option<MediaHash>,
+}
+
 /// A store operation that failed. The source failing (a pulled cable) is told apart from
 /// the store failing, because only the latter stops the station.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +71,18 @@ pub enum StoreError {
         /// Bytes free.
         free: u64,
     },
+    /// A store keyed by the expected hash (S3) read bytes with another hash, or was given
+    /// none: nothing was stored. Put the source again expecting `found` (a second read).
+    #[error("the source hashed to {found} ({size} bytes), not to the hash expected")]
+    Unexpected {
+        /// What the bytes read hash to.
+        found: MediaHash,
+        /// How many bytes were read.
+        size: u64,
+    },
+    /// The object store's server failed or refused.
+    #[error(transparent)]
+    Remote(#[from] crate::s3::S3Error),
     /// Any other store I/O failure.
     #[error("store I/O failed on {path}")]
     Io {
@@ -89,16 +110,16 @@ impl<T> At<T> for io::Result<T> {
 /// A write-once, content-addressed evidence store.
 pub trait EvidenceStore: Send + Sync {
     /// Streams `src` into the store in one pass (read → SHA-256 → write) through `buf`.
-    /// `expected_len` is what the record says (for the free-space check before writing).
     /// An object that already exists with the same hash is success (`fresh: false`).
     ///
     /// # Errors
-    /// [`StoreError::Source`] when the source fails; [`StoreError::Full`]; other I/O.
-    /// Nothing partial becomes visible in either case.
+    /// [`StoreError::Source`] when the source fails; [`StoreError::Full`];
+    /// [`StoreError::Unexpected`] from a store that must know the hash before it writes;
+    /// other I/O. Nothing partial becomes visible in any case.
     fn put(
         &self,
         src: &mut dyn Read,
-        expected_len: u64,
+        expected: Expected,
         buf: &mut [u8],
     ) -> Result<StoredObject, StoreError>;
 
@@ -224,10 +245,10 @@ impl EvidenceStore for LocalStore {
     fn put(
         &self,
         src: &mut dyn Read,
-        expected_len: u64,
+        expected: Expected,
         buf: &mut [u8],
     ) -> Result<StoredObject, StoreError> {
-        let needed = expected_len.saturating_add(self.reserve_bytes);
+        let needed = expected.size.saturating_add(self.reserve_bytes);
         if self.free_bytes()? < needed {
             return Err(self.full(needed)?);
         }
@@ -320,6 +341,10 @@ impl EvidenceStore for LocalStore {
 mod tests {
     use super::*;
 
+    fn len(size: u64) -> Expected {
+        Expected { size, sha256: None }
+    }
+
     fn store(dir: &Path) -> LocalStore {
         LocalStore::open(&dir.join("store"), 0, false).unwrap()
     }
@@ -330,7 +355,7 @@ mod tests {
         let s = store(dir.path());
         let data = vec![7u8; 300_000];
         let mut buf = vec![0; 4096];
-        let first = s.put(&mut &data[..], 300_000, &mut buf).unwrap();
+        let first = s.put(&mut &data[..], len(300_000), &mut buf).unwrap();
         assert_eq!(first.hash, MediaHash::of(&data));
         assert_eq!(first.size, 300_000);
         assert!(first.fresh);
@@ -339,7 +364,7 @@ mod tests {
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o444
         );
-        let again = s.put(&mut &data[..], 300_000, &mut buf).unwrap();
+        let again = s.put(&mut &data[..], len(300_000), &mut buf).unwrap();
         assert!(!again.fresh);
         assert_eq!(s.list().unwrap(), vec![first.hash]);
         assert_eq!(s.partial_count().unwrap(), 0);
@@ -359,7 +384,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let mut buf = vec![0; 4096];
-        let obj = s.put(&mut &b"evidence"[..], 8, &mut buf).unwrap();
+        let obj = s.put(&mut &b"evidence"[..], len(8), &mut buf).unwrap();
         let path = s.object_path(&obj.hash);
         fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
         fs::write(&path, b"evidencE").unwrap();
@@ -394,7 +419,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let err = s
-            .put(&mut Unplugged { ok: 10_000 }, 20_000, &mut [0; 1024])
+            .put(&mut Unplugged { ok: 10_000 }, len(20_000), &mut [0; 1024])
             .unwrap_err();
         assert!(matches!(err, StoreError::Source(_)), "{err}");
         assert!(s.list().unwrap().is_empty());
@@ -406,7 +431,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("store");
         let s = LocalStore::open(&root, u64::MAX / 2, false).unwrap();
-        let err = s.put(&mut &b"x"[..], 1, &mut [0; 16]).unwrap_err();
+        let err = s.put(&mut &b"x"[..], len(1), &mut [0; 16]).unwrap_err();
         match err {
             StoreError::Full { needed, free, .. } => assert!(needed > free),
             other => panic!("{other}"),
@@ -421,7 +446,7 @@ mod tests {
     fn the_immutable_flag_is_set_where_privileges_allow() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStore::open(&dir.path().join("store"), 0, true).unwrap();
-        let obj = s.put(&mut &b"clip"[..], 4, &mut [0; 16]).unwrap();
+        let obj = s.put(&mut &b"clip"[..], len(4), &mut [0; 16]).unwrap();
         let path = s.object_path(&obj.hash);
         let attrs = Command::new("lsattr").arg(&path).output().unwrap();
         let flags = String::from_utf8_lossy(&attrs.stdout).to_string();

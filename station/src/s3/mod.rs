@@ -1,0 +1,470 @@
+//! The S3 Object Lock store: evidence objects in a bucket with Object Lock, each version
+//! retained in COMPLIANCE mode from its upload for the agency's retention period, so that
+//! no one (the station included) can delete or overwrite it before then.
+//!
+//! Objects are keyed by their SHA-256 (`<prefix>sha256/<hex>`). The key must be known
+//! when the upload starts, so a put is told the hash the signed record claims and streams
+//! the clip once: read → SHA-256 → multipart parts (each with its `Content-MD5`). Only if
+//! the bytes hash to something else (or nothing was claimed) is the upload abandoned and
+//! the caller asked for a second pass with the hash found ([`StoreError::Unexpected`]).
+//! An interrupted upload is resumed: parts the server already holds with the same MD5 are
+//! not sent again. The evidence SHA-256 goes into the object's metadata; S3 itself does
+//! not check it, so every read re-hashes.
+
+mod client;
+mod sigv4;
+mod xml;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, Utc};
+use custody::MediaHash;
+use sha2::{Digest as _, Sha256};
+
+pub use client::{Client, NewObject, ObjectHead, ObjectVersion, Retention, S3Error, UploadedPart};
+pub use sigv4::Credentials;
+
+use crate::store::{EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
+
+/// Environment variables holding the key pair when no credentials file is configured.
+pub const ACCESS_KEY_ENV: &str = "AWS_ACCESS_KEY_ID";
+/// See [`ACCESS_KEY_ENV`].
+pub const SECRET_KEY_ENV: &str = "AWS_SECRET_ACCESS_KEY";
+
+/// The smallest part S3 accepts (except the last).
+pub const MIN_PART_SIZE: usize = 5 << 20;
+
+/// `[s3]` in `station.toml`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// `http(s)://host:port`.
+    pub endpoint: String,
+    /// The bucket (created with Object Lock enabled).
+    pub bucket: String,
+    /// The signing region.
+    pub region: String,
+    /// Key prefix inside the bucket (e.g. `station-07/`), may be empty.
+    pub prefix: String,
+    /// A TOML file with `access-key-id` and `secret-access-key`; else the environment.
+    pub credentials_file: Option<PathBuf>,
+    /// COMPLIANCE retention from upload, in days (the agency's retention class).
+    pub retention_days: u32,
+    /// Put every new object under legal hold (cases under dispute).
+    pub legal_hold: bool,
+    /// Multipart part size; memory per copy in flight.
+    pub part_size: usize,
+    /// A PEM CA certificate to trust for an https endpoint with a private CA.
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CredentialsFile {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+impl S3Settings {
+    /// Reads the key pair: from the credentials file, else from the environment.
+    ///
+    /// # Errors
+    /// An unreadable file, or neither file nor environment.
+    pub fn credentials(&self) -> anyhow::Result<Credentials> {
+        let (access_key_id, secret_access_key) = match &self.credentials_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("S3 credentials {}: {e}", path.display()))?;
+                let file: CredentialsFile = toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("S3 credentials {}: {e}", path.display()))?;
+                (file.access_key_id, file.secret_access_key)
+            }
+            None => match (std::env::var(ACCESS_KEY_ENV), std::env::var(SECRET_KEY_ENV)) {
+                (Ok(a), Ok(s)) => (a, s),
+                _ => anyhow::bail!(
+                    "S3 credentials: set [s3] credentials-file, or {ACCESS_KEY_ENV} and {SECRET_KEY_ENV}"
+                ),
+            },
+        };
+        Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            region: self.region.clone(),
+        })
+    }
+
+    /// A client for the configured bucket.
+    ///
+    /// # Errors
+    /// Credentials, CA or endpoint unusable.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let ca = match &self.ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("S3 CA {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        Client::new(
+            &self.endpoint,
+            &self.bucket,
+            self.credentials()?,
+            ca.as_deref(),
+        )
+    }
+}
+
+/// The evidence store on an S3 bucket with Object Lock.
+#[derive(Debug)]
+pub struct S3Store {
+    client: Client,
+    prefix: String,
+    retention_days: u32,
+    legal_hold: bool,
+    part_size: usize,
+}
+
+/// Why the S3 store would not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum S3OpenError {
+    /// The bucket has no Object Lock: objects could be deleted or overwritten.
+    #[error(
+        "bucket {bucket:?} does not have Object Lock enabled: evidence there could be deleted or overwritten. \
+         Object Lock can only be enabled when a bucket is created: create a new bucket with it \
+         (x-amz-bucket-object-lock-enabled: true) and set it in [s3] bucket"
+    )]
+    NoObjectLock {
+        /// The bucket.
+        bucket: String,
+    },
+    /// The bucket could not be asked.
+    #[error("checking bucket {bucket:?} at {endpoint}")]
+    Unreachable {
+        /// The bucket.
+        bucket: String,
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: S3Error,
+    },
+    /// Settings unusable (credentials, CA, endpoint).
+    #[error(transparent)]
+    Settings(#[from] anyhow::Error),
+}
+
+impl S3Store {
+    /// Connects and checks that the bucket has Object Lock enabled; refuses otherwise.
+    ///
+    /// # Errors
+    /// [`S3OpenError`].
+    pub fn open(settings: &S3Settings) -> Result<Self, S3OpenError> {
+        let client = settings.client()?;
+        let locked = client
+            .object_lock_enabled()
+            .map_err(|source| S3OpenError::Unreachable {
+                bucket: settings.bucket.clone(),
+                endpoint: settings.endpoint.clone(),
+                source,
+            })?;
+        if !locked {
+            return Err(S3OpenError::NoObjectLock {
+                bucket: settings.bucket.clone(),
+            });
+        }
+        Ok(Self {
+            client,
+            prefix: settings.prefix.clone(),
+            retention_days: settings.retention_days,
+            legal_hold: settings.legal_hold,
+            part_size: settings.part_size.max(MIN_PART_SIZE),
+        })
+    }
+
+    /// The object key for `hash`.
+    pub fn key(&self, hash: &MediaHash) -> String {
+        format!("{}sha256/{}", self.prefix, hash.to_hex())
+    }
+
+    /// The client (audits, legal holds, tests).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Sets or clears the legal hold on the object with `hash` (a case under dispute).
+    ///
+    /// # Errors
+    /// [`StoreError::Remote`].
+    pub fn set_legal_hold(&self, hash: &MediaHash, on: bool) -> Result<(), StoreError> {
+        self.client
+            .set_legal_hold(&self.key(hash), on)
+            .map_err(StoreError::from)
+    }
+
+    fn retention(&self) -> Retention {
+        Retention {
+            mode: "COMPLIANCE".into(),
+            until: Utc::now() + Duration::days(i64::from(self.retention_days)),
+        }
+    }
+
+    /// Checks the new version is retained as asked. Some servers (Ceph RGW 16) ignore the
+    /// lock headers of a multipart upload and apply only the bucket's default retention:
+    /// a shorter retention is lengthened (COMPLIANCE allows that, never the reverse), and a
+    /// missing one is set at once, with a warning to configure a bucket default.
+    fn check_retention(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        wanted: &Retention,
+    ) -> Result<(), StoreError> {
+        let head = self.client.head(key, version)?;
+        match head.as_ref().and_then(|h| h.retention.as_ref()) {
+            Some(r) if r.mode == wanted.mode && r.until >= wanted.until - Duration::minutes(5) => {
+                return Ok(());
+            }
+            Some(r) => {
+                tracing::info!(key, until = %r.until, "lengthening the bucket's default retention");
+            }
+            None => tracing::warn!(
+                key,
+                "the server stored the object without the retention its upload asked for; \
+                 setting it now. Give the bucket a default COMPLIANCE retention to close this gap"
+            ),
+        }
+        self.client.set_retention(key, version, wanted)?;
+        Ok(())
+    }
+
+    /// Reads up to one part from `src` into `part`, hashing what it reads; true at the end.
+    fn fill(
+        &self,
+        src: &mut dyn Read,
+        part: &mut Vec<u8>,
+        hasher: &mut Sha256,
+    ) -> Result<bool, StoreError> {
+        part.resize(self.part_size, 0);
+        let mut filled = 0;
+        let end = loop {
+            if filled == part.len() {
+                break false;
+            }
+            match src.read(&mut part[filled..]) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    hasher.update(&part[filled..filled + n]);
+                    filled += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(StoreError::Source(e)),
+            }
+        };
+        part.truncate(filled);
+        Ok(end)
+    }
+
+    /// Streams `src` to `key` as a multipart upload, resuming one left by an earlier try.
+    fn upload(
+        &self,
+        key: &str,
+        src: &mut dyn Read,
+        expected: MediaHash,
+    ) -> Result<StoredObject, StoreError> {
+        let meta = [("sha256", expected.to_hex())];
+        let retention = self.retention();
+        let new = NewObject {
+            retention: Some(&retention),
+            legal_hold: self.legal_hold,
+            metadata: &meta,
+        };
+        // An upload left by a crash or a pulled cable: keep the newest, drop the others.
+        let mut in_progress = self.client.uploads_in_progress(key)?;
+        let resumed = in_progress.pop();
+        for (stale, _) in &in_progress {
+            self.client.abort_multipart(key, stale)?;
+        }
+        let (mut upload_id, held) = match resumed {
+            Some((id, _)) => {
+                let held = self.client.list_parts(key, &id)?;
+                tracing::info!(key, parts = held.len(), "resuming an interrupted upload");
+                (Some(id), held)
+            }
+            None => (None, Vec::new()),
+        };
+        let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        let mut parts: Vec<UploadedPart> = Vec::new();
+        let mut part = Vec::new();
+        loop {
+            let end = self.fill(src, &mut part, &mut hasher)?;
+            size += part.len() as u64;
+            if parts.is_empty() && end && upload_id.is_none() {
+                // Small enough for one request.
+                let found = MediaHash(hasher.finalize().into());
+                if found != expected {
+                    return Err(StoreError::Unexpected { found, size });
+                }
+                let version = self.client.put(key, std::mem::take(&mut part), &new)?;
+                self.check_retention(key, version.as_deref(), &retention)?;
+                return Ok(StoredObject {
+                    hash: found,
+                    size,
+                    fresh: true,
+                });
+            }
+            if part.is_empty() && !parts.is_empty() {
+                break;
+            }
+            let number = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
+            let etag = client::part_etag(&part);
+            let len = part.len() as u64;
+            let already = held
+                .iter()
+                .any(|p| p.number == number && p.size == len && p.etag == etag);
+            if !already {
+                if upload_id.is_none() {
+                    upload_id = Some(self.client.create_multipart(key, &new)?);
+                }
+                let id = upload_id.as_deref().unwrap_or_default();
+                self.client
+                    .upload_part(key, id, number, std::mem::take(&mut part))?;
+            }
+            parts.push(UploadedPart {
+                number,
+                etag,
+                size: len,
+            });
+            if end {
+                break;
+            }
+        }
+        let upload_id = upload_id.ok_or_else(|| {
+            StoreError::Remote(S3Error::Protocol {
+                op: "CreateMultipartUpload",
+                why: "no upload was started".into(),
+            })
+        })?;
+        let found = MediaHash(hasher.finalize().into());
+        if found != expected {
+            // Nothing becomes visible under a key its bytes do not hash to.
+            self.client.abort_multipart(key, &upload_id)?;
+            return Err(StoreError::Unexpected { found, size });
+        }
+        let version = self.client.complete_multipart(key, &upload_id, &parts)?;
+        self.check_retention(key, version.as_deref(), &retention)?;
+        Ok(StoredObject {
+            hash: found,
+            size,
+            fresh: true,
+        })
+    }
+}
+
+/// Hashes a whole source (the first pass when the hash is not known).
+fn hash_source(src: &mut dyn Read, buf: &mut [u8]) -> Result<(MediaHash, u64), StoreError> {
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    loop {
+        match src.read(buf) {
+            Ok(0) => return Ok((MediaHash(hasher.finalize().into()), size)),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                size += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StoreError::Source(e)),
+        }
+    }
+}
+
+impl EvidenceStore for S3Store {
+    fn put(
+        &self,
+        src: &mut dyn Read,
+        expected: Expected,
+        buf: &mut [u8],
+    ) -> Result<StoredObject, StoreError> {
+        let Some(claimed) = expected.sha256 else {
+            let (found, size) = hash_source(src, buf)?;
+            return Err(StoreError::Unexpected { found, size });
+        };
+        let key = self.key(&claimed);
+        if let Some(head) = self.client.head(&key, None)?
+            && head.sha256.as_deref() == Some(claimed.to_hex().as_str())
+        {
+            // Already stored (an earlier dock, or a crash after the upload): only check
+            // that this source is the same clip.
+            let (found, size) = hash_source(src, buf)?;
+            if found != claimed {
+                return Err(StoreError::Unexpected { found, size });
+            }
+            return Ok(StoredObject {
+                hash: found,
+                size,
+                fresh: false,
+            });
+        }
+        self.upload(&key, src, claimed)
+    }
+
+    fn get(&self, hash: &MediaHash) -> Result<Box<dyn Read + Send>, StoreError> {
+        let resp = self.client.get(&self.key(hash), None)?;
+        Ok(Box::new(Verifying {
+            inner: resp,
+            hasher: Sha256::new(),
+            expected: *hash,
+            key: self.key(hash),
+            checked: false,
+        }))
+    }
+
+    fn exists(&self, hash: &MediaHash) -> Result<bool, StoreError> {
+        Ok(self.client.head(&self.key(hash), None)?.is_some())
+    }
+
+    fn verify(&self, hash: &MediaHash, buf: &mut [u8]) -> Result<ObjectCheck, StoreError> {
+        let mut resp = match self.client.get(&self.key(hash), None) {
+            Ok(resp) => resp,
+            Err(S3Error::Server { status: 404, .. }) => return Ok(ObjectCheck::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        let (found, size) = hash_source(&mut resp, buf).map_err(|e| match e {
+            StoreError::Source(source) => StoreError::Io {
+                path: Path::new(&self.key(hash)).into(),
+                source,
+            },
+            other => other,
+        })?;
+        Ok(if found == *hash {
+            ObjectCheck::Intact { size }
+        } else {
+            ObjectCheck::Corrupt { found }
+        })
+    }
+}
+
+/// A reader that fails at the end if the bytes do not hash to the object's name.
+struct Verifying<R> {
+    inner: R,
+    hasher: Sha256,
+    expected: MediaHash,
+    key: String,
+    checked: bool,
+}
+
+impl<R: Read> Read for Verifying<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.checked {
+            self.checked = true;
+            let found = MediaHash(std::mem::take(&mut self.hasher).finalize().into());
+            if found != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} read back as sha256 {found}", self.key),
+                ));
+            }
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}

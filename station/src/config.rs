@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use chrono::FixedOffset;
 use serde::Deserialize;
 
+use crate::s3::{MIN_PART_SIZE, S3Settings};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct StationFile {
@@ -21,6 +23,38 @@ struct StationFile {
     deadline: Option<DeadlineFile>,
     telemetry: Option<TelemetryFile>,
     upload: Option<UploadFile>,
+    store: Option<StoreFile>,
+    s3: Option<S3File>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct StoreFile {
+    backend: Option<String>,
+    replicate: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct S3File {
+    endpoint: String,
+    bucket: String,
+    region: Option<String>,
+    prefix: Option<String>,
+    credentials_file: Option<PathBuf>,
+    retention_days: u32,
+    legal_hold: Option<bool>,
+    part_size_mib: Option<usize>,
+    ca: Option<PathBuf>,
+}
+
+/// Where evidence objects are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// The local write-once directory `data/store` (the default).
+    Local,
+    /// The S3 Object Lock bucket of `[s3]`.
+    S3(S3Settings),
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +125,10 @@ pub struct StationConfig {
     pub telemetry_broker: Option<(String, u16)>,
     /// The upload endpoint, if terminals upload over the network.
     pub upload: Option<UploadSettings>,
+    /// Where evidence objects are kept.
+    pub store: StoreBackend,
+    /// With the local store: the bucket every object is also pushed to, in the background.
+    pub replicate_to: Option<S3Settings>,
 }
 
 /// Default reserve: keep 1 GiB free for the ledger and the system.
@@ -210,7 +248,10 @@ impl StationConfig {
                 key: base.join(u.key),
             }),
         };
+        let (store, replicate_to) = parse_store(file.store, file.s3, base, path)?;
         Ok(Self {
+            store,
+            replicate_to,
             upload,
             telemetry_broker,
             dock_root: base.join(file.dock_root),
@@ -227,6 +268,81 @@ impl StationConfig {
             },
         })
     }
+}
+
+/// `[store]` and `[s3]`: where objects are kept, and where they are replicated.
+fn parse_store(
+    store: Option<StoreFile>,
+    s3: Option<S3File>,
+    base: &Path,
+    path: &Path,
+) -> Result<(StoreBackend, Option<S3Settings>), ConfigError> {
+    let invalid = |field, why: String| ConfigError::Invalid {
+        path: path.into(),
+        field,
+        why,
+    };
+    let s3 = match s3 {
+        None => None,
+        Some(f) => {
+            let part_size = f.part_size_mib.unwrap_or(8) << 20;
+            if !(MIN_PART_SIZE..=(512 << 20)).contains(&part_size) {
+                return Err(invalid("s3.part-size-mib", "must be 5..=512".into()));
+            }
+            if f.retention_days == 0 {
+                return Err(invalid(
+                    "s3.retention-days",
+                    "must be at least 1 (the agency's retention period)".into(),
+                ));
+            }
+            Some(S3Settings {
+                endpoint: f.endpoint,
+                bucket: f.bucket,
+                region: f.region.unwrap_or_else(|| "us-east-1".into()),
+                prefix: f.prefix.unwrap_or_default(),
+                credentials_file: f.credentials_file.map(|p| base.join(p)),
+                retention_days: f.retention_days,
+                legal_hold: f.legal_hold.unwrap_or(false),
+                part_size,
+                ca: f.ca.map(|p| base.join(p)),
+            })
+        }
+    };
+    let store_file = store.unwrap_or(StoreFile {
+        backend: None,
+        replicate: None,
+    });
+    let replicate = store_file.replicate.unwrap_or(false);
+    let s3_backend = match store_file.backend.as_deref() {
+        None | Some("local") => false,
+        Some("s3") => true,
+        Some(other) => {
+            return Err(invalid(
+                "store.backend",
+                format!("{other:?} is not \"local\" or \"s3\""),
+            ));
+        }
+    };
+    Ok(match (s3, s3_backend, replicate) {
+        (None, false, false) => (StoreBackend::Local, None),
+        (Some(s3), false, true) => (StoreBackend::Local, Some(s3)),
+        (Some(s3), true, false) => (StoreBackend::S3(s3), None),
+        (None, _, _) => {
+            return Err(invalid("s3", "is needed by [store] and missing".into()));
+        }
+        (Some(_), false, false) => {
+            return Err(invalid(
+                "s3",
+                "is set but unused: set [store] backend = \"s3\" or replicate = true".into(),
+            ));
+        }
+        (Some(_), true, true) => {
+            return Err(invalid(
+                "store.replicate",
+                "replicates the local store; with backend = \"s3\" there is none".into(),
+            ));
+        }
+    })
 }
 
 #[cfg(test)]
@@ -255,7 +371,26 @@ mod tests {
         let bad_origin = "dock-root = \"d\"\ndata-dir = \"x\"\norigin = \"a b\"\n";
         let err = StationConfig::parse(bad_origin, p).unwrap_err();
         assert!(err.to_string().contains("origin"), "{err}");
+        let s3 =
+            "[s3]\nendpoint = \"http://127.0.0.1:7480\"\nbucket = \"ev\"\nretention-days = 3650\n";
+        let err = StationConfig::parse(&format!("{base}{s3}"), p).unwrap_err();
+        assert!(err.to_string().contains("unused"), "{err}");
+        let err =
+            StationConfig::parse(&format!("{base}[store]\nbackend = \"s3\"\n"), p).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+        let err = StationConfig::parse(&format!("{base}[store]\nbackend = \"nfs\"\n{s3}"), p)
+            .unwrap_err();
+        assert!(err.to_string().contains("store.backend"), "{err}");
+        let cfg =
+            StationConfig::parse(&format!("{base}[store]\nreplicate = true\n{s3}"), p).unwrap();
+        assert_eq!(cfg.store, StoreBackend::Local);
+        let target = cfg.replicate_to.unwrap();
+        assert_eq!((target.retention_days, target.part_size), (3650, 8 << 20));
+        let cfg =
+            StationConfig::parse(&format!("{base}[store]\nbackend = \"s3\"\n{s3}"), p).unwrap();
+        assert!(matches!(cfg.store, StoreBackend::S3(ref s) if s.bucket == "ev"));
         let cfg = StationConfig::parse(base, p).unwrap();
+        assert_eq!(cfg.store, StoreBackend::Local);
         assert_eq!(cfg.data_dir, Path::new("/etc/custody/x"));
         assert_eq!(cfg.utc_offset.local_minus_utc(), 8 * 3600);
     }

@@ -21,6 +21,7 @@ mod fleet;
 mod ingest;
 mod ledger;
 mod progress;
+mod replicate;
 mod report;
 pub mod s3;
 mod serve;
@@ -32,13 +33,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Context as _;
 use custody::{NoteSigner, NoteVerifier, SigningKey, load_or_create_key_pem};
+use s3::S3Store;
 
-pub use config::{ConfigError, DeadlinePolicy, StationConfig, UploadSettings};
+pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
 pub use deadline::{Deadline, deadline, end_of_day};
 pub use fleet::{PendingDevice, follow as follow_fleet, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
-pub use ledger::{EnrolledDevice, HeardDevice, Ledger, LedgerError, SessionId, SignedCheckpoint};
+pub use ledger::{
+    EnrolledDevice, HeardDevice, Ledger, LedgerError, Queued, ReplicationLag, SessionId,
+    SignedCheckpoint,
+};
 pub use progress::{ProgressBoard, SlotStatus};
+pub use replicate::{Drained, drain as replicate_drain, run as replicate_run};
 pub use report::{Report, ReportQuery};
 pub use serve::{STATUS_FILE, run, write_session_report};
 pub use store::{EvidenceStore, Expected, LocalStore, ObjectCheck, StoreError, StoredObject};
@@ -73,7 +79,14 @@ impl Station {
         std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
         let ledger = Ledger::open(&data.join("ledger.sqlite"))
             .with_context(|| format!("opening the ledger in {}", data.display()))?;
-        let store = LocalStore::open(&data.join("store"), cfg.reserve_bytes, cfg.immutable_flag)?;
+        let store: Arc<dyn EvidenceStore> = match &cfg.store {
+            StoreBackend::Local => Arc::new(LocalStore::open(
+                &data.join("store"),
+                cfg.reserve_bytes,
+                cfg.immutable_flag,
+            )?),
+            StoreBackend::S3(settings) => Arc::new(S3Store::open(settings)?),
+        };
         let (pem, created) = load_or_create_key_pem(&data.join(KEY_FILE))?;
         let signer = NoteSigner::new(&cfg.origin, SigningKey::from_pkcs8_pem(&pem)?)?;
         if created {
@@ -84,7 +97,7 @@ impl Station {
             receipt_key: SigningKey::from_pkcs8_pem(&pem)?,
             signer,
             ledger: Mutex::new(ledger),
-            store: Arc::new(store),
+            store,
             buffers,
             progress: ProgressBoard::default(),
             cfg: Arc::new(cfg),
@@ -117,7 +130,7 @@ impl Station {
         &self.progress
     }
 
-    /// Where the store keeps its objects.
+    /// Where the local store keeps its objects (with the default backend).
     pub fn store_root(&self) -> PathBuf {
         self.cfg.data_dir.join("store")
     }

@@ -43,6 +43,8 @@ enum Command {
     Fleet,
     /// Write an integrity report (JSON + Chinese HTML) for a device, a case or a period.
     Report(cmd::report::Args),
+    /// Push the replication queue to the S3 bucket now, until it is empty.
+    Replicate,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Overdue => cmd::overdue::run(&cli.config, cli.json),
         Command::Fleet => cmd::fleet::run(&cli.config, cli.json),
         Command::Report(args) => cmd::report::run(&cli.config, &args, cli.json),
+        Command::Replicate => cmd::replicate::run(&cli.config, cli.json),
     };
     match result {
         Ok(code) => code,

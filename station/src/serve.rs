@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -54,6 +55,11 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
         }
         None => None,
     };
+    let stop_replicating = Arc::new(AtomicBool::new(false));
+    let replicator = station.config().replicate_to.clone().map(|settings| {
+        let (station, stop) = (Arc::clone(&station), Arc::clone(&stop_replicating));
+        tokio::task::spawn_blocking(move || crate::replicate::run(&station, &settings, &stop))
+    });
     let mut tick = tokio::time::interval(POLL);
     let mut last_status = None;
     tokio::pin!(shutdown);
@@ -99,6 +105,11 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
     }
     for task in [fleet, uploads].into_iter().flatten() {
         task.abort();
+    }
+    // The object being pushed finishes (or fails); the queue keeps the rest.
+    stop_replicating.store(true, Ordering::Relaxed);
+    if let Some(replicator) = replicator {
+        replicator.await?;
     }
     tracing::info!(
         sessions = active.len(),

@@ -13,6 +13,7 @@ use std::io::{self, Read, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use custody::MediaHash;
@@ -357,6 +358,8 @@ struct Relay {
     port: u16,
     upstream_bytes: Arc<AtomicU64>,
     up: Arc<AtomicBool>,
+    /// Microseconds to wait per 64 KiB sent upstream (a slow uplink).
+    delay_us: Arc<AtomicU64>,
 }
 
 impl Relay {
@@ -366,7 +369,12 @@ impl Relay {
         let port = listener.local_addr().unwrap().port();
         let upstream_bytes = Arc::new(AtomicU64::new(0));
         let up = Arc::new(AtomicBool::new(true));
-        let (counted, is_up) = (Arc::clone(&upstream_bytes), Arc::clone(&up));
+        let delay_us = Arc::new(AtomicU64::new(0));
+        let (counted, is_up, delay) = (
+            Arc::clone(&upstream_bytes),
+            Arc::clone(&up),
+            Arc::clone(&delay_us),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -379,7 +387,8 @@ impl Relay {
                 };
                 let (mut c_in, mut s_out) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let (counted, up_now) = (Arc::clone(&counted), Arc::clone(&is_up));
+                let (counted, up_now, delay) =
+                    (Arc::clone(&counted), Arc::clone(&is_up), Arc::clone(&delay));
                 std::thread::spawn(move || {
                     let mut buf = vec![0; 64 << 10];
                     while let Ok(n) = c_in.read(&mut buf) {
@@ -390,6 +399,7 @@ impl Relay {
                             break;
                         }
                         counted.fetch_add(n as u64, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(delay.load(Ordering::SeqCst)));
                     }
                     let _ = s_out.shutdown(Shutdown::Both);
                 });
@@ -404,6 +414,7 @@ impl Relay {
             port,
             upstream_bytes,
             up,
+            delay_us,
         }
     }
 
@@ -482,4 +493,296 @@ fn an_interrupted_upload_resumes_without_sending_held_parts_again() {
         .put(&mut &other[..], expect(&other), &mut buf)
         .unwrap_err();
     assert!(matches!(err, StoreError::Remote(_)), "{err}");
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_custody-station");
+
+/// A station whose `station.toml` ends with `store` (its `[store]` and `[s3]`), and one
+/// enrolled device with `clips` generated clips of `size` bytes docked in slot 1.
+struct Docked {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    dev: custody::testkit::SampleDevice,
+}
+
+fn docked(store: &str, clips: usize, size: usize) -> Docked {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("station.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-s3\"\n\
+             parallel-copies = 2\nreserve-bytes = 0\n{store}"
+        ),
+    )
+    .unwrap();
+    let slot = dir.path().join("dock/slot-1");
+    let dev = custody::testkit::SampleDevice::with_generated_clips(&slot, "S300001", clips, size)
+        .unwrap();
+    let pem = dir.path().join("device.pub.pem");
+    std::fs::write(&pem, dev.public_key().to_pem()).unwrap();
+    let out = station(
+        &config,
+        &[
+            "enroll",
+            "--serial",
+            "S300001",
+            "--hw-profile",
+            "ga947-recorder",
+        ],
+    )
+    .arg("--key")
+    .arg(&pem)
+    .args(["--officer", "42060119001:张三"])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Docked { dir, config, dev }
+}
+
+fn station(config: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Stops `serve` as systemd does (SIGTERM) and checks it stopped cleanly.
+fn stop(serve: &mut std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert!(
+        serve.wait().unwrap().success(),
+        "serve stops cleanly on SIGTERM"
+    );
+}
+
+fn s3_section(endpoint: &str, bucket: &str) -> String {
+    format!(
+        "[s3]\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\nretention-days = 1\n\
+         part-size-mib = 5\nprefix = \"station-s3/\"\n"
+    )
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_station_on_s3_killed_mid_upload_resumes_and_stores_each_clip_once() {
+    let relay = Relay::start(&endpoint());
+    let s = settings(&relay.endpoint(), "station");
+    s.client().unwrap().create_locked_bucket().unwrap();
+    // As docs/s3-store.md recommends: a bucket default, which the station lengthens.
+    s.client()
+        .unwrap()
+        .set_default_retention("COMPLIANCE", 1)
+        .unwrap();
+    let d = docked(
+        &format!(
+            "[store]\nbackend = \"s3\"\n{}",
+            s3_section(&relay.endpoint(), &s.bucket)
+        ),
+        3,
+        16 << 20,
+    );
+    let store = S3Store::open(&S3Settings {
+        prefix: "station-s3/".into(),
+        ..s.clone()
+    })
+    .unwrap();
+    let hashes: Vec<MediaHash> = d
+        .dev
+        .records()
+        .filter_map(|r| r.body().media().map(|m| m.sha256))
+        .collect();
+    assert_eq!(hashes.len(), 3);
+
+    // A slow uplink (about 30 MB/s), so the kill lands while parts are on their way.
+    relay.delay_us.store(2000, Ordering::SeqCst);
+    let mut child = station(&d.config, &["ingest", "--slot"])
+        .arg(&d.dev.root)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let held = loop {
+        let held: u64 = hashes
+            .iter()
+            .flat_map(|h| {
+                let key = store.key(h);
+                let uploads = store.client().uploads_in_progress(&key).unwrap();
+                uploads
+                    .into_iter()
+                    .flat_map(|(id, _)| store.client().list_parts(&key, &id).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .map(|p| p.size)
+            .sum();
+        if held > 0 {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "no part reached the gateway");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ingest ended before any part was seen"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    relay.delay_us.store(0, Ordering::SeqCst);
+
+    let before = relay.sent();
+    let out = station(&d.config, &["--json", "ingest", "--slot"])
+        .arg(&d.dev.root)
+        .output()
+        .unwrap();
+    // Exit 1: the sample clips were recorded days ago, so they are flagged late.
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let sent = relay.sent() - before;
+    let total = 3 * (16u64 << 20);
+    assert!(
+        sent + held <= total + (1 << 20),
+        "the parts held when killed ({held} bytes) are not sent again: sent {sent} of {total}"
+    );
+    let mut buf = vec![0; 128 << 10];
+    for hash in &hashes {
+        let key = store.key(hash);
+        assert_eq!(
+            store.client().versions(&key).unwrap().len(),
+            1,
+            "{key}: stored once"
+        );
+        assert!(
+            store.client().uploads_in_progress(&key).unwrap().is_empty(),
+            "{key}"
+        );
+        assert_eq!(
+            store.verify(hash, &mut buf).unwrap(),
+            ObjectCheck::Intact { size: 16 << 20 }
+        );
+        let current = store.client().head(&key, None).unwrap().unwrap();
+        assert_eq!(
+            current.retention.map(|r| r.mode).as_deref(),
+            Some("COMPLIANCE")
+        );
+    }
+    // The ledger holds each clip once, verified, and the device got its receipt.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "complete", "{report}");
+    assert_eq!(report["clips_verified"].as_u64(), Some(3), "{report}");
+    assert_eq!(report["records"].as_u64(), Some(3), "{report}");
+    assert!(
+        !d.dir.path().join("data/store/objects").exists(),
+        "nothing went to a local store"
+    );
+}
+
+#[test]
+fn the_replication_queue_survives_a_restart_and_drains_once_the_bucket_is_back() {
+    let relay = Relay::start(&endpoint());
+    let s = settings(&relay.endpoint(), "replica");
+    s.client().unwrap().create_locked_bucket().unwrap();
+    // As docs/s3-store.md recommends: a bucket default, which the station lengthens.
+    s.client()
+        .unwrap()
+        .set_default_retention("COMPLIANCE", 1)
+        .unwrap();
+    let d = docked(
+        &format!(
+            "[store]\nreplicate = true\n{}",
+            s3_section(&relay.endpoint(), &s.bucket)
+        ),
+        3,
+        6 << 20,
+    );
+    let target = S3Store::open(&S3Settings {
+        prefix: "station-s3/".into(),
+        ..s.clone()
+    })
+    .unwrap();
+    relay.up.store(false, Ordering::SeqCst);
+
+    // The central bucket is unreachable: the dock still completes into the local store.
+    let mut serve = station(&d.config, &["serve"]).spawn().unwrap();
+    let status = |config: &std::path::Path| -> serde_json::Value {
+        let out = station(config, &["--json", "status"]).output().unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while status(&d.config)["replication"]["objects"].as_u64() != Some(3) {
+        assert!(Instant::now() < deadline, "{}", status(&d.config));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = station(&d.config, &["replicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains(&s.bucket),
+        "{}",
+        output_text(&out)
+    );
+    stop(&mut serve);
+
+    // Still queued after the restart (the queue is the ledger), and it drains once the
+    // bucket answers again.
+    let queued = status(&d.config);
+    assert_eq!(
+        queued["replication"]["objects"].as_u64(),
+        Some(3),
+        "{queued}"
+    );
+    assert_eq!(queued["replication"]["bytes"].as_u64(), Some(3 * (6 << 20)));
+    let text = String::from_utf8(station(&d.config, &["status"]).output().unwrap().stdout).unwrap();
+    assert!(text.contains("待推送 3 个"), "{text}");
+    relay.up.store(true, Ordering::SeqCst);
+    let mut serve = station(&d.config, &["serve"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let now = status(&d.config);
+        if now["replication"]["objects"].as_u64() == Some(0) {
+            assert_eq!(now["replication"]["pushed"].as_u64(), Some(3), "{now}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue did not drain: {now}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop(&mut serve);
+    let mut buf = vec![0; 128 << 10];
+    for rec in d.dev.records() {
+        if let Some(media) = rec.body().media() {
+            assert_eq!(
+                target.verify(&media.sha256, &mut buf).unwrap(),
+                ObjectCheck::Intact { size: media.size }
+            );
+            assert_eq!(
+                target
+                    .client()
+                    .versions(&target.key(&media.sha256))
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+    }
+    // Nothing left: a manual drain pushes nothing and exits 0.
+    let out = station(&d.config, &["--json", "replicate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["drained"]["pushed"].as_u64(), Some(0), "{v}");
 }

@@ -5,6 +5,7 @@ pub mod fleet;
 pub mod ingest;
 pub mod key;
 pub mod overdue;
+pub mod replicate;
 pub mod report;
 pub mod serve;
 pub mod status;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use custody_station::{STATUS_FILE, SlotStatus, StationConfig};
+use chrono::{DateTime, Utc};
+use custody_station::s3::S3Settings;
+use custody_station::{Ledger, ReplicationLag, STATUS_FILE, SlotStatus, StationConfig};
 
 /// Arguments of `status`.
 #[derive(clap::Args)]
@@ -23,6 +25,11 @@ const BAR: usize = 30;
 pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
     let cfg = StationConfig::load(config)?;
     let path = cfg.data_dir.join(STATUS_FILE);
+    // The replication queue is in the ledger (durable), not in the daemon's memory.
+    let ledger = match &cfg.replicate_to {
+        Some(_) => Some(Ledger::open(&cfg.data_dir.join("ledger.sqlite"))?),
+        None => None,
+    };
     let mut lines_drawn = 0;
     loop {
         let slots: Vec<SlotStatus> = match std::fs::read(&path) {
@@ -31,10 +38,20 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
+        let lag = match &ledger {
+            Some(ledger) => Some(ledger.replication_lag(Utc::now())?),
+            None => None,
+        };
         if json {
-            println!("{}", serde_json::to_string(&slots)?);
+            println!(
+                "{}",
+                serde_json::json!({ "slots": slots, "replication": lag })
+            );
         } else {
-            let text = render(&slots);
+            let mut text = render(&slots);
+            if let (Some(lag), Some(target)) = (&lag, &cfg.replicate_to) {
+                text.push_str(&render_replication(lag, target, Utc::now()));
+            }
             if args.follow && lines_drawn > 0 {
                 // Move up and clear what was drawn last time.
                 print!("\x1b[{lines_drawn}A\x1b[J");
@@ -47,6 +64,27 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// The replication line: what waits, since when, and the push rate.
+pub fn render_replication(lag: &ReplicationLag, target: &S3Settings, now: DateTime<Utc>) -> String {
+    let behind = lag.oldest.map_or_else(
+        || "无积压".to_owned(),
+        |t| {
+            let mins = (now - t).num_minutes().max(0);
+            format!("最早一个已等待 {}:{:02}", mins / 60, mins % 60)
+        },
+    );
+    format!(
+        "异地复制 {}/{}：待推送 {} 个（{}），{behind}；已推送 {} 个（{}），近一分钟 {}/s\n",
+        target.endpoint,
+        target.bucket,
+        lag.objects,
+        super::human_bytes(lag.bytes),
+        lag.pushed,
+        super::human_bytes(lag.pushed_bytes),
+        super::human_bytes(lag.last_minute_bytes / 60),
+    )
 }
 
 /// The progress table: one bar per slot, with clips, bytes, rate and ETA.

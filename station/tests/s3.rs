@@ -786,3 +786,81 @@ fn the_replication_queue_survives_a_restart_and_drains_once_the_bucket_is_back()
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["drained"]["pushed"].as_u64(), Some(0), "{v}");
 }
+
+#[test]
+fn on_s3_an_altered_clip_and_an_unsigned_file_are_stored_under_their_own_hashes() {
+    let s = settings(&endpoint(), "altered");
+    s.client().unwrap().create_locked_bucket().unwrap();
+    s.client()
+        .unwrap()
+        .set_default_retention("COMPLIANCE", 1)
+        .unwrap();
+    let mut d = docked(
+        &format!(
+            "[store]\nbackend = \"s3\"\n{}",
+            s3_section(&endpoint(), &s.bucket)
+        ),
+        3,
+        7 << 20,
+    );
+    let store = S3Store::open(&S3Settings {
+        prefix: "station-s3/".into(),
+        ..s.clone()
+    })
+    .unwrap();
+    let signed: Vec<MediaHash> = d
+        .dev
+        .records()
+        .filter_map(|r| r.body().media().map(|m| m.sha256))
+        .collect();
+    d.dev.tamper("flip-byte:clip-2").unwrap();
+    d.dev.tamper("extra-media").unwrap();
+    let out = station(&d.config, &["--json", "ingest", "--slot"])
+        .arg(&d.dev.root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(codes.contains(&custody::code::MEDIA_HASH_MISMATCH), "{report}");
+    assert_eq!(report["clips_verified"].as_u64(), Some(2), "{report}");
+    assert_eq!(report["unattested"].as_u64(), Some(1), "{report}");
+
+    // Nothing sits under the hash the altered clip was signed with; what was read is kept.
+    assert!(store.exists(&signed[0]).unwrap() && store.exists(&signed[2]).unwrap());
+    assert!(
+        !store.exists(&signed[1]).unwrap(),
+        "no object under a hash its bytes lack"
+    );
+    let on_device = |rel: &str| MediaHash::of(&std::fs::read(d.dev.root.join(rel)).unwrap());
+    let altered = d
+        .dev
+        .records()
+        .filter_map(|r| r.body().media())
+        .nth(1)
+        .map(|m| on_device(&m.file))
+        .unwrap();
+    assert!(
+        store.exists(&altered).unwrap(),
+        "the altered clip is kept as read"
+    );
+    let objects = store.client().versions("station-s3/").unwrap();
+    assert_eq!(
+        objects.len(),
+        4,
+        "three clips and the unsigned file: {objects:?}"
+    );
+    let mut buf = vec![0; 128 << 10];
+    for v in &objects {
+        let hash: MediaHash = v.key.rsplit('/').next().unwrap().parse().unwrap();
+        assert!(matches!(
+            store.verify(&hash, &mut buf).unwrap(),
+            ObjectCheck::Intact { .. }
+        ));
+    }
+}

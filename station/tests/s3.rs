@@ -827,7 +827,10 @@ fn on_s3_an_altered_clip_and_an_unsigned_file_are_stored_under_their_own_hashes(
         .iter()
         .filter_map(|f| f["code"].as_str())
         .collect();
-    assert!(codes.contains(&custody::code::MEDIA_HASH_MISMATCH), "{report}");
+    assert!(
+        codes.contains(&custody::code::MEDIA_HASH_MISMATCH),
+        "{report}"
+    );
     assert_eq!(report["clips_verified"].as_u64(), Some(2), "{report}");
     assert_eq!(report["unattested"].as_u64(), Some(1), "{report}");
 

@@ -43,6 +43,10 @@ pub mod code {
     pub const DEVICE_UNENROLLED: &str = "device.unenrolled";
     /// A clip stored after its deadline (当日 / 返回后 24 小时).
     pub const STORED_LATE: &str = "deadline.late";
+    /// An audit found a stored object missing from the store (or its replica).
+    pub const STORE_OBJECT_MISSING: &str = "store.object.missing";
+    /// An audit read a stored object back and its bytes no longer hash to its name.
+    pub const STORE_OBJECT_CORRUPT: &str = "store.object.corrupt";
 }
 
 /// How serious a finding is.

@@ -169,12 +169,19 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 ";
 
-/// Every stored object not yet replicated, one row per copy: `sha256, size, first`.
-const STORED_OBJECTS: &str = "SELECT sha256, size, MIN(stored_at) AS first FROM (
-        SELECT stored_sha256 AS sha256, stored_size AS size, stored_at FROM clips
-            WHERE stored_sha256 IS NOT NULL
-        UNION ALL SELECT sha256, size, stored_at FROM unattested)
-    WHERE sha256 NOT IN (SELECT sha256 FROM replicated)";
+/// Every object the store holds by the ledger, one row per reference:
+/// `sha256, size, stored_at`.
+const ALL_STORED: &str = "SELECT stored_sha256 AS sha256, stored_size AS size, stored_at FROM clips
+        WHERE stored_sha256 IS NOT NULL
+    UNION ALL SELECT sha256, size, stored_at FROM unattested";
+
+/// Every stored object not yet replicated, one row per reference: `sha256, size, first`.
+fn backlog_sql() -> String {
+    format!(
+        "SELECT sha256, size, MIN(stored_at) AS first FROM ({ALL_STORED}) \
+         WHERE sha256 NOT IN (SELECT sha256 FROM replicated)"
+    )
+}
 
 /// An object waiting in the replication queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -583,7 +590,8 @@ impl Ledger {
     /// SQL failure.
     pub fn replication_backlog(&self, limit: usize) -> Result<Vec<Queued>, LedgerError> {
         let mut stmt = self.conn.prepare(&format!(
-            "{STORED_OBJECTS} GROUP BY sha256 ORDER BY MIN(stored_at), sha256 LIMIT ?1"
+            "{} GROUP BY sha256 ORDER BY MIN(stored_at), sha256 LIMIT ?1",
+            backlog_sql()
         ))?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
             Ok((
@@ -617,7 +625,8 @@ impl Ledger {
         let (objects, bytes, oldest): (i64, i64, Option<String>) = self.conn.query_row(
             &format!(
                 "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(first) FROM \
-                 ({STORED_OBJECTS} GROUP BY sha256)"
+                 ({} GROUP BY sha256)",
+                backlog_sql()
             ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -636,6 +645,32 @@ impl Ledger {
             pushed_bytes: pushed_bytes.unsigned_abs(),
             last_minute_bytes: last_minute.unsigned_abs(),
         })
+    }
+
+    /// Every object the store should hold (`replicated`: the replication bucket instead),
+    /// by hash, with its size.
+    ///
+    /// # Errors
+    /// SQL failure, or a stored hash that is not 32 bytes.
+    pub fn stored_objects(&self, replicated: bool) -> Result<Vec<(MediaHash, u64)>, LedgerError> {
+        let sql = if replicated {
+            "SELECT sha256, size FROM replicated ORDER BY sha256".to_owned()
+        } else {
+            format!("SELECT sha256, MAX(size) FROM ({ALL_STORED}) GROUP BY sha256 ORDER BY sha256")
+        };
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?.unsigned_abs()))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (hash, size) = row?;
+            let hash = hash
+                .try_into()
+                .map_err(|_| LedgerError::Invalid("a stored sha256 is not 32 bytes".into()))?;
+            out.push((MediaHash(hash), size));
+        }
+        Ok(out)
     }
 
     /// Records that the replication bucket holds an object (verified by its SHA-256).

@@ -14,6 +14,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+mod audit;
 mod config;
 mod deadline;
 mod fault;
@@ -35,6 +36,7 @@ use anyhow::Context as _;
 use custody::{NoteSigner, NoteVerifier, SigningKey, load_or_create_key_pem};
 use s3::S3Store;
 
+pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
 pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
 pub use deadline::{Deadline, deadline, end_of_day};
 pub use fleet::{PendingDevice, follow as follow_fleet, pending_devices};

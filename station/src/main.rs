@@ -45,6 +45,8 @@ enum Command {
     Report(cmd::report::Args),
     /// Push the replication queue to the S3 bucket now, until it is empty.
     Replicate,
+    /// Read every stored object back; record what is missing or corrupt as findings.
+    Audit,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Fleet => cmd::fleet::run(&cli.config, cli.json),
         Command::Report(args) => cmd::report::run(&cli.config, &args, cli.json),
         Command::Replicate => cmd::replicate::run(&cli.config, cli.json),
+        Command::Audit => cmd::audit::run(&cli.config, cli.json),
     };
     match result {
         Ok(code) => code,

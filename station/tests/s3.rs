@@ -226,7 +226,7 @@ fn the_server_refuses_to_delete_retained_evidence_and_an_overwrite_is_caught_on_
         .client()
         .put(
             &key,
-            forged,
+            custody_station::s3::Payload::new(forged),
             &NewObject {
                 retention: None,
                 legal_hold: false,
@@ -778,6 +778,12 @@ fn the_replication_queue_survives_a_restart_and_drains_once_the_bucket_is_back()
             );
         }
     }
+    // An audit reads back both copies of each clip: the local one and the replica.
+    let out = station(&d.config, &["--json", "audit"]).output().unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(audit["checked"].as_u64(), Some(6), "{audit}");
+
     // Nothing left: a manual drain pushes nothing and exits 0.
     let out = station(&d.config, &["--json", "replicate"])
         .output()
@@ -866,4 +872,52 @@ fn on_s3_an_altered_clip_and_an_unsigned_file_are_stored_under_their_own_hashes(
             ObjectCheck::Intact { .. }
         ));
     }
+
+    // An audit reads every object back: all as stored, then one overwritten around the
+    // station is a finding, in the ledger and in the report of the audit session.
+    let audit = |expect_code: i32| -> serde_json::Value {
+        let out = station(&d.config, &["--json", "audit"]).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(expect_code),
+            "{}",
+            output_text(&out)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let clean = audit(0);
+    assert_eq!(clean["checked"].as_u64(), Some(4), "{clean}");
+    store
+        .client()
+        .put(
+            &store.key(&signed[0]),
+            custody_station::s3::Payload::new(b"re-encoded".to_vec()),
+            &NewObject {
+                retention: None,
+                legal_hold: false,
+                metadata: &[],
+            },
+        )
+        .unwrap();
+    let found = audit(1);
+    let findings = found["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{found}");
+    assert_eq!(findings[0]["code"], custody::code::STORE_OBJECT_CORRUPT);
+    assert!(
+        findings[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains(&signed[0].to_hex())
+    );
+    let session = found["session"].as_i64().unwrap().to_string();
+    let out = station(&d.config, &["--json", "report", "--session", &session])
+        .arg("--out")
+        .arg(d.dir.path().join("audit-report"))
+        .output()
+        .unwrap();
+    assert!(
+        output_text(&out).contains(custody::code::STORE_OBJECT_CORRUPT),
+        "{}",
+        output_text(&out)
+    );
 }

@@ -1,5 +1,6 @@
 //! One file per user command.
 
+pub mod audit;
 pub mod enroll;
 pub mod fleet;
 pub mod ingest;

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use base64::Engine as _;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::blocking::{Body, Client as Http, Response};
 
@@ -145,16 +146,41 @@ impl NewObject<'_> {
     }
 }
 
-/// Base64 of the MD5 of `bytes`, the `Content-MD5` header.
-pub fn content_md5(bytes: &[u8]) -> String {
-    use md5::Digest as _;
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
+/// A request body with its MD5, computed once: the `Content-MD5` header the server checks,
+/// and the ETag it gives a part with these bytes.
+#[derive(Debug)]
+pub struct Payload {
+    bytes: Bytes,
+    md5: [u8; 16],
 }
 
-/// The quoted hex MD5 S3 gives as the ETag of a part with these bytes.
-pub fn part_etag(bytes: &[u8]) -> String {
-    use md5::Digest as _;
-    format!("\"{}\"", hex::encode(md5::Md5::digest(bytes)))
+impl Payload {
+    /// Takes the bytes (without copying them) and computes their MD5.
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        use md5::Digest as _;
+        let bytes = bytes.into();
+        let md5 = md5::Md5::digest(&bytes).into();
+        Self { bytes, md5 }
+    }
+
+    /// The quoted hex MD5 S3 gives as the ETag of a part with these bytes.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", hex::encode(self.md5))
+    }
+
+    /// Its length.
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn content_md5(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.md5)
+    }
 }
 
 /// One endpoint, bucket and key pair.
@@ -227,7 +253,7 @@ impl Client {
         key: Option<&str>,
         query: &Query,
         mut headers: Vec<(String, String)>,
-        body: Option<Vec<u8>>,
+        body: Option<Payload>,
     ) -> Result<Response, S3Error> {
         let path = match key {
             Some(key) => format!("/{}/{key}", self.bucket),
@@ -238,7 +264,7 @@ impl Client {
         headers.push(("x-amz-date".into(), sigv4::amz_date(now)));
         headers.push(("x-amz-content-sha256".into(), UNSIGNED_PAYLOAD.into()));
         if let Some(body) = &body {
-            headers.push(("content-md5".into(), content_md5(body)));
+            headers.push(("content-md5".into(), body.content_md5()));
         }
         let auth = sigv4::authorization(
             &self.creds,
@@ -262,7 +288,7 @@ impl Client {
             }
         }
         if let Some(body) = body {
-            req = req.body(Body::from(body));
+            req = req.body(Body::from(body.bytes));
         }
         let resp = req
             .send()
@@ -286,7 +312,7 @@ impl Client {
         method: reqwest::Method,
         key: Option<&str>,
         query: &Query,
-        body: Option<Vec<u8>>,
+        body: Option<Payload>,
     ) -> Result<String, S3Error> {
         let resp = self.send(op, method, key, query, Vec::new(), body)?;
         read_text(op, resp)
@@ -363,7 +389,7 @@ impl Client {
             None,
             &q(&[("object-lock", "")]),
             Vec::new(),
-            Some(body.into_bytes()),
+            Some(Payload::new(body.into_bytes())),
         )
         .map(drop)
     }
@@ -425,7 +451,7 @@ impl Client {
     pub fn put(
         &self,
         key: &str,
-        body: Vec<u8>,
+        body: Payload,
         new: &NewObject<'_>,
     ) -> Result<Option<String>, S3Error> {
         let resp = self.send(
@@ -467,7 +493,7 @@ impl Client {
             Some(key),
             &query,
             Vec::new(),
-            Some(body.into_bytes()),
+            Some(Payload::new(body.into_bytes())),
         )
         .map(drop)
     }
@@ -502,7 +528,7 @@ impl Client {
         key: &str,
         upload_id: &str,
         number: u32,
-        body: Vec<u8>,
+        body: Payload,
     ) -> Result<String, S3Error> {
         let op = "UploadPart";
         let resp = self.send(
@@ -550,7 +576,7 @@ impl Client {
             Some(key),
             &q(&[("uploadId", upload_id)]),
             Vec::new(),
-            Some(body.into_bytes()),
+            Some(Payload::new(body.into_bytes())),
         )?;
         let version = version_id(&resp);
         let doc = read_text(op, resp)?;
@@ -680,7 +706,7 @@ impl Client {
             Some(key),
             &q(&[("legal-hold", "")]),
             Vec::new(),
-            Some(body.into_bytes()),
+            Some(Payload::new(body.into_bytes())),
         )
         .map(drop)
     }

@@ -17,12 +17,17 @@ mod xml;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
 
 use chrono::{Duration, Utc};
 use custody::MediaHash;
 use sha2::{Digest as _, Sha256};
 
-pub use client::{Client, NewObject, ObjectHead, ObjectVersion, Retention, S3Error, UploadedPart};
+pub use client::{
+    Client, NewObject, ObjectHead, ObjectVersion, Payload, Retention, S3Error, UploadedPart,
+};
 pub use sigv4::Credentials;
 
 use crate::store::{EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
@@ -122,6 +127,56 @@ pub struct S3Store {
     retention_days: u32,
     legal_hold: bool,
     part_size: usize,
+    parts: PartPool,
+}
+
+/// Part buffers reused from upload to upload: a fresh 8 MiB buffer per part fragments the
+/// allocator's per-thread arenas (peak RSS tripled in the benchmark). A buffer returns
+/// here when the request that sent it drops it.
+#[derive(Debug, Default, Clone)]
+struct PartPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl PartPool {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(buf);
+    }
+
+    /// The filled part as request bytes, given back to the pool once sent.
+    fn bytes(&self, part: Vec<u8>) -> Bytes {
+        Bytes::from_owner(PooledPart {
+            buf: part,
+            pool: self.clone(),
+        })
+    }
+}
+
+struct PooledPart {
+    buf: Vec<u8>,
+    pool: PartPool,
+}
+
+impl AsRef<[u8]> for PooledPart {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledPart {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
 }
 
 /// Why the S3 store would not start.
@@ -179,6 +234,7 @@ impl S3Store {
             retention_days: settings.retention_days,
             legal_hold: settings.legal_hold,
             part_size: settings.part_size.max(MIN_PART_SIZE),
+            parts: PartPool::default(),
         })
     }
 
@@ -264,6 +320,27 @@ impl S3Store {
         Ok(end)
     }
 
+    /// An upload of `key` left by a crash or a pulled cable, with the parts it holds: the
+    /// newest is kept, older ones are aborted.
+    fn interrupted_upload(
+        &self,
+        key: &str,
+    ) -> Result<(Option<String>, Vec<UploadedPart>), StoreError> {
+        let mut in_progress = self.client.uploads_in_progress(key)?;
+        let resumed = in_progress.pop();
+        for (stale, _) in &in_progress {
+            self.client.abort_multipart(key, stale)?;
+        }
+        Ok(match resumed {
+            Some((id, _)) => {
+                let held = self.client.list_parts(key, &id)?;
+                tracing::info!(key, parts = held.len(), "resuming an interrupted upload");
+                (Some(id), held)
+            }
+            None => (None, Vec::new()),
+        })
+    }
+
     /// Streams `src` to `key` as a multipart upload, resuming one left by an earlier try.
     fn upload(
         &self,
@@ -278,71 +355,82 @@ impl S3Store {
             legal_hold: self.legal_hold,
             metadata: &meta,
         };
-        // An upload left by a crash or a pulled cable: keep the newest, drop the others.
-        let mut in_progress = self.client.uploads_in_progress(key)?;
-        let resumed = in_progress.pop();
-        for (stale, _) in &in_progress {
-            self.client.abort_multipart(key, stale)?;
-        }
-        let (mut upload_id, held) = match resumed {
-            Some((id, _)) => {
-                let held = self.client.list_parts(key, &id)?;
-                tracing::info!(key, parts = held.len(), "resuming an interrupted upload");
-                (Some(id), held)
-            }
-            None => (None, Vec::new()),
-        };
+        let (upload_id, held) = self.interrupted_upload(key)?;
         let (mut hasher, mut size) = (Sha256::new(), 0u64);
-        let mut parts: Vec<UploadedPart> = Vec::new();
-        let mut part = Vec::new();
-        loop {
-            let end = self.fill(src, &mut part, &mut hasher)?;
-            size += part.len() as u64;
-            if parts.is_empty() && end && upload_id.is_none() {
-                // Small enough for one request.
-                let found = MediaHash(hasher.finalize().into());
-                if found != expected {
-                    return Err(StoreError::Unexpected { found, size });
-                }
-                let version = self.client.put(key, std::mem::take(&mut part), &new)?;
-                self.check_retention(key, version.as_deref(), &retention)?;
-                return Ok(StoredObject {
-                    hash: found,
-                    size,
-                    fresh: true,
-                });
+        let mut part = self.parts.take();
+        let end = self.fill(src, &mut part, &mut hasher)?;
+        size += part.len() as u64;
+        if end && upload_id.is_none() {
+            // Small enough for one request.
+            let found = MediaHash(hasher.finalize().into());
+            if found != expected {
+                return Err(StoreError::Unexpected { found, size });
             }
-            if part.is_empty() && !parts.is_empty() {
-                break;
-            }
-            let number = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
-            let etag = client::part_etag(&part);
-            let len = part.len() as u64;
-            let already = held
-                .iter()
-                .any(|p| p.number == number && p.size == len && p.etag == etag);
-            if !already {
-                if upload_id.is_none() {
-                    upload_id = Some(self.client.create_multipart(key, &new)?);
-                }
-                let id = upload_id.as_deref().unwrap_or_default();
-                self.client
-                    .upload_part(key, id, number, std::mem::take(&mut part))?;
-            }
-            parts.push(UploadedPart {
-                number,
-                etag,
-                size: len,
+            let version = self
+                .client
+                .put(key, Payload::new(self.parts.bytes(part)), &new)?;
+            self.check_retention(key, version.as_deref(), &retention)?;
+            return Ok(StoredObject {
+                hash: found,
+                size,
+                fresh: true,
             });
-            if end {
-                break;
-            }
         }
-        let upload_id = upload_id.ok_or_else(|| {
-            StoreError::Remote(S3Error::Protocol {
-                op: "CreateMultipartUpload",
-                why: "no upload was started".into(),
-            })
+        let upload_id = match upload_id {
+            Some(id) => id,
+            None => self.client.create_multipart(key, &new)?,
+        };
+        // This thread reads, hashes and MD5s the next part while a sender uploads the
+        // last one: two parts in memory per copy.
+        let parts = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(u32, Payload)>(0);
+            let sender = scope.spawn(|| -> Result<(), S3Error> {
+                for (number, payload) in rx {
+                    self.client.upload_part(key, &upload_id, number, payload)?;
+                }
+                Ok(())
+            });
+            let read = (|| -> Result<Vec<UploadedPart>, StoreError> {
+                let (mut part, mut end) = (part, end);
+                let mut parts = Vec::new();
+                loop {
+                    if part.is_empty() && !parts.is_empty() {
+                        break;
+                    }
+                    let number = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
+                    let filled = std::mem::replace(&mut part, self.parts.take());
+                    let payload = Payload::new(self.parts.bytes(filled));
+                    let (etag, len) = (payload.etag(), payload.len());
+                    let already = held
+                        .iter()
+                        .any(|p| p.number == number && p.size == len && p.etag == etag);
+                    // A failed sender has hung up: its error is reported below.
+                    if !already && tx.send((number, payload)).is_err() {
+                        break;
+                    }
+                    parts.push(UploadedPart {
+                        number,
+                        etag,
+                        size: len,
+                    });
+                    if end {
+                        break;
+                    }
+                    end = self.fill(src, &mut part, &mut hasher)?;
+                    size += part.len() as u64;
+                }
+                self.parts.give(part);
+                Ok(parts)
+            })();
+            drop(tx);
+            let sent = sender.join().unwrap_or_else(|_| {
+                Err(S3Error::Protocol {
+                    op: "UploadPart",
+                    why: "the sender thread panicked".into(),
+                })
+            });
+            sent?;
+            read
         })?;
         let found = MediaHash(hasher.finalize().into());
         if found != expected {

@@ -47,6 +47,8 @@ enum Command {
     Replicate,
     /// Read every stored object back; record what is missing or corrupt as findings.
     Audit,
+    /// Put a case's stored clips under legal hold in the S3 bucket (or release them).
+    Hold(cmd::hold::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cmd::report::run(&cli.config, &args, cli.json),
         Command::Replicate => cmd::replicate::run(&cli.config, cli.json),
         Command::Audit => cmd::audit::run(&cli.config, cli.json),
+        Command::Hold(args) => cmd::hold::run(&cli.config, &args, cli.json),
     };
     match result {
         Ok(code) => code,

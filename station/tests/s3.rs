@@ -921,3 +921,76 @@ fn on_s3_an_altered_clip_and_an_unsigned_file_are_stored_under_their_own_hashes(
         output_text(&out)
     );
 }
+
+#[test]
+fn a_case_under_dispute_is_put_under_legal_hold_and_released() {
+    let s = settings(&endpoint(), "case");
+    s.client().unwrap().create_locked_bucket().unwrap();
+    s.client()
+        .unwrap()
+        .set_default_retention("COMPLIANCE", 1)
+        .unwrap();
+    let mut d = docked(
+        &format!(
+            "[store]\nbackend = \"s3\"\n{}",
+            s3_section(&endpoint(), &s.bucket)
+        ),
+        1,
+        1000,
+    );
+    let case = "襄环罚〔2026〕12号";
+    let rel = "DCIM/100MEDIA/S300001_0002.MP4";
+    std::fs::write(d.dev.root.join(rel), b"the disputed clip").unwrap();
+    d.dev
+        .seal_clip_edited(rel, |body| {
+            if let custody::Fact::Clip(clip) = &mut body.fact {
+                clip.case_number = Some(case.into());
+            }
+        })
+        .unwrap();
+    let out = station(&d.config, &["ingest", "--slot"])
+        .arg(&d.dev.root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "late only: {}",
+        output_text(&out)
+    );
+    let store = S3Store::open(&S3Settings {
+        prefix: "station-s3/".into(),
+        ..s.clone()
+    })
+    .unwrap();
+    let held = |bytes: &[u8]| {
+        store
+            .client()
+            .head(&store.key(&MediaHash::of(bytes)), None)
+            .unwrap()
+            .unwrap()
+            .legal_hold
+    };
+    let first = std::fs::read(d.dev.root.join("DCIM/100MEDIA/S300001_0001.MP4")).unwrap();
+
+    let out = station(&d.config, &["hold", case]).output().unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("法律保留"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(held(b"the disputed clip"), "the case's clip is held");
+    assert!(!held(&first), "other clips are not");
+
+    let out = station(&d.config, &["hold", case, "--release"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(!held(b"the disputed clip"));
+
+    let out = station(&d.config, &["hold", "no such case"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+}

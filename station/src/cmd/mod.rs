@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod enroll;
 pub mod fleet;
+pub mod hold;
 pub mod ingest;
 pub mod key;
 pub mod overdue;

@@ -179,6 +179,51 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
+/// Devices with a dock session in progress. A device can be seen twice at once (docked in
+/// a slot while its upload is ingested); two sessions would verify and commit the same
+/// chain side by side.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceSessions {
+    busy: Mutex<HashSet<String>>,
+    freed: Condvar,
+}
+
+/// A device's turn, until dropped.
+pub(crate) struct DeviceTurn<'a> {
+    sessions: &'a DeviceSessions,
+    serial: String,
+}
+
+impl DeviceSessions {
+    /// Waits until no session holds `serial`, then holds it.
+    pub(crate) fn enter(&self, serial: &str) -> DeviceTurn<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        while busy.contains(serial) {
+            tracing::info!(serial, "device already in a session; waiting for it to end");
+            busy = self
+                .freed
+                .wait(busy)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        busy.insert(serial.to_owned());
+        DeviceTurn {
+            sessions: self,
+            serial: serial.to_owned(),
+        }
+    }
+}
+
+impl Drop for DeviceTurn<'_> {
+    fn drop(&mut self) {
+        self.sessions
+            .busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.serial);
+        self.sessions.freed.notify_all();
+    }
+}
+
 /// One file to copy: a record's clip, or a file no record covers.
 struct Job {
     /// Path relative to the device root.
@@ -233,6 +278,11 @@ impl Station {
         let now = Utc::now();
         let returned = opts.returned.unwrap_or(now);
         let (identity, why_not) = self.identify(slot_dir).map_err(unplugged)?;
+        // One session per device at a time: the second waits, then finds what the first
+        // committed in the ledger.
+        let _device = identity
+            .as_ref()
+            .map(|d| self.device_sessions.enter(&d.serial));
         let session = self.ledger().open_session(
             &slot,
             identity.as_ref().map(|d| d.serial.as_str()),

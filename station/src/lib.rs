@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Context as _;
 use custody::{NoteSigner, NoteVerifier, SigningKey, load_or_create_key_pem};
+use ingest::DeviceSessions;
 use s3::S3Store;
 
 pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
@@ -69,6 +70,7 @@ pub struct Station {
     receipt_key: SigningKey,
     buffers: BufferPool,
     progress: ProgressBoard,
+    device_sessions: DeviceSessions,
 }
 
 impl Station {
@@ -102,6 +104,7 @@ impl Station {
             store,
             buffers,
             progress: ProgressBoard::default(),
+            device_sessions: DeviceSessions::default(),
             cfg: Arc::new(cfg),
         })
     }

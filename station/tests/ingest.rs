@@ -483,3 +483,36 @@ fn reports_filter_by_device_and_are_written_as_json_and_html() {
         serde_json::from_slice(&fs::read(ts.dir.path().join("out/r.json")).unwrap()).unwrap();
     assert_eq!(json["totals"]["clips"], 3);
 }
+
+#[test]
+fn one_device_docked_and_uploading_at_once_is_ingested_by_one_session_at_a_time() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 6, 300_000);
+    // The same device seen twice at once: its dock slot, and what it uploaded over the
+    // network (a terminal on a docking cradle with Wi-Fi).
+    let uploaded = ts.dir.path().join("uploads-A100001");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&dev.root)
+        .arg(&uploaded)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let outcomes: Vec<SessionOutcome> = std::thread::scope(|s| {
+        let sessions: Vec<_> = [&dev.root, &uploaded]
+            .into_iter()
+            .map(|dir| s.spawn(|| ts.station.ingest_slot(dir, &DockOptions::default())))
+            .collect();
+        sessions
+            .into_iter()
+            .map(|h| h.join().unwrap().expect("both sessions complete"))
+            .collect()
+    });
+    assert_eq!(
+        outcomes.iter().map(|o| o.records).sum::<usize>(),
+        6,
+        "each record committed once: {outcomes:?}"
+    );
+    assert!(outcomes.iter().all(|o| o.outcome == "complete"));
+    assert_eq!(ts.station.ledger().log_size().unwrap(), 6);
+}

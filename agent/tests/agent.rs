@@ -555,3 +555,100 @@ fn an_outbox_that_cannot_be_written_loses_nothing_and_is_filled_later() {
     assert!(report.is_clean(), "{:#?}", report.findings);
     assert_eq!(report.devices[0].records, 1);
 }
+
+/// The parsed record `seq` of device A100001 on `dev`'s storage, once it exists.
+fn record(dev: &Device, seq: u64) -> Option<custody::RecordBody> {
+    let bytes = fs::read(custody::layout::record_path(&dev.storage, "A100001", seq)).ok()?;
+    Some(custody::Record::parse(bytes).ok()?.body().clone())
+}
+
+fn wait_for_record(dev: &Device, seq: u64) -> custody::RecordBody {
+    for _ in 0..100 {
+        if let Some(body) = record(dev, seq) {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("record {seq} was not sealed within 10 s");
+}
+
+/// The wall clock jumps back an hour mid-recording (an RTC reset, a bad time sync). The
+/// real agent runs under libfaketime (Debian's `faketime`), whose offset the test changes
+/// while the agent runs; the monotonic clock goes on as it does on a device. Clips close by
+/// the monotonic clock and chain by seq, so every clip is sealed once and in order, and
+/// the chain verifies; each record's own times stay in order.
+#[test]
+fn a_wall_clock_jumping_backwards_loses_no_clip_and_breaks_no_chain() {
+    let lib = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
+    assert!(
+        lib.exists(),
+        "libfaketime is missing (Debian package faketime; scripts/setup installs it)"
+    );
+    let dev = device("android-terminal");
+    let rec = dev.rec_dir();
+    let offset = dev.state.parent().unwrap().join("faketime-offset");
+    fs::write(&offset, "+0\n").unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_custody-agent"))
+        .arg("--config")
+        .arg(&dev.config)
+        .arg("run")
+        .env("LD_PRELOAD", lib)
+        .env("FAKETIME_TIMESTAMP_FILE", &offset)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+
+    fs::write(rec.join("VID_20261120_090000_001.mp4"), vec![1u8; 40_000]).unwrap();
+    let before = wait_for_record(&dev, 1);
+    // A clip that starts before the jump and ends after it.
+    let mut across = fs::File::create(rec.join("VID_20261120_090100_002.mp4")).unwrap();
+    across.write_all(&vec![2u8; 40_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    fs::write(&offset, "-1h\n").unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    across.write_all(&vec![3u8; 40_000]).unwrap();
+    drop(across);
+    let spanning = wait_for_record(&dev, 2);
+    fs::write(rec.join("VID_20261120_090200_003.mp4"), vec![4u8; 40_000]).unwrap();
+    let after = wait_for_record(&dev, 3);
+    let stopped = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(agent.wait().unwrap().success());
+
+    // The jump was real: the last record is dated before the first.
+    assert!(
+        after.created < before.created - chrono::Duration::minutes(50),
+        "clock did not jump: {} then {}",
+        before.created,
+        after.created
+    );
+    let span = |b: &custody::RecordBody| match &b.fact {
+        custody::Fact::Clip(c) => (c.time.start, c.time.end, c.media.size),
+        other => panic!("not a clip: {other:?}"),
+    };
+    let (start, end, size) = span(&spanning);
+    assert!(
+        start <= end,
+        "a clip's start is never after its end: {start} .. {end}"
+    );
+    assert_eq!(size, 80_000, "the clip across the jump is whole");
+    assert_eq!(after.seq, 3);
+    assert_eq!(
+        after.prev,
+        Some(
+            custody::Record::parse(
+                fs::read(custody::layout::record_path(&dev.storage, "A100001", 2)).unwrap()
+            )
+            .unwrap()
+            .hash()
+        )
+    );
+    assert!(record(&dev, 4).is_none(), "nothing sealed twice");
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:?}", report.findings);
+}

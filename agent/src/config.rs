@@ -34,6 +34,8 @@ struct AgentFile {
 struct UploadFile {
     url: String,
     ca: PathBuf,
+    auto: Option<bool>,
+    retry_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +239,8 @@ impl AgentConfig {
                 Some(u) => Some(crate::upload::UploadSettings {
                     url: u.url,
                     ca: base.join(u.ca),
+                    auto: u.auto.unwrap_or(true),
+                    retry: Duration::from_secs(u.retry_seconds.unwrap_or(300).max(1)),
                 }),
                 None => None,
             },

@@ -47,6 +47,8 @@ pub use sensors::{MAX_FIX_AGE, Sensors};
 const SCAN_EVERY: Duration = Duration::from_millis(250);
 /// File-system events waiting to wake the sealer; more are redundant (one scan sees all).
 const WAKEUPS: usize = 16;
+/// How often the upload loop looks whether sealed clips wait.
+const UPLOAD_POLL: Duration = Duration::from_secs(1);
 
 /// Runs the agent until `shutdown` completes: seals clips as they close.
 ///
@@ -85,6 +87,13 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
             fallback_clock_error_ms: cfg.clock_error_ms,
             utc_offset: cfg.utc_offset,
         });
+    let uploads = cfg.upload.clone().filter(|u| u.auto).map(|settings| {
+        (
+            cfg.clone(),
+            settings,
+            keystore::load_or_create(&cfg.state_dir),
+        )
+    });
     let sealer = Sealer::open(cfg, key)?;
     let sources = telemetry::Sources {
         sensors: sealer.sensors(),
@@ -100,6 +109,20 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
             let _ = telemetry_stopped.await;
         }))
     });
+    let (uploads_stop, uploads_stopped) = tokio::sync::oneshot::channel::<()>();
+    let uploads = match uploads {
+        Some((cfg, settings, key)) => {
+            let (key, _) = key?;
+            let (sources, wake) = (sources.clone(), wake.clone());
+            Some(tokio::spawn(async move {
+                tokio::select! {
+                    () = upload_loop(&cfg, &settings, &key, &sources, &wake) => {}
+                    _ = uploads_stopped => {}
+                }
+            }))
+        }
+        None => None,
+    };
     let mut sealing = tokio::task::spawn_blocking(move || {
         seal_loop(sealer, wake, &wakeups, &stop_flag, &sources, &scans)
     });
@@ -116,6 +139,11 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     }
     let _ = telemetry_stop.send(());
     if let Some(task) = telemetry {
+        let _ = task.await;
+    }
+    // An upload cut off here resumes next time; nothing is freed without a receipt.
+    let _ = uploads_stop.send(());
+    if let Some(task) = uploads {
         let _ = task.await;
     }
     sealing.await?
@@ -146,9 +174,51 @@ pub async fn upload_once(cfg: AgentConfig) -> anyhow::Result<(upload::UploadRepo
     let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
     let mut sealer = Sealer::load(cfg.clone())?;
     sealer.scan()?;
-    let report = upload::upload(&cfg, &settings, &key).await?;
+    let report = upload::upload(&cfg, &settings, &key, &sealer.sealed_files()).await?;
     let inbox = sealer.process_inbox()?;
     Ok((report, inbox))
+}
+
+/// Uploads on its own (terminals with `[upload]`): when sealed clips wait and they changed
+/// since the last upload, or `retry` after the last try. Only sealed media goes; the seal
+/// loop is woken to process the receipt that comes back.
+async fn upload_loop(
+    cfg: &AgentConfig,
+    settings: &upload::UploadSettings,
+    key: &custody::SigningKey,
+    sources: &telemetry::Sources,
+    wake: &mpsc::SyncSender<()>,
+) {
+    let mut last: Option<(u64, Option<chrono::DateTime<chrono::FixedOffset>>)> = None;
+    let mut retry_at = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(UPLOAD_POLL).await;
+        let Ok(state) = sources.device.lock().map(|s| s.clone()) else {
+            continue;
+        };
+        let waiting = (state.pending_clips, state.oldest_pending_recorded);
+        let changed = last != Some(waiting);
+        if state.pending_clips == 0 || (!changed && tokio::time::Instant::now() < retry_at) {
+            continue;
+        }
+        match upload::upload(cfg, settings, key, &state.sealed_files).await {
+            Ok(report) => {
+                tracing::info!(
+                    files = report.files,
+                    bytes_sent = report.bytes_sent,
+                    receipt = ?report.receipt,
+                    "uploaded to the station"
+                );
+                last = Some(waiting);
+                let _ = wake.try_send(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?settings.retry, "upload failed; the next one resumes");
+                last = Some(waiting);
+            }
+        }
+        retry_at = tokio::time::Instant::now() + settings.retry;
+    }
 }
 
 /// Whether an event means the recording folder changed. The sealer's own reads of a clip
@@ -216,6 +286,7 @@ fn refresh_state(sealer: &Sealer, sources: &telemetry::Sources) -> anyhow::Resul
             pending_clips,
             oldest_pending_recorded,
             storage_free_bytes,
+            sealed_files: sealer.sealed_files(),
         };
     }
     sources.changed.notify_one();

@@ -198,6 +198,11 @@ impl Sealer {
         });
     }
 
+    /// The clips sealed so far (path under the storage root → size sealed).
+    pub fn sealed_files(&self) -> HashMap<String, u64> {
+        self.sealed.clone()
+    }
+
     /// Looks at the recording folder once: follows clips being written and seals the ones
     /// that closed. Returns what it sealed.
     ///

@@ -41,6 +41,8 @@ pub struct DeviceState {
     pub oldest_pending_recorded: Option<DateTime<FixedOffset>>,
     /// Free bytes on the device storage.
     pub storage_free_bytes: Option<u64>,
+    /// Clips sealed (path → size sealed): what an upload may send.
+    pub sealed_files: std::collections::HashMap<String, u64>,
 }
 
 /// Everything the telemetry task needs.

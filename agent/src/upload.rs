@@ -4,10 +4,12 @@
 //! then `dock`; the receipt that comes back goes into the inbox and is checked like one
 //! a dock left, before any space is freed.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -31,6 +33,11 @@ pub struct UploadSettings {
     pub url: String,
     /// The CA certificate (PEM) the station's TLS certificate must chain to.
     pub ca: PathBuf,
+    /// `run` uploads on its own when sealed clips wait (else only `custody-agent upload`).
+    pub auto: bool,
+    /// `run` tries again this long after a failed upload, or after one whose receipt left
+    /// clips unfreed.
+    pub retry: Duration,
 }
 
 /// What one upload did.
@@ -48,21 +55,23 @@ pub struct UploadReport {
     pub skipped: Vec<String>,
 }
 
-/// Uploads everything on the device storage and asks the station to ingest it; the
-/// receipt lands in the inbox (the caller then processes the inbox).
+/// Uploads the device's records and its sealed media (`sealed`: path → size sealed; a
+/// clip still recording, or replaced since, stays until it is sealed) and asks the
+/// station to ingest them; the receipt lands in the inbox (the caller then processes it).
 ///
 /// # Errors
 /// The station cannot be reached or refuses (the message says why); what was sent stays
 /// on the station and the next upload continues from there.
-pub async fn upload(
+pub async fn upload<S: std::hash::BuildHasher>(
     cfg: &AgentConfig,
     settings: &UploadSettings,
     key: &SigningKey,
+    sealed: &HashMap<String, u64, S>,
 ) -> anyhow::Result<UploadReport> {
     let client = client(&settings.ca)?;
     let base = settings.url.trim_end_matches('/');
     let mut report = UploadReport::default();
-    for rel in files(cfg)? {
+    for rel in files(cfg, sealed)? {
         if let Err(why) = upload::check_path(&rel) {
             // The station would refuse it: say so, and send the rest.
             tracing::warn!(file = %rel, %why, "not uploadable; it stays on the device");
@@ -156,7 +165,10 @@ fn signed(
 }
 
 /// What a dock would read: the outbox (key, records, signatures) and every media file.
-fn files(cfg: &AgentConfig) -> anyhow::Result<Vec<String>> {
+fn files<S: std::hash::BuildHasher>(
+    cfg: &AgentConfig,
+    sealed: &HashMap<String, u64, S>,
+) -> anyhow::Result<Vec<String>> {
     let root = &cfg.storage;
     let device = layout::device_dir(root, &cfg.serial);
     let rel = |p: &Path| {
@@ -176,9 +188,9 @@ fn files(cfg: &AgentConfig) -> anyhow::Result<Vec<String>> {
             out.push(rel(&path)?);
         }
     }
-    let suffix = cfg.profile.storage.recording_suffix.as_deref();
     for (file, regular) in custody::media_entries(root)? {
-        if regular && !suffix.is_some_and(|s| file.ends_with(s)) {
+        let size = std::fs::metadata(root.join(&file)).map(|m| m.len());
+        if regular && size.is_ok_and(|size| sealed.get(&file) == Some(&size)) {
             out.push(file);
         }
     }

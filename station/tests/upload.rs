@@ -141,6 +141,45 @@ async fn breaking_relay(to: u16, cut_after: usize) -> u16 {
     port
 }
 
+/// A station with its HTTPS upload endpoint on a free port (certificates from a test CA).
+fn start_station(dir: &Path) -> (Arc<Station>, u16) {
+    certificates(dir);
+    let port = free_port();
+    fs::write(
+        dir.join("station.toml"),
+        format!(
+            "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
+             reserve-bytes = 0\n[upload]\nlisten = \"127.0.0.1:{port}\"\n\
+             cert = \"station.pem\"\nkey = \"station.key\"\n"
+        ),
+    )
+    .unwrap();
+    let cfg = StationConfig::load(&dir.join("station.toml")).unwrap();
+    let upload = cfg.upload.clone().unwrap();
+    let station = Arc::new(Station::open(cfg).unwrap());
+    let tls = custody_station::tls_config(&upload.cert, &upload.key).unwrap();
+    tokio::spawn(custody_station::serve_uploads(
+        Arc::clone(&station),
+        upload.listen,
+        tls,
+    ));
+    (station, port)
+}
+
+fn enroll_terminal(station: &Station, dir: &Path, agent: &AgentConfig) {
+    let pem = dir.join("terminal.pem");
+    let (key, _) = custody_agent::keystore::load_or_create(&agent.state_dir).unwrap();
+    fs::write(&pem, key.public_key().to_pem()).unwrap();
+    station
+        .enroll(
+            SERIAL,
+            "ga947-recorder",
+            &pem,
+            &[("42060119001".into(), "张三".into())],
+        )
+        .unwrap();
+}
+
 fn agent_config(dir: &Path, state: &str, url: &str, vkey: &str) -> AgentConfig {
     let config = dir.join(format!("agent-{state}.toml"));
     fs::write(
@@ -159,26 +198,7 @@ fn agent_config(dir: &Path, state: &str, url: &str, vkey: &str) -> AgentConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
-    let port = free_port();
-    fs::write(
-        dir.path().join("station.toml"),
-        format!(
-            "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
-             reserve-bytes = 0\n[upload]\nlisten = \"127.0.0.1:{port}\"\n\
-             cert = \"station.pem\"\nkey = \"station.key\"\n"
-        ),
-    )
-    .unwrap();
-    let cfg = StationConfig::load(&dir.path().join("station.toml")).unwrap();
-    let upload = cfg.upload.clone().unwrap();
-    let station = Arc::new(Station::open(cfg).unwrap());
-    let tls = custody_station::tls_config(&upload.cert, &upload.key).unwrap();
-    tokio::spawn(custody_station::serve_uploads(
-        Arc::clone(&station),
-        upload.listen,
-        tls,
-    ));
+    let (station, port) = start_station(dir.path());
     let vkey = station.verifier().to_string();
 
     // The terminal seals two clips (24 MiB and 3 MiB).
@@ -198,17 +218,7 @@ async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
     let mut sealer = custody_agent::Sealer::load(agent.clone()).unwrap();
     assert_eq!(sealer.scan().unwrap().len(), 3);
     drop(sealer);
-    let pem = dir.path().join("terminal.pem");
-    let (key, _) = custody_agent::keystore::load_or_create(&agent.state_dir).unwrap();
-    fs::write(&pem, key.public_key().to_pem()).unwrap();
-    station
-        .enroll(
-            SERIAL,
-            "ga947-recorder",
-            &pem,
-            &[("42060119001".into(), "张三".into())],
-        )
-        .unwrap();
+    enroll_terminal(&station, dir.path(), &agent);
 
     // A terminal with another key under this serial is refused, and nothing is ingested.
     let impostor = agent_config(dir.path(), "impostor", &direct, &vkey);
@@ -271,4 +281,89 @@ async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
             ("DCIM/100MEDIA/odd name.MP4", "missing"),
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_run_loop_uploads_sealed_clips_on_its_own_and_the_receipt_frees_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (station, port) = start_station(dir.path());
+    let vkey = station.verifier().to_string();
+    let agent = agent_config(
+        dir.path(),
+        "state",
+        &format!("https://127.0.0.1:{port}"),
+        &vkey,
+    );
+    enroll_terminal(&station, dir.path(), &agent);
+    let rec = agent.recording_dir();
+    fs::create_dir_all(&rec).unwrap();
+    let clip = |n: u8| -> Vec<u8> {
+        (0..2 << 20)
+            .map(|i| u8::try_from((i + usize::from(n)) % 251).unwrap())
+            .collect()
+    };
+    fs::write(rec.join("H200001_0001.MP4.part"), clip(1)).unwrap();
+    fs::rename(
+        rec.join("H200001_0001.MP4.part"),
+        rec.join("H200001_0001.MP4"),
+    )
+    .unwrap();
+    // The next segment is still being recorded.
+    fs::write(rec.join("H200001_0002.MP4.part"), clip(2)).unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(custody_agent::run(agent.clone(), async {
+        let _ = stopped.await;
+    }));
+    let freed = |name: &'static str| {
+        let path = rec.join(name);
+        async move {
+            for _ in 0..300 {
+                if !path.exists() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("{name} was not uploaded and freed within 30 s");
+        }
+    };
+    freed("H200001_0001.MP4").await;
+    assert!(
+        rec.join("H200001_0002.MP4.part").exists(),
+        "a recording is not touched"
+    );
+    let report = |station: &Station| {
+        custody_station::Report::build(
+            &station.ledger(),
+            "test.example/station-01",
+            &custody_station::ReportQuery::default(),
+            station.config().utc_offset,
+            chrono::Utc::now(),
+        )
+        .unwrap()
+    };
+    let first = report(&station);
+    assert_eq!(
+        (first.clips.len(), first.unattested.len()),
+        (1, 0),
+        "only the sealed clip went"
+    );
+
+    // The segment closes: sealed, uploaded and freed without anyone asking.
+    fs::rename(
+        rec.join("H200001_0002.MP4.part"),
+        rec.join("H200001_0002.MP4"),
+    )
+    .unwrap();
+    freed("H200001_0002.MP4").await;
+    stop.send(()).unwrap();
+    run.await.unwrap().unwrap();
+    let both = report(&station);
+    assert_eq!(both.clips.len(), 2);
+    assert!(
+        both.clips.iter().all(|c| c.status == "verified"),
+        "{:?}",
+        both.clips
+    );
+    assert!(both.unattested.is_empty());
 }

@@ -253,6 +253,16 @@ fn the_server_refuses_to_delete_retained_evidence_and_an_overwrite_is_caught_on_
         .unwrap();
     assert!(back == bytes);
     assert!(store.client().delete(&key, Some(&original)).is_err());
+    // A legal hold goes on every version: the station's, and the one written around it.
+    store.set_legal_hold(&hash, true).unwrap();
+    for v in store.client().versions(&key).unwrap() {
+        let version = store
+            .client()
+            .head(&key, Some(&v.version_id))
+            .unwrap()
+            .unwrap();
+        assert!(version.legal_hold, "version {} not held", v.version_id);
+    }
     assert_eq!(store.client().versions(&key).unwrap().len(), 2);
 }
 

@@ -691,12 +691,21 @@ impl Client {
         )
     }
 
-    /// Sets or clears the legal hold on the current version.
+    /// Sets or clears the legal hold on the current version (or `version`).
     ///
     /// # Errors
     /// [`S3Error`].
-    pub fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), S3Error> {
+    pub fn set_legal_hold(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        on: bool,
+    ) -> Result<(), S3Error> {
         let status = if on { "ON" } else { "OFF" };
+        let mut query = q(&[("legal-hold", "")]);
+        if let Some(v) = version {
+            query.push(("versionId".into(), v.into()));
+        }
         let body = format!(
             "<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>{status}</Status></LegalHold>"
         );
@@ -704,7 +713,7 @@ impl Client {
             "PutObjectLegalHold",
             reqwest::Method::PUT,
             Some(key),
-            &q(&[("legal-hold", "")]),
+            &query,
             Vec::new(),
             Some(Payload::new(body.into_bytes())),
         )

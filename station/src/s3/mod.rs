@@ -248,14 +248,33 @@ impl S3Store {
         &self.client
     }
 
-    /// Sets or clears the legal hold on the object with `hash` (a case under dispute).
+    /// Sets or clears the legal hold on every version of the object with `hash` (a case
+    /// under dispute).
     ///
     /// # Errors
     /// [`StoreError::Remote`].
     pub fn set_legal_hold(&self, hash: &MediaHash, on: bool) -> Result<(), StoreError> {
-        self.client
-            .set_legal_hold(&self.key(hash), on)
-            .map_err(StoreError::from)
+        let key = self.key(hash);
+        let versions: Vec<ObjectVersion> = self
+            .client
+            .versions(&key)?
+            .into_iter()
+            .filter(|v| v.key == key)
+            .collect();
+        if versions.is_empty() {
+            return Err(StoreError::Remote(S3Error::Server {
+                op: "PutObjectLegalHold",
+                status: 404,
+                code: "NoSuchKey".into(),
+                message: key,
+            }));
+        }
+        // Every version: the one the station stored, and any written around it since
+        // (which is evidence of tampering, and must not go either).
+        for v in &versions {
+            self.client.set_legal_hold(&key, Some(&v.version_id), on)?;
+        }
+        Ok(())
     }
 
     fn retention(&self) -> Retention {

@@ -516,3 +516,55 @@ fn one_device_docked_and_uploading_at_once_is_ingested_by_one_session_at_a_time(
     assert!(outcomes.iter().all(|o| o.outcome == "complete"));
     assert_eq!(ts.station.ledger().log_size().unwrap(), 6);
 }
+
+#[test]
+fn an_audit_finds_a_local_object_changed_or_removed_behind_the_station() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100001", 3, 4000);
+    ts.dock(&dev);
+    let clean = custody_station::audit(&ts.station, None).unwrap();
+    assert_eq!((clean.checked, clean.findings.len()), (3, 0));
+
+    // Root on the station box edits one object and deletes another (read-only files do
+    // not stop root; the immutable flag would, where the file system has it).
+    let hashes: Vec<custody::MediaHash> = dev
+        .records()
+        .filter_map(|r| r.body().media().map(|m| m.sha256))
+        .collect();
+    let store = ts.store();
+    let edited = store.object_path(&hashes[0]);
+    let mut perms = fs::metadata(&edited).unwrap().permissions();
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test plays the intruder"
+    )]
+    perms.set_readonly(false);
+    fs::set_permissions(&edited, perms).unwrap();
+    fs::write(&edited, b"re-encoded").unwrap();
+    fs::remove_file(store.object_path(&hashes[2])).unwrap();
+
+    let found = custody_station::audit(&ts.station, None).unwrap();
+    let by_code: BTreeSet<(&str, bool)> = found
+        .findings
+        .iter()
+        .map(|f| (f.code, f.subject.contains(&hashes[0].to_hex())))
+        .collect();
+    assert_eq!(
+        by_code,
+        BTreeSet::from([
+            (code::STORE_OBJECT_CORRUPT, true),
+            (code::STORE_OBJECT_MISSING, false)
+        ]),
+        "{:?}",
+        found.findings
+    );
+    // Recorded in the ledger under the audit session: the report of that session shows them.
+    let report = ts.report(&ReportQuery {
+        session: Some(found.session),
+        ..ReportQuery::default()
+    });
+    let codes: BTreeSet<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
+    assert!(
+        codes.contains(code::STORE_OBJECT_CORRUPT) && codes.contains(code::STORE_OBJECT_MISSING)
+    );
+}

@@ -146,6 +146,9 @@ impl PartPool {
     }
 
     fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
         buf.clear();
         self.0
             .lock()
@@ -400,7 +403,7 @@ impl S3Store {
             None => self.client.create_multipart(key, &new)?,
         };
         // This thread reads, hashes and MD5s the next part while a sender uploads the
-        // last one: two parts in memory per copy.
+        // last one: two part buffers per copy.
         let parts = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<(u32, Payload)>(0);
             let sender = scope.spawn(|| -> Result<(), S3Error> {
@@ -417,7 +420,7 @@ impl S3Store {
                         break;
                     }
                     let number = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
-                    let filled = std::mem::replace(&mut part, self.parts.take());
+                    let filled = std::mem::take(&mut part);
                     let payload = Payload::new(self.parts.bytes(filled));
                     let (etag, len) = (payload.etag(), payload.len());
                     let already = held
@@ -435,6 +438,9 @@ impl S3Store {
                     if end {
                         break;
                     }
+                    // Taken only now: the send above returned once the part before was
+                    // sent and its buffer came back, so two buffers per copy suffice.
+                    part = self.parts.take();
                     end = self.fill(src, &mut part, &mut hasher)?;
                     size += part.len() as u64;
                 }

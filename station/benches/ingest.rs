@@ -17,30 +17,21 @@
 #![expect(clippy::cast_precision_loss, reason = "MB/s for a report")]
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use custody::testkit::SampleDevice;
-use custody_station::{DockOptions, Station, StationConfig};
+
+mod common;
+use common::{device, env_or, fresh_dir, ingest, mb_per_s, sync};
 
 /// Measurements per method and slot count; the best counts.
 const ROUNDS: usize = 3;
 
 /// The copy buffer the ingest pipeline uses per file.
 const PIPELINE_BUF: usize = 128 << 10;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn mb_per_s(bytes: u64, took: Duration) -> f64 {
-    bytes as f64 / 1e6 / took.as_secs_f64()
-}
 
 /// A reader that hands out its buffer untouched: what remains is the hasher's own cost.
 struct Prefilled {
@@ -88,100 +79,6 @@ fn openssl_sha256() -> Option<f64> {
         .parse()
         .ok()?;
     Some(k * 1000.0 / 1e6)
-}
-
-/// Writes a clip of `mib` MiB whose every MiB is unique (the store deduplicates by hash).
-fn write_clip(path: &Path, mib: usize, tag: u64) {
-    let mut block: Vec<u8> = (0..1usize << 20)
-        .map(|i| u8::try_from((i * 131 + 7) % 251).unwrap())
-        .collect();
-    let mut f = fs::File::create(path).unwrap();
-    for m in 0..mib as u64 {
-        block[..8].copy_from_slice(&tag.to_le_bytes());
-        block[8..16].copy_from_slice(&m.to_le_bytes());
-        f.write_all(&block).unwrap();
-    }
-}
-
-/// Device `i` with `clips` signed clips in `src/slot-i`, made once and reused.
-fn device(src: &Path, i: usize, clips: usize, mib: usize) -> SampleDevice {
-    let root = src.join(format!("slot-{i}"));
-    let _ = fs::remove_dir_all(&root);
-    let serial = format!("B{:06}", i + 1);
-    let mut dev = SampleDevice::create(&root, &serial, &[]).unwrap();
-    for c in 0..clips {
-        let rel = format!("DCIM/100MEDIA/{serial}_{:04}.MP4", c + 1);
-        write_clip(&root.join(&rel), mib, ((i as u64) << 32) | c as u64);
-        dev.seal_clip(&rel).unwrap();
-    }
-    dev
-}
-
-fn fresh_dir(base: &Path, name: &str) -> PathBuf {
-    let dir = base.join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    sync();
-    dir
-}
-
-fn sync() {
-    assert!(Command::new("sync").status().unwrap().success());
-}
-
-/// Resets this process's peak RSS so the next reading covers only what follows.
-fn reset_peak_rss() {
-    let _ = fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_kib() -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Ingests the docked devices as the daemon does (one session per slot, all at once).
-fn ingest(base: &Path, devices: &[SampleDevice]) -> (Duration, u64) {
-    let dir = fresh_dir(base, "station");
-    let text = "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"bench.example/station\"\n\
-                reserve-bytes = 0\n";
-    let station =
-        Station::open(StationConfig::parse(text, &dir.join("station.toml")).unwrap()).unwrap();
-    for dev in devices {
-        let pem = dir.join(format!("{}.pem", dev.serial));
-        fs::write(&pem, dev.public_key().to_pem()).unwrap();
-        station
-            .enroll(
-                &dev.serial,
-                "ga947-recorder",
-                &pem,
-                &[("1".into(), "张三".into())],
-            )
-            .unwrap();
-    }
-    reset_peak_rss();
-    let t = Instant::now();
-    let outcomes: Vec<_> = std::thread::scope(|s| {
-        let workers: Vec<_> = devices
-            .iter()
-            .map(|dev| s.spawn(|| station.ingest_slot(&dev.root, &DockOptions::default())))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap().unwrap())
-            .collect()
-    });
-    let took = t.elapsed();
-    let rss = peak_rss_kib();
-    for (dev, o) in devices.iter().zip(&outcomes) {
-        assert_eq!(o.clips_verified, dev.clip_count(), "{:?}", o.findings);
-    }
-    drop(station);
-    fs::remove_dir_all(&dir).unwrap();
-    (took, rss)
 }
 
 /// `cp -r` of the slots, then `sync`; or `cp -r` then `sha256sum` of the copies.
@@ -261,7 +158,7 @@ fn main() {
         let (mut took, mut rss, mut cp, mut cp_sum) =
             (Duration::MAX, 0, Duration::MAX, Duration::MAX);
         for _ in 0..ROUNDS {
-            let (t, r) = ingest(base.path(), docked);
+            let (t, r) = ingest(base.path(), docked, "");
             (took, rss) = (took.min(t), rss.max(r));
             cp = cp.min(baseline(base.path(), docked, false));
             cp_sum = cp_sum.min(baseline(base.path(), docked, true));

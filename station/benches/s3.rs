@@ -16,60 +16,17 @@
 )]
 #![expect(clippy::cast_precision_loss, reason = "MB/s for a report")]
 
-use std::fs;
-use std::io::Write as _;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use custody::testkit::SampleDevice;
 use custody_station::s3::S3Settings;
-use custody_station::{DockOptions, Station, StationConfig};
+
+mod common;
+use common::{device, env_or, ingest, mb_per_s};
 
 /// Measurements per method and slot count; the best counts.
 const ROUNDS: usize = 2;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn mb_per_s(bytes: u64, took: Duration) -> f64 {
-    bytes as f64 / 1e6 / took.as_secs_f64()
-}
-
-/// Device `i` with `clips` signed clips of unique bytes in `src/slot-i`.
-fn device(src: &Path, i: usize, clips: usize, mib: usize) -> SampleDevice {
-    let root = src.join(format!("slot-{i}"));
-    let serial = format!("C{:06}", i + 1);
-    let mut dev = SampleDevice::create(&root, &serial, &[]).unwrap();
-    let mut block: Vec<u8> = (0..1usize << 20)
-        .map(|j| u8::try_from((j * 131 + 7) % 251).unwrap())
-        .collect();
-    for c in 0..clips {
-        let rel = format!("DCIM/100MEDIA/{serial}_{:04}.MP4", c + 1);
-        let mut f = fs::File::create(root.join(&rel)).unwrap();
-        for m in 0..mib as u64 {
-            block[..8].copy_from_slice(&(((i as u64) << 32) | c as u64).to_le_bytes());
-            block[8..16].copy_from_slice(&m.to_le_bytes());
-            f.write_all(&block).unwrap();
-        }
-        drop(f);
-        dev.seal_clip(&rel).unwrap();
-    }
-    dev
-}
-
-fn peak_rss_kib() -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 fn bucket_name(what: &str) -> String {
     format!("bench-{what}-{}", chrono::Utc::now().timestamp_micros())
@@ -96,52 +53,6 @@ fn settings(endpoint: &str, bucket: &str) -> S3Settings {
         part_size: 8 << 20,
         ca: None,
     }
-}
-
-/// Ingests the docked devices as the daemon does (one session per slot, all at once) into
-/// the store `store` configures; answers the time and the peak RSS.
-fn ingest(base: &Path, devices: &[SampleDevice], store: &str) -> (Duration, u64) {
-    let dir = base.join("station");
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    let text = format!(
-        "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"bench.example/station\"\n\
-         reserve-bytes = 0\n{store}"
-    );
-    let station =
-        Station::open(StationConfig::parse(&text, &dir.join("station.toml")).unwrap()).unwrap();
-    for dev in devices {
-        let pem = dir.join(format!("{}.pem", dev.serial));
-        fs::write(&pem, dev.public_key().to_pem()).unwrap();
-        station
-            .enroll(
-                &dev.serial,
-                "ga947-recorder",
-                &pem,
-                &[("1".into(), "张三".into())],
-            )
-            .unwrap();
-    }
-    let _ = fs::write("/proc/self/clear_refs", "5");
-    let t = Instant::now();
-    let outcomes: Vec<_> = std::thread::scope(|s| {
-        let workers: Vec<_> = devices
-            .iter()
-            .map(|dev| s.spawn(|| station.ingest_slot(&dev.root, &DockOptions::default())))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap().unwrap())
-            .collect()
-    });
-    let took = t.elapsed();
-    let rss = peak_rss_kib();
-    for (dev, o) in devices.iter().zip(&outcomes) {
-        assert_eq!(o.clips_verified, dev.clip_count(), "{:?}", o.findings);
-    }
-    drop(station);
-    fs::remove_dir_all(&dir).unwrap();
-    (took, rss)
 }
 
 /// `aws s3 cp --recursive` of each slot's clips, all slots at once, to a plain bucket.

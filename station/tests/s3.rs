@@ -576,6 +576,33 @@ fn stop(serve: &mut std::process::Child) {
     );
 }
 
+/// A fresh locked bucket at `endpoint` with a default COMPLIANCE retention of one day (as
+/// docs/s3-store.md recommends; the station lengthens it), a station whose `[store]` has
+/// `mode` for it, one docked device, and the bucket opened as the station sees it.
+fn station_on_bucket(
+    endpoint: &str,
+    name: &str,
+    mode: &str,
+    clips: usize,
+    size: usize,
+) -> (S3Settings, Docked, S3Store) {
+    let s = settings(endpoint, name);
+    let client = s.client().unwrap();
+    client.create_locked_bucket().unwrap();
+    client.set_default_retention("COMPLIANCE", 1).unwrap();
+    let d = docked(
+        &format!("[store]\n{mode}\n{}", s3_section(endpoint, &s.bucket)),
+        clips,
+        size,
+    );
+    let store = S3Store::open(&S3Settings {
+        prefix: "station-s3/".into(),
+        ..s.clone()
+    })
+    .unwrap();
+    (s, d, store)
+}
+
 fn s3_section(endpoint: &str, bucket: &str) -> String {
     format!(
         "[s3]\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\nretention-days = 1\n\
@@ -594,26 +621,13 @@ fn output_text(out: &std::process::Output) -> String {
 #[test]
 fn a_station_on_s3_killed_mid_upload_resumes_and_stores_each_clip_once() {
     let relay = Relay::start(&endpoint());
-    let s = settings(&relay.endpoint(), "station");
-    s.client().unwrap().create_locked_bucket().unwrap();
-    // As docs/s3-store.md recommends: a bucket default, which the station lengthens.
-    s.client()
-        .unwrap()
-        .set_default_retention("COMPLIANCE", 1)
-        .unwrap();
-    let d = docked(
-        &format!(
-            "[store]\nbackend = \"s3\"\n{}",
-            s3_section(&relay.endpoint(), &s.bucket)
-        ),
+    let (_, d, store) = station_on_bucket(
+        &relay.endpoint(),
+        "station",
+        "backend = \"s3\"",
         3,
         16 << 20,
     );
-    let store = S3Store::open(&S3Settings {
-        prefix: "station-s3/".into(),
-        ..s.clone()
-    })
-    .unwrap();
     let hashes: Vec<MediaHash> = d
         .dev
         .records()
@@ -704,26 +718,8 @@ fn a_station_on_s3_killed_mid_upload_resumes_and_stores_each_clip_once() {
 #[test]
 fn the_replication_queue_survives_a_restart_and_drains_once_the_bucket_is_back() {
     let relay = Relay::start(&endpoint());
-    let s = settings(&relay.endpoint(), "replica");
-    s.client().unwrap().create_locked_bucket().unwrap();
-    // As docs/s3-store.md recommends: a bucket default, which the station lengthens.
-    s.client()
-        .unwrap()
-        .set_default_retention("COMPLIANCE", 1)
-        .unwrap();
-    let d = docked(
-        &format!(
-            "[store]\nreplicate = true\n{}",
-            s3_section(&relay.endpoint(), &s.bucket)
-        ),
-        3,
-        6 << 20,
-    );
-    let target = S3Store::open(&S3Settings {
-        prefix: "station-s3/".into(),
-        ..s.clone()
-    })
-    .unwrap();
+    let (s, d, target) =
+        station_on_bucket(&relay.endpoint(), "replica", "replicate = true", 3, 6 << 20);
     relay.up.store(false, Ordering::SeqCst);
 
     // The central bucket is unreachable: the dock still completes into the local store.
@@ -805,25 +801,8 @@ fn the_replication_queue_survives_a_restart_and_drains_once_the_bucket_is_back()
 
 #[test]
 fn on_s3_an_altered_clip_and_an_unsigned_file_are_stored_under_their_own_hashes() {
-    let s = settings(&endpoint(), "altered");
-    s.client().unwrap().create_locked_bucket().unwrap();
-    s.client()
-        .unwrap()
-        .set_default_retention("COMPLIANCE", 1)
-        .unwrap();
-    let mut d = docked(
-        &format!(
-            "[store]\nbackend = \"s3\"\n{}",
-            s3_section(&endpoint(), &s.bucket)
-        ),
-        3,
-        7 << 20,
-    );
-    let store = S3Store::open(&S3Settings {
-        prefix: "station-s3/".into(),
-        ..s.clone()
-    })
-    .unwrap();
+    let (_, mut d, store) =
+        station_on_bucket(&endpoint(), "altered", "backend = \"s3\"", 3, 7 << 20);
     let signed: Vec<MediaHash> = d
         .dev
         .records()
@@ -934,20 +913,7 @@ fn on_s3_an_altered_clip_and_an_unsigned_file_are_stored_under_their_own_hashes(
 
 #[test]
 fn a_case_under_dispute_is_put_under_legal_hold_and_released() {
-    let s = settings(&endpoint(), "case");
-    s.client().unwrap().create_locked_bucket().unwrap();
-    s.client()
-        .unwrap()
-        .set_default_retention("COMPLIANCE", 1)
-        .unwrap();
-    let mut d = docked(
-        &format!(
-            "[store]\nbackend = \"s3\"\n{}",
-            s3_section(&endpoint(), &s.bucket)
-        ),
-        1,
-        1000,
-    );
+    let (_, mut d, store) = station_on_bucket(&endpoint(), "case", "backend = \"s3\"", 1, 1000);
     let case = "襄环罚〔2026〕12号";
     let rel = "DCIM/100MEDIA/S300001_0002.MP4";
     std::fs::write(d.dev.root.join(rel), b"the disputed clip").unwrap();
@@ -968,11 +934,6 @@ fn a_case_under_dispute_is_put_under_legal_hold_and_released() {
         "late only: {}",
         output_text(&out)
     );
-    let store = S3Store::open(&S3Settings {
-        prefix: "station-s3/".into(),
-        ..s.clone()
-    })
-    .unwrap();
     let held = |bytes: &[u8]| {
         store
             .client()

@@ -202,6 +202,14 @@ fn q(pairs: &[(&str, &str)]) -> Query {
         .collect()
 }
 
+/// `query` for one version of an object (`versionId`), or for the current one.
+fn for_version(mut query: Query, version: Option<&str>) -> Query {
+    if let Some(v) = version {
+        query.push(("versionId".into(), v.into()));
+    }
+    query
+}
+
 impl Client {
     /// A client for `bucket` at `endpoint` (`http://host:port` or `https://…`); `ca` adds a
     /// PEM certificate to trust (a private CA).
@@ -399,7 +407,7 @@ impl Client {
     /// # Errors
     /// [`S3Error`] other than 404.
     pub fn head(&self, key: &str, version: Option<&str>) -> Result<Option<ObjectHead>, S3Error> {
-        let query = version.map_or_else(Vec::new, |v| q(&[("versionId", v)]));
+        let query = for_version(Vec::new(), version);
         let resp = match self.send(
             "HeadObject",
             reqwest::Method::HEAD,
@@ -483,10 +491,7 @@ impl Client {
             retention.mode,
             retention.until_text()
         );
-        let mut query = q(&[("retention", "")]);
-        if let Some(v) = version {
-            query.push(("versionId".into(), v.into()));
-        }
+        let query = for_version(q(&[("retention", "")]), version);
         self.send(
             "PutObjectRetention",
             reqwest::Method::PUT,
@@ -680,7 +685,7 @@ impl Client {
     /// # Errors
     /// [`S3Error`] (404 included).
     pub fn get(&self, key: &str, version: Option<&str>) -> Result<Response, S3Error> {
-        let query = version.map_or_else(Vec::new, |v| q(&[("versionId", v)]));
+        let query = for_version(Vec::new(), version);
         self.send(
             "GetObject",
             reqwest::Method::GET,
@@ -702,10 +707,7 @@ impl Client {
         on: bool,
     ) -> Result<(), S3Error> {
         let status = if on { "ON" } else { "OFF" };
-        let mut query = q(&[("legal-hold", "")]);
-        if let Some(v) = version {
-            query.push(("versionId".into(), v.into()));
-        }
+        let query = for_version(q(&[("legal-hold", "")]), version);
         let body = format!(
             "<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>{status}</Status></LegalHold>"
         );
@@ -726,7 +728,7 @@ impl Client {
     /// # Errors
     /// [`S3Error`].
     pub fn delete(&self, key: &str, version: Option<&str>) -> Result<(), S3Error> {
-        let query = version.map_or_else(Vec::new, |v| q(&[("versionId", v)]));
+        let query = for_version(Vec::new(), version);
         self.send(
             "DeleteObject",
             reqwest::Method::DELETE,

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 
 use chrono::{Duration, Utc};
-use custody::MediaHash;
+use custody::{MediaHash, hash_reader};
 use sha2::{Digest as _, Sha256};
 
 pub use client::{
@@ -475,18 +475,8 @@ impl S3Store {
 
 /// Hashes a whole source (the first pass when the hash is not known).
 fn hash_source(src: &mut dyn Read, buf: &mut [u8]) -> Result<(MediaHash, u64), StoreError> {
-    let (mut hasher, mut size) = (Sha256::new(), 0u64);
-    loop {
-        match src.read(buf) {
-            Ok(0) => return Ok((MediaHash(hasher.finalize().into()), size)),
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                size += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(StoreError::Source(e)),
-        }
-    }
+    let (size, hash) = hash_reader(src, buf).map_err(StoreError::Source)?;
+    Ok((hash, size))
 }
 
 impl EvidenceStore for S3Store {
@@ -535,17 +525,14 @@ impl EvidenceStore for S3Store {
     }
 
     fn verify(&self, hash: &MediaHash, buf: &mut [u8]) -> Result<ObjectCheck, StoreError> {
-        let mut resp = match self.client.get(&self.key(hash), None) {
+        let resp = match self.client.get(&self.key(hash), None) {
             Ok(resp) => resp,
             Err(S3Error::Server { status: 404, .. }) => return Ok(ObjectCheck::Missing),
             Err(e) => return Err(e.into()),
         };
-        let (found, size) = hash_source(&mut resp, buf).map_err(|e| match e {
-            StoreError::Source(source) => StoreError::Io {
-                path: Path::new(&self.key(hash)).into(),
-                source,
-            },
-            other => other,
+        let (size, found) = hash_reader(resp, buf).map_err(|source| StoreError::Io {
+            path: Path::new(&self.key(hash)).into(),
+            source,
         })?;
         Ok(if found == *hash {
             ObjectCheck::Intact { size }

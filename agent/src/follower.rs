@@ -10,6 +10,8 @@ use std::time::Instant;
 use custody::MediaHash;
 use sha2::{Digest, Sha256};
 
+use crate::fragments::FragmentTimeline;
+
 /// Which file a follower is reading: survives a rename, changes when the file is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileId {
@@ -54,6 +56,8 @@ pub struct Follower {
     offset: u64,
     /// The first bytes hashed, up to [`HEAD_CHECK`].
     head: Vec<u8>,
+    /// The clip's duration so far, if it is a fragmented MP4.
+    timeline: FragmentTimeline,
     /// When bytes last arrived (for "stops growing" closing).
     pub last_growth: Instant,
     /// When the follower first saw the file (the clip's start, by the device clock).
@@ -76,6 +80,7 @@ impl Follower {
             hasher: Sha256::new(),
             offset: 0,
             head: Vec::new(),
+            timeline: FragmentTimeline::default(),
             last_growth: Instant::now(),
             first_seen,
         }
@@ -118,6 +123,7 @@ impl Follower {
                 Err(e) => return Err(e),
             };
             self.hasher.update(&buf[..n]);
+            self.timeline.feed(&buf[..n]);
             let keep = HEAD_CHECK.saturating_sub(self.head.len()).min(n);
             self.head.extend_from_slice(&buf[..keep]);
             self.offset += n as u64;
@@ -139,6 +145,12 @@ impl Follower {
             .take(self.head.len() as u64)
             .read_to_end(&mut now)?;
         Ok(now == self.head)
+    }
+
+    /// The duration of everything read, in milliseconds, when it is a whole fragmented MP4
+    /// (see [`FragmentTimeline::duration_ms`]).
+    pub fn fragmented_duration_ms(&self) -> Option<u64> {
+        self.timeline.duration_ms()
     }
 
     /// The size and hash of everything read.

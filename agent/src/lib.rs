@@ -17,6 +17,7 @@
 mod config;
 mod failpoint;
 mod follower;
+mod fragments;
 mod inbox;
 pub mod keystore;
 mod manifest;

@@ -31,6 +31,13 @@ pub enum ManifestError {
         /// What is wrong.
         why: String,
     },
+    /// This clip (file and media hash) already has a record: another agent process on the
+    /// same device sealed it first. Nothing was appended.
+    #[error("clip {file} is sealed already")]
+    AlreadySealed {
+        /// The clip, under the storage root.
+        file: String,
+    },
     /// The record could not be built (a body that breaks the format).
     #[error("cannot seal the record")]
     Record(#[from] custody::RecordError),
@@ -144,15 +151,7 @@ impl Manifest {
     /// # Errors
     /// [`ManifestError::Sql`].
     pub fn is_sealed(&self, file: &str, media: &MediaHash) -> Result<bool, ManifestError> {
-        self.conn
-            .query_row(
-                "SELECT 1 FROM records WHERE kind = 'clip' AND file = ?1 AND media_sha256 = ?2",
-                params![file, &media.0[..]],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
-            .map_err(|e| self.sql(e))
+        clip_sealed(&self.conn, file, media).map_err(|e| self.sql(e))
     }
 
     /// Seals the next record: in one immediate transaction it reads the head, lets `build`
@@ -160,7 +159,9 @@ impl Manifest {
     /// leaves nothing (the record was never published); after it, the record is durable.
     ///
     /// # Errors
-    /// [`ManifestError`] when SQLite fails or the body breaks the record format.
+    /// [`ManifestError::AlreadySealed`] when the body is a clip that has a record already
+    /// (checked inside the transaction, so two processes never seal one clip twice);
+    /// otherwise [`ManifestError`] when SQLite fails or the body breaks the record format.
     pub fn seal(
         &mut self,
         key: &SigningKey,
@@ -177,17 +178,24 @@ impl Manifest {
             .map_err(sql)?;
         let head = head(&tx).map_err(sql)?;
         let body = build(head.map_or(1, |h| h.seq + 1), head.map(|h| h.hash));
-        let (record, sig) = Record::seal(&body, key)?;
-        failpoint::hit("signed");
         let (kind, file, media) = match &body.fact {
-            custody::Fact::Clip(c) => (
-                "clip",
-                Some(c.media.file.clone()),
-                Some(c.media.sha256.0.to_vec()),
-            ),
+            custody::Fact::Clip(c) => {
+                if clip_sealed(&tx, &c.media.file, &c.media.sha256).map_err(sql)? {
+                    return Err(ManifestError::AlreadySealed {
+                        file: c.media.file.clone(),
+                    });
+                }
+                (
+                    "clip",
+                    Some(c.media.file.clone()),
+                    Some(c.media.sha256.0.to_vec()),
+                )
+            }
             custody::Fact::Binding(_) => ("binding", None, None),
             custody::Fact::Annotation(_) => ("annotation", None, None),
         };
+        let (record, sig) = Record::seal(&body, key)?;
+        failpoint::hit("signed");
         tx.execute(
             "INSERT INTO records (seq, hash, kind, file, media_sha256, bytes, sig, sealed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
@@ -376,6 +384,17 @@ impl Manifest {
             .map(|h| h.try_into().map(RecordHash).map_err(|_| ManifestError::Damaged { seq: 0, why: "hash is not 32 bytes".into() }))
             .transpose()
     }
+}
+
+/// Whether `file` with these media bytes has a clip record.
+fn clip_sealed(conn: &Connection, file: &str, media: &MediaHash) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM records WHERE kind = 'clip' AND file = ?1 AND media_sha256 = ?2",
+        params![file, &media.0[..]],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
 }
 
 fn head(conn: &Connection) -> rusqlite::Result<Option<ChainHead>> {

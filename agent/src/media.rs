@@ -28,9 +28,13 @@ const ANALYZE_MICROS: &str = "100000";
 
 /// Reads the facts of the media file at `path`.
 ///
+/// `fragmented_duration_ms` is the duration of a fragmented MP4 that the agent already
+/// read while the clip was recorded. FFmpeg then reads only the head of the file, not
+/// every fragment, so sealing a long clip costs no more than a short one.
+///
 /// # Errors
 /// [`ProbeError`] when FFmpeg cannot open or read the file.
-pub fn probe(path: &Path) -> Result<MediaFacts, ProbeError> {
+pub fn probe(path: &Path, fragmented_duration_ms: Option<u64>) -> Result<MediaFacts, ProbeError> {
     INIT.call_once(|| {
         // Quiet: a recorder's odd file is a record without facts, not a log flood.
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
@@ -45,6 +49,10 @@ pub fn probe(path: &Path) -> Result<MediaFacts, ProbeError> {
     let mut options = ffmpeg::Dictionary::new();
     options.set("probesize", PROBE_BYTES);
     options.set("analyzeduration", ANALYZE_MICROS);
+    if fragmented_duration_ms.is_some() {
+        // Stop after the first fragment instead of indexing them all.
+        options.set("fflags", "+ignidx");
+    }
     let input = ffmpeg::format::input_with_dictionary(path, options).map_err(err)?;
     let names = input.format().name().to_owned();
     let ext = path
@@ -76,7 +84,8 @@ pub fn probe(path: &Path) -> Result<MediaFacts, ProbeError> {
         facts.audio_codec = Some(audio.parameters().id().name().to_owned());
     }
     // Duration in AV_TIME_BASE (microsecond) units; negative means unknown.
-    facts.duration_ms = u64::try_from(input.duration()).ok().map(|us| us / 1000);
+    facts.duration_ms =
+        fragmented_duration_ms.or_else(|| u64::try_from(input.duration()).ok().map(|us| us / 1000));
     facts.creation_time = input
         .metadata()
         .get("creation_time")
@@ -122,7 +131,7 @@ mod tests {
             .output()
             .expect("ffmpeg is installed by scripts/setup");
         assert!(out.status.success());
-        let facts = probe(&clip).unwrap();
+        let facts = probe(&clip, None).unwrap();
         assert_eq!(facts.container, "mp4");
         assert_eq!(
             (facts.video_codec.as_deref(), facts.audio_codec.as_deref()),
@@ -146,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk.mp4");
         std::fs::write(&junk, b"not a video at all").unwrap();
-        assert!(probe(&junk).is_err());
-        assert!(probe(&dir.path().join("missing.mp4")).is_err());
+        assert!(probe(&junk, None).is_err());
+        assert!(probe(&dir.path().join("missing.mp4"), None).is_err());
     }
 }

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::config::AgentConfig;
 use crate::failpoint;
 use crate::follower::{FileId, Follower, Progress};
-use crate::manifest::{Manifest, StoredRecord};
+use crate::manifest::{Manifest, ManifestError, StoredRecord};
 use crate::sensors::Sensors;
 
 /// Read buffer for hashing: 128 KiB beat larger chunks for copy+hash on target machines.
@@ -316,6 +316,7 @@ impl Sealer {
         // The running hash is the clip's hash only if the recorder never went back.
         let trusted =
             self.cfg.profile.storage.appends_only && follower.head_unchanged(path).unwrap_or(false);
+        let fragmented_duration = trusted.then(|| follower.fragmented_duration_ms()).flatten();
         let (size, hash) = if trusted {
             follower.finish()
         } else {
@@ -335,15 +336,14 @@ impl Sealer {
             self.sealed.insert(rel.to_owned(), size);
             return Ok(None);
         }
-        let facts = match crate::media::probe(path) {
+        let facts = match crate::media::probe(path, fragmented_duration) {
             Ok(facts) => Some(facts),
             Err(e) => {
                 warn!(file = %rel, error = %e, "sealed without media facts");
                 None
             }
         };
-        let record = self.seal_clip(rel, size, hash, facts, start)?;
-        Ok(Some(record))
+        self.seal_clip(rel, size, hash, facts, start)
     }
 
     fn seal_clip(
@@ -353,7 +353,7 @@ impl Sealer {
         sha256: MediaHash,
         facts: Option<custody::MediaFacts>,
         start: chrono::DateTime<Utc>,
-    ) -> anyhow::Result<StoredRecord> {
+    ) -> anyhow::Result<Option<StoredRecord>> {
         let offset = self.template.utc_offset;
         let end = Utc::now().with_timezone(&offset);
         let start = start.with_timezone(&offset).min(end);
@@ -362,7 +362,7 @@ impl Sealer {
         let last_sync = last_sync.map(|t| t.with_timezone(&offset));
         let location = readings.location(Utc::now(), offset);
         let template = &self.template;
-        let stored = self.manifest.seal(&self.key, |seq, prev| {
+        let sealed = self.manifest.seal(&self.key, |seq, prev| {
             let number = ProvisionalNumber {
                 device: template.device.serial.clone(),
                 date: start.date_naive(),
@@ -392,10 +392,18 @@ impl Sealer {
                     proves: None,
                 }),
             )
-        })?;
+        });
+        let stored = match sealed {
+            Err(ManifestError::AlreadySealed { .. }) => {
+                // Another agent process on this device (`upload` beside `run`) sealed it.
+                self.sealed.insert(rel.to_owned(), size);
+                return Ok(None);
+            }
+            other => other?,
+        };
         info!(seq = stored.record.body().seq, file = %rel, size, sha256 = %sha256, "clip sealed");
         self.sealed.insert(rel.to_owned(), size);
-        Ok(self.append_and_export(stored))
+        Ok(Some(self.append_and_export(stored)))
     }
 
     fn append_and_export(&mut self, stored: StoredRecord) -> StoredRecord {

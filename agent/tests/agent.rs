@@ -272,6 +272,45 @@ fn a_locked_manifest_is_a_clear_error_and_the_clip_is_sealed_once_it_is_free() {
 }
 
 #[test]
+fn two_agent_processes_closing_the_same_clip_seal_it_once() {
+    // `custody-agent upload` started beside the `run` daemon: both find the clip closed and
+    // unsealed, then queue on the manifest's write lock (held here so they surely meet).
+    let dev = device("ga947-recorder");
+    assert!(dev.agent(&["run", "--once"], None).status.success());
+    fs::write(
+        dev.rec_dir().join("A100001_20261120_090001_0001.MP4"),
+        vec![5u8; 50_000],
+    )
+    .unwrap();
+    let holder = rusqlite_open(&dev.state.join(MANIFEST_FILE));
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_custody-agent"))
+                .arg("--config")
+                .arg(&dev.config)
+                .args(["run", "--once"])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    holder.execute_batch("COMMIT").unwrap();
+    for racer in racers {
+        let out = racer.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert_eq!(report.devices[0].records, 1, "the clip is sealed once");
+}
+
+#[test]
 fn a_crash_at_any_step_loses_nothing_and_forks_nothing() {
     for point in CRASH_POINTS {
         let dev = device("ga947-recorder");
@@ -523,6 +562,16 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_
             ("mp4", Some("h264"), Some("aac"))
         );
         assert!(facts.creation_time.is_some(), "{facts:?}");
+        // The duration was read while the clip was recorded; FFmpeg walking the whole file
+        // at close finds the same.
+        let walked = custody_agent::media::probe(&dev.storage.join(&clip.media.file), None)
+            .unwrap()
+            .duration_ms;
+        assert!(
+            facts.duration_ms.is_some_and(|d| d > 0)
+                && facts.duration_ms.unwrap().abs_diff(walked.unwrap()) <= 1,
+            "sealed {facts:?}, FFmpeg at close {walked:?}"
+        );
         let loc = clip
             .location
             .as_ref()

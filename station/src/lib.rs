@@ -74,7 +74,8 @@ pub struct Station {
 }
 
 impl Station {
-    /// Opens the station's data folder (creating ledger, store and key on first use).
+    /// Opens the station's data folder (creating ledger, store and key on first use). A
+    /// remote store is not asked here: commands that write call [`Station::check_store`].
     ///
     /// # Errors
     /// An unusable data folder, ledger, store or key.
@@ -89,7 +90,7 @@ impl Station {
                 cfg.reserve_bytes,
                 cfg.immutable_flag,
             )?),
-            StoreBackend::S3(settings) => Arc::new(S3Store::open(settings)?),
+            StoreBackend::S3(settings) => Arc::new(S3Store::connect(settings)?),
         };
         let (pem, created) = load_or_create_key_pem(&data.join(KEY_FILE))?;
         let signer = NoteSigner::new(&cfg.origin, SigningKey::from_pkcs8_pem(&pem)?)?;
@@ -107,6 +108,16 @@ impl Station {
             device_sessions: DeviceSessions::default(),
             cfg: Arc::new(cfg),
         })
+    }
+
+    /// Checks that the evidence store can take evidence now (see [`EvidenceStore::check`]).
+    ///
+    /// # Errors
+    /// The store refuses or cannot be reached.
+    pub fn check_store(&self) -> anyhow::Result<()> {
+        self.store
+            .check()
+            .context("the evidence store cannot take evidence")
     }
 
     /// The configuration.

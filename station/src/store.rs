@@ -80,6 +80,9 @@ pub enum StoreError {
         /// How many bytes were read.
         size: u64,
     },
+    /// The store will not take evidence as configured (an S3 bucket without Object Lock).
+    #[error("{0}")]
+    Refused(String),
     /// The object store's server failed or refused.
     #[error(transparent)]
     Remote(#[from] crate::s3::S3Error),
@@ -134,6 +137,15 @@ pub trait EvidenceStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Io`] other than "not found".
     fn exists(&self, hash: &MediaHash) -> Result<bool, StoreError>;
+
+    /// Checks that the store can take evidence now (an S3 store asks its server: reachable,
+    /// Object Lock on). Commands that write call this first, to fail before any work.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] or [`StoreError::Remote`].
+    fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Re-reads an object and checks its bytes against its name.
     ///

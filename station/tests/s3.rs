@@ -716,6 +716,63 @@ fn a_station_on_s3_killed_mid_upload_resumes_and_stores_each_clip_once() {
 }
 
 #[test]
+fn with_the_central_store_unreachable_reports_still_print_and_ingest_refuses_at_once() {
+    let relay = Relay::start(&endpoint());
+    let (_, d, _) = station_on_bucket(&relay.endpoint(), "outage", "backend = \"s3\"", 1, 1 << 20);
+    let out = station(&d.config, &["ingest", "--slot"])
+        .arg(&d.dev.root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    relay.up.store(false, Ordering::SeqCst);
+
+    // Clerks and IT: commands that only read the ledger do not ask the bucket.
+    let out = station(&d.config, &["--json", "report", "--device", "S300001"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c < 2),
+        "{}",
+        output_text(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["totals"]["verified"].as_u64(), Some(1), "{report}");
+    for args in [&["fleet"][..], &["overdue"], &["key"]] {
+        let out = station(&d.config, args).output().unwrap();
+        assert!(
+            out.status.code().is_some_and(|c| c < 2),
+            "{args:?}: {}",
+            output_text(&out)
+        );
+    }
+
+    // Commands that write evidence stop before any work, naming the bucket; the device
+    // keeps everything.
+    let on_device = std::fs::read_dir(d.dev.root.join("DCIM/100MEDIA"))
+        .unwrap()
+        .count();
+    for args in [&["ingest", "--slot"][..], &["serve"]] {
+        let mut cmd = station(&d.config, args);
+        if args[0] == "ingest" {
+            cmd.arg(&d.dev.root);
+        }
+        let out = cmd.output().unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains("cannot take evidence") && text.contains("outage"),
+            "{args:?}: {text}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(d.dev.root.join("DCIM/100MEDIA"))
+            .unwrap()
+            .count(),
+        on_device
+    );
+}
+
+#[test]
 fn the_replication_queue_survives_a_restart_and_drains_once_the_bucket_is_back() {
     let relay = Relay::start(&endpoint());
     let (s, d, target) =

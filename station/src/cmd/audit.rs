@@ -11,7 +11,7 @@ use custody_station::s3::S3Store;
 /// object reads back as stored, 1 with findings (printed and in the ledger), 2 when the
 /// audit could not run.
 pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let station = super::open(config)?;
+    let station = super::open_for_writing(config)?;
     let replica = match &station.config().replicate_to {
         Some(settings) => Some(S3Store::open(settings)?),
         None => None,

@@ -19,7 +19,7 @@ pub struct Args {
 
 /// Ingests one slot and prints what happened; exit 1 when something was found.
 pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
-    let station = super::open(config)?;
+    let station = super::open_for_writing(config)?;
     if let Some(reason) = &args.delay_reason {
         let reasons = &station.config().deadline.reasons;
         if !reasons.contains_key(reason) {

@@ -17,10 +17,18 @@ use std::path::Path;
 use anyhow::Context as _;
 use custody_station::{Station, StationConfig};
 
-/// Loads the configuration and opens the station.
+/// Loads the configuration and opens the station, for commands that only read the ledger.
 pub fn open(config: &Path) -> anyhow::Result<Station> {
     let cfg = StationConfig::load(config)?;
     Station::open(cfg).with_context(|| format!("opening the station of {}", config.display()))
+}
+
+/// Opens the station for a command that writes evidence or findings: the store must be
+/// able to take evidence before any work starts.
+pub fn open_for_writing(config: &Path) -> anyhow::Result<Station> {
+    let station = open(config)?;
+    station.check_store()?;
+    Ok(station)
 }
 
 /// Bytes as people read them (binary units).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 /// Runs the daemon until Ctrl-C or SIGTERM.
 pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
-    let station = Arc::new(super::open(config)?);
+    let station = Arc::new(super::open_for_writing(config)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

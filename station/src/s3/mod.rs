@@ -17,7 +17,7 @@ mod xml;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 
@@ -123,6 +123,10 @@ impl S3Settings {
 #[derive(Debug)]
 pub struct S3Store {
     client: Client,
+    bucket: String,
+    endpoint: String,
+    /// Set once the bucket was seen with Object Lock on (it cannot be turned off).
+    locked: OnceLock<()>,
     prefix: String,
     retention_days: u32,
     legal_hold: bool,
@@ -218,27 +222,54 @@ impl S3Store {
     /// # Errors
     /// [`S3OpenError`].
     pub fn open(settings: &S3Settings) -> Result<Self, S3OpenError> {
-        let client = settings.client()?;
-        let locked = client
-            .object_lock_enabled()
-            .map_err(|source| S3OpenError::Unreachable {
-                bucket: settings.bucket.clone(),
-                endpoint: settings.endpoint.clone(),
-                source,
-            })?;
-        if !locked {
-            return Err(S3OpenError::NoObjectLock {
-                bucket: settings.bucket.clone(),
-            });
-        }
+        let store = Self::connect(settings)?;
+        store.check_object_lock()?;
+        Ok(store)
+    }
+
+    /// Prepares the client without asking the server: the bucket is checked before the
+    /// first write, or by [`S3Store::check_object_lock`]. Commands that only read the
+    /// ledger (reports, fleet) then work while the central store is unreachable.
+    ///
+    /// # Errors
+    /// [`S3OpenError::Settings`] (credentials, CA, endpoint).
+    pub fn connect(settings: &S3Settings) -> Result<Self, S3OpenError> {
         Ok(Self {
-            client,
+            client: settings.client()?,
+            bucket: settings.bucket.clone(),
+            endpoint: settings.endpoint.clone(),
+            locked: OnceLock::new(),
             prefix: settings.prefix.clone(),
             retention_days: settings.retention_days,
             legal_hold: settings.legal_hold,
             part_size: settings.part_size.max(MIN_PART_SIZE),
             parts: PartPool::default(),
         })
+    }
+
+    /// Checks (once per store) that the bucket is reachable and has Object Lock enabled.
+    ///
+    /// # Errors
+    /// [`S3OpenError::NoObjectLock`] or [`S3OpenError::Unreachable`].
+    pub fn check_object_lock(&self) -> Result<(), S3OpenError> {
+        if self.locked.get().is_some() {
+            return Ok(());
+        }
+        let locked =
+            self.client
+                .object_lock_enabled()
+                .map_err(|source| S3OpenError::Unreachable {
+                    bucket: self.bucket.clone(),
+                    endpoint: self.endpoint.clone(),
+                    source,
+                })?;
+        if !locked {
+            return Err(S3OpenError::NoObjectLock {
+                bucket: self.bucket.clone(),
+            });
+        }
+        let _ = self.locked.set(());
+        Ok(())
     }
 
     /// The object key for `hash`.
@@ -480,12 +511,20 @@ fn hash_source(src: &mut dyn Read, buf: &mut [u8]) -> Result<(MediaHash, u64), S
 }
 
 impl EvidenceStore for S3Store {
+    fn check(&self) -> Result<(), StoreError> {
+        self.check_object_lock().map_err(|e| match e {
+            S3OpenError::Unreachable { source, .. } => StoreError::Remote(source),
+            refused => StoreError::Refused(refused.to_string()),
+        })
+    }
+
     fn put(
         &self,
         src: &mut dyn Read,
         expected: Expected,
         buf: &mut [u8],
     ) -> Result<StoredObject, StoreError> {
+        EvidenceStore::check(self)?;
         let Some(claimed) = expected.sha256 else {
             let (found, size) = hash_source(src, buf)?;
             return Err(StoreError::Unexpected { found, size });

@@ -168,9 +168,34 @@ fn proc_usage(pid: u32) -> (u64, u64) {
     (ticks, rss)
 }
 
-/// The real agent process (`custody-agent run`) while an 8 Mbit/s recording (1 MB/s in
-/// 100 ms flushes, segments closed every 10 s) is written for `secs` seconds: its CPU time
-/// over the wall time, and its peak RSS.
+/// A real 10 s segment as a recorder writes it: fragmented MP4, H.264 at 8 Mbit/s and AAC,
+/// made once with FFmpeg.
+fn recording_segment(base: &Path) -> std::path::PathBuf {
+    let path = base.join("custody-bench-8mbit-10s.mp4");
+    if fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+        return path;
+    }
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=1280x720:rate=25")
+        .args(["-f", "lavfi", "-i", "sine", "-t", "10"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-b:v", "8M"])
+        .args(["-maxrate", "8M", "-bufsize", "4M", "-c:a", "aac"])
+        .args(["-movflags", "+frag_keyframe+empty_moov+default_base_moof"])
+        .args(["-frag_duration", "500000"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "ffmpeg could not make the recording segment"
+    );
+    path
+}
+
+/// The real agent process (`custody-agent run`) while an 8 Mbit/s recording (a real
+/// fragmented MP4 segment in 100 ms flushes, closed by rename every 10 s) is written for
+/// `secs` seconds: its CPU time over the wall time, and its peak RSS.
 fn recording_load(base: &Path, secs: u64) {
     let dir = tempfile::tempdir_in(base).unwrap();
     drop(device(dir.path()));
@@ -182,7 +207,8 @@ fn recording_load(base: &Path, secs: u64) {
         .spawn()
         .unwrap();
     let rec = dir.path().join("storage/DCIM/100MEDIA");
-    let flush = vec![7u8; 100_000];
+    let segment_bytes = fs::read(recording_segment(base)).unwrap();
+    let flush_len = segment_bytes.len().div_ceil(100);
     std::thread::sleep(Duration::from_millis(500));
     let (ticks_before, _) = proc_usage(agent.id());
     let start = Instant::now();
@@ -193,8 +219,8 @@ fn recording_load(base: &Path, secs: u64) {
             "B000001_20261120_0900{segment:02}_{segment:04}.MP4.part"
         ));
         let mut f = fs::File::create(&part).unwrap();
-        for _ in 0..100 {
-            f.write_all(&flush).unwrap();
+        for flush in segment_bytes.chunks(flush_len) {
+            f.write_all(flush).unwrap();
             std::thread::sleep(Duration::from_millis(100));
         }
         fs::rename(&part, part.with_extension("")).unwrap();

@@ -147,8 +147,8 @@ impl Follower {
         Ok(now == self.head)
     }
 
-    /// The duration of everything read, in milliseconds, when it is a whole fragmented MP4
-    /// (see [`FragmentTimeline::duration_ms`]).
+    /// The duration of everything read, in milliseconds, when it is a whole fragmented MP4:
+    /// a `moov` announcing fragments, at least one `moof`, and nothing cut off at the end.
     pub fn fragmented_duration_ms(&self) -> Option<u64> {
         self.timeline.duration_ms()
     }

@@ -73,11 +73,14 @@ pub fn probe(path: &Path, fragmented_duration_ms: Option<u64>) -> Result<MediaFa
     };
     if let Some(video) = input.streams().best(ffmpeg::media::Type::Video) {
         facts.video_codec = Some(video.parameters().id().name().to_owned());
+        // The picture size as the container states it. The agent's FFmpeg has no decoders
+        // (scripts/build-ffmpeg), so the size is read from a codec context's fields, which
+        // ffmpeg-next exposes on its encoder view; nothing is opened or decoded.
         if let Ok(ctx) = ffmpeg::codec::context::Context::from_parameters(video.parameters())
-            && let Ok(decoder) = ctx.decoder().video()
+            && let Ok(picture) = ctx.encoder().video()
         {
-            facts.width = Some(decoder.width()).filter(|&w| w > 0);
-            facts.height = Some(decoder.height()).filter(|&h| h > 0);
+            facts.width = Some(picture.width()).filter(|&w| w > 0);
+            facts.height = Some(picture.height()).filter(|&h| h > 0);
         }
     }
     if let Some(audio) = input.streams().best(ffmpeg::media::Type::Audio) {
@@ -95,59 +98,72 @@ pub fn probe(path: &Path, fragmented_duration_ms: Option<u64>) -> Result<MediaFa
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::process::Command;
 
     use super::*;
 
-    #[test]
-    fn an_ffmpeg_clip_s_facts_are_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let clip = dir.path().join("clip.mp4");
+    /// A 2 s, 320×240 clip made by the FFmpeg command line (Debian's, with every encoder).
+    fn clip(dir: &Path, name: &str, video: &str, audio: &str) -> std::path::PathBuf {
+        let clip = dir.join(name);
         let out = Command::new("ffmpeg")
-            .args([
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=duration=2:size=320x240:rate=25",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=duration=2",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
-                "-metadata",
-                "creation_time=2026-11-20T01:00:00Z",
-            ])
+            .args(["-loglevel", "error", "-f", "lavfi", "-i"])
+            .arg("testsrc=duration=2:size=320x240:rate=25")
+            .args(["-f", "lavfi", "-i", "sine=duration=2"])
+            .args(["-c:v", video, "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+            .args(["-c:a", audio, "-shortest"])
+            .args(["-metadata", "creation_time=2026-11-20T01:00:00Z"])
             .arg(&clip)
             .output()
             .expect("ffmpeg is installed by scripts/setup");
-        assert!(out.status.success());
-        let facts = probe(&clip, None).unwrap();
-        assert_eq!(facts.container, "mp4");
-        assert_eq!(
-            (facts.video_codec.as_deref(), facts.audio_codec.as_deref()),
-            (Some("h264"), Some("aac"))
-        );
-        assert_eq!((facts.width, facts.height), (Some(320), Some(240)));
         assert!(
-            facts
-                .duration_ms
-                .is_some_and(|d| (1900..=2200).contains(&d)),
-            "{facts:?}"
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(
-            facts.creation_time.unwrap().to_rfc3339(),
-            "2026-11-20T01:00:00+00:00"
-        );
+        clip
+    }
+
+    #[test]
+    fn every_profile_s_container_and_codecs_are_read_by_the_agent_s_small_ffmpeg() {
+        // What hw-profiles/profiles/ record: GA/T 947 recorder, Android terminal, legacy.
+        let dir = tempfile::tempdir().unwrap();
+        for (name, video, audio, expect) in [
+            ("a.mp4", "libx264", "aac", ("mp4", "h264", "aac")),
+            ("b.mp4", "libx265", "aac", ("mp4", "hevc", "aac")),
+            (
+                "c.mov",
+                "libx264",
+                "pcm_s16le",
+                ("mov", "h264", "pcm_s16le"),
+            ),
+        ] {
+            let facts = probe(&clip(dir.path(), name, video, audio), None).unwrap();
+            assert_eq!(
+                (
+                    facts.container.as_str(),
+                    facts.video_codec.as_deref().unwrap_or_default(),
+                    facts.audio_codec.as_deref().unwrap_or_default()
+                ),
+                expect
+            );
+            assert_eq!(
+                (facts.width, facts.height),
+                (Some(320), Some(240)),
+                "{name}"
+            );
+            assert!(
+                facts
+                    .duration_ms
+                    .is_some_and(|d| (1900..=2200).contains(&d)),
+                "{name}: {facts:?}"
+            );
+            assert_eq!(
+                facts.creation_time.unwrap().to_rfc3339(),
+                "2026-11-20T01:00:00+00:00",
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -446,13 +446,21 @@ fn enroll_prints_the_public_key_and_the_key_file_is_private() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("0600"));
 }
 
-#[tokio::test]
-async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_handed_to_the_dock()
-{
+/// NMEA lines of a real BeiDou receiver's capture (gpsd's test data).
+fn beidou_capture() -> Vec<Vec<u8>> {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../firmware-bridge/tests/data/nmea/beidou-bd.log");
+    firmware_bridge::sim::load_nmea(&capture).unwrap()
+}
+
+/// Links `dev`'s agent to a simulated MCU (2 s segments, docking into `dock/slot-1` with
+/// the password `dock-1234`) that plays `nmea`; returns the simulator and the slot.
+fn simulated_mcu(
+    dev: &Device,
+    nmea: Vec<Vec<u8>>,
+) -> (firmware_bridge::sim::Simulator, AgentConfig, PathBuf) {
     use firmware_bridge::message::OfficerBinding;
-    use firmware_bridge::sim::{Control, SimConfig, Simulator};
-    let dev = device("ga947-recorder");
-    // The agent follows the MCU link too: RTC state, GNSS, segment-closed events.
+    use firmware_bridge::sim::{SimConfig, Simulator};
     let link = dev.state.parent().unwrap().join("tty");
     let mut text = fs::read_to_string(&dev.config).unwrap();
     writeln!(
@@ -464,15 +472,12 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_
     let slot = dev.state.parent().unwrap().join("dock/slot-1");
     fs::write(&dev.config, text).unwrap();
     let cfg = dev.cfg();
-    let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../firmware-bridge/tests/data/nmea/beidou-bd.log");
-    let nmea = firmware_bridge::sim::load_nmea(&capture).unwrap();
     let sim = Simulator::start(SimConfig {
         profile: cfg.profile.clone(),
         serial: "A100001".into(),
         firmware: "1".into(),
         protocol_version: 1,
-        link: link.clone(),
+        link,
         storage: dev.storage.clone(),
         segment_seconds: Some(2),
         dock_slot: Some(slot.clone()),
@@ -489,6 +494,54 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_
         secure_element_seed: None,
     })
     .unwrap();
+    (sim, cfg, slot)
+}
+
+#[tokio::test]
+async fn without_a_gnss_fix_clips_are_sealed_and_state_no_location() {
+    use firmware_bridge::sim::Control;
+    let dev = device("ga947-recorder");
+    // The capture's first seconds, before the receiver had a fix (GGA quality 0, RMC "V").
+    let no_fix: Vec<Vec<u8>> = beidou_capture()
+        .into_iter()
+        .take_while(|l| !l.windows(8).any(|w| w == b",074155."))
+        .collect();
+    assert!(no_fix.iter().any(|l| l.starts_with(b"$GNGGA")));
+    let (sim, cfg, _) = simulated_mcu(&dev, no_fix);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(custody_agent::run(cfg, async {
+        let _ = stopped.await;
+    }));
+    sim.send(Control::StartRecording);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    sim.send(Control::StopRecording);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sim.stop().unwrap();
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert!(
+        report.devices[0].clips_verified >= 2,
+        "{:?}",
+        report.devices
+    );
+    for r in dev.sealer().records().unwrap() {
+        let custody::Fact::Clip(clip) = &r.record.body().fact else {
+            continue;
+        };
+        assert!(clip.media.facts.is_some(), "{clip:?}");
+        assert!(clip.location.is_none(), "no fix, no location: {clip:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_handed_to_the_dock()
+{
+    use firmware_bridge::sim::Control;
+    let dev = device("ga947-recorder");
+    // The agent follows the MCU link too: RTC state, GNSS, segment-closed events.
+    let (sim, cfg, slot) = simulated_mcu(&dev, beidou_capture());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(custody_agent::run(cfg, async {
         let _ = stopped.await;

@@ -154,14 +154,24 @@ fn main() {
     for &n in &slots {
         let docked = &devices[..n];
         let bytes = (n * clips * mib) as u64 * (1 << 20);
-        // Best of `ROUNDS`, each method in turn: this disk's speed drifts between runs.
+        // Best of `ROUNDS`. This disk's speed drifts, and a method can leave it busy for
+        // the next (the host still flushing): each round starts with another method, and
+        // each measurement waits for a synced, settled disk.
         let (mut took, mut rss, mut cp, mut cp_sum) =
             (Duration::MAX, 0, Duration::MAX, Duration::MAX);
-        for _ in 0..ROUNDS {
-            let (t, r) = ingest(base.path(), docked, "");
-            (took, rss) = (took.min(t), rss.max(r));
-            cp = cp.min(baseline(base.path(), docked, false));
-            cp_sum = cp_sum.min(baseline(base.path(), docked, true));
+        for round in 0..ROUNDS {
+            for method in (0..3).map(|m| (m + round) % 3) {
+                sync();
+                std::thread::sleep(Duration::from_secs(2));
+                match method {
+                    0 => {
+                        let (t, r) = ingest(base.path(), docked, "");
+                        (took, rss) = (took.min(t), rss.max(r));
+                    }
+                    1 => cp = cp.min(baseline(base.path(), docked, false)),
+                    _ => cp_sum = cp_sum.min(baseline(base.path(), docked, true)),
+                }
+            }
         }
         let (ours, cp, cp_sum) = (
             mb_per_s(bytes, took),

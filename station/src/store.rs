@@ -154,6 +154,26 @@ pub trait EvidenceStore: Send + Sync {
     fn verify(&self, hash: &MediaHash, buf: &mut [u8]) -> Result<ObjectCheck, StoreError>;
 }
 
+/// Bytes written to a new object between two nudges of the kernel's writeback.
+const WRITEBACK_CHUNK: u64 = 8 << 20;
+
+/// Asks the kernel to start writing bytes `from..to` of `file` to disk now, without
+/// waiting, and to drop pages of it already written (the station never reads them back
+/// soon). The disk then works while the next bytes are hashed and copied, instead of all
+/// at the final fsync; and evidence does not push everything else out of the page cache.
+/// Advisory: a failure changes nothing but speed.
+fn start_writeback(file: &File, from: u64, to: u64) {
+    let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to - from)) else {
+        return;
+    };
+    let _ = nix::fcntl::posix_fadvise(
+        file,
+        offset,
+        len,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
+}
+
 /// The default store: a local directory.
 #[derive(Debug)]
 pub struct LocalStore {
@@ -270,6 +290,7 @@ impl EvidenceStore for LocalStore {
             .tempfile_in(&tmp_dir)
             .at(&tmp_dir)?;
         let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        let (mut advised_before, mut written_back) = (0u64, 0u64);
         loop {
             let n = match src.read(buf) {
                 Ok(0) => break,
@@ -289,6 +310,12 @@ impl EvidenceStore for LocalStore {
                 });
             }
             size += n as u64;
+            if size - written_back >= WRITEBACK_CHUNK {
+                // The chunk before this one again too: its writeback is likely done, so
+                // now its pages can be dropped.
+                start_writeback(tmp.as_file(), advised_before, size);
+                (advised_before, written_back) = (written_back, size);
+            }
         }
         let hash = MediaHash(hasher.finalize().into());
         tmp.as_file().sync_all().at(tmp.path())?;

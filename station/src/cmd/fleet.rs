@@ -63,34 +63,50 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "：不足"
         }
     );
-    println!(
-        "{:<8} {:<16} {:<6} {:>5} {:>6} {:<19} {:>10} {:>8}  最后上报",
-        "设备", "型号", "状态", "电量", "待存储", "最早待存储录制结束", "剩余空间", "时钟误差"
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let t = r.telemetry.as_ref();
+            vec![
+                r.serial.clone(),
+                r.hw_profile.clone(),
+                match r.status.as_deref() {
+                    Some("online") => "在线",
+                    Some("offline") => "离线",
+                    _ => "未知",
+                }
+                .to_owned(),
+                t.and_then(|t| t.battery_percent)
+                    .map_or_else(|| "—".into(), |b| format!("{b}%")),
+                t.map_or_else(|| "—".into(), |t| t.pending_clips.to_string()),
+                t.and_then(|t| t.oldest_pending_recorded)
+                    .map_or_else(|| "—".into(), |d| local(&d.to_rfc3339(), offset)),
+                t.and_then(|t| t.storage_free_bytes)
+                    .map_or_else(|| "—".into(), super::human_bytes),
+                t.map_or_else(|| "—".into(), |t| format!("{} ms", t.clock_error_ms)),
+                r.last_heard
+                    .as_deref()
+                    .map_or_else(|| "从未上报".into(), |h| local(h, offset)),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::table(
+            &[
+                ("设备", false),
+                ("型号", false),
+                ("状态", false),
+                ("电量", true),
+                ("待存储", true),
+                ("最早待存储录制结束", false),
+                ("剩余空间", true),
+                ("时钟误差", true),
+                ("最后上报", false),
+            ],
+            &cells
+        )
     );
-    for r in &rows {
-        let t = r.telemetry.as_ref();
-        println!(
-            "{:<8} {:<16} {:<6} {:>5} {:>6} {:<19} {:>10} {:>8}  {}",
-            r.serial,
-            r.hw_profile,
-            match r.status.as_deref() {
-                Some("online") => "在线",
-                Some("offline") => "离线",
-                _ => "未知",
-            },
-            t.and_then(|t| t.battery_percent)
-                .map_or_else(|| "—".into(), |b| format!("{b}%")),
-            t.map_or_else(|| "—".into(), |t| t.pending_clips.to_string()),
-            t.and_then(|t| t.oldest_pending_recorded)
-                .map_or_else(|| "—".into(), |d| local(&d.to_rfc3339(), offset)),
-            t.and_then(|t| t.storage_free_bytes)
-                .map_or_else(|| "—".into(), super::human_bytes),
-            t.map_or_else(|| "—".into(), |t| format!("{} ms", t.clock_error_ms)),
-            r.last_heard
-                .as_deref()
-                .map_or_else(|| "从未上报".into(), |h| local(h, offset))
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -497,9 +497,49 @@ fn simulated_mcu(
     (sim, cfg, slot)
 }
 
+/// Runs the agent on `cfg` in the background while the simulated recorder records about
+/// two 2 s segments; send on the returned channel to stop the agent.
+async fn record_two_segments(
+    cfg: AgentConfig,
+    sim: &firmware_bridge::sim::Simulator,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    use firmware_bridge::sim::Control;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(custody_agent::run(cfg, async {
+        let _ = stopped.await;
+    }));
+    sim.send(Control::StartRecording);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    sim.send(Control::StopRecording);
+    (stop, agent)
+}
+
+/// The device's clip records (seq, fact), once its storage verifies clean with at least
+/// two clips.
+fn verified_clips(dev: &Device) -> Vec<(u64, custody::ClipFact)> {
+    let report = dev.verify();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert!(
+        report.devices[0].clips_verified >= 2,
+        "{:?}",
+        report.devices
+    );
+    dev.sealer()
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match &r.record.body().fact {
+            custody::Fact::Clip(clip) => Some((r.record.body().seq, clip.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn without_a_gnss_fix_clips_are_sealed_and_state_no_location() {
-    use firmware_bridge::sim::Control;
     let dev = device("ga947-recorder");
     // The capture's first seconds, before the receiver had a fix (GGA quality 0, RMC "V").
     let no_fix: Vec<Vec<u8>> = beidou_capture()
@@ -508,28 +548,12 @@ async fn without_a_gnss_fix_clips_are_sealed_and_state_no_location() {
         .collect();
     assert!(no_fix.iter().any(|l| l.starts_with(b"$GNGGA")));
     let (sim, cfg, _) = simulated_mcu(&dev, no_fix);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(custody_agent::run(cfg, async {
-        let _ = stopped.await;
-    }));
-    sim.send(Control::StartRecording);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    sim.send(Control::StopRecording);
+    let (stop, agent) = record_two_segments(cfg, &sim).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     sim.stop().unwrap();
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
-    let report = dev.verify();
-    assert!(report.is_clean(), "{:#?}", report.findings);
-    assert!(
-        report.devices[0].clips_verified >= 2,
-        "{:?}",
-        report.devices
-    );
-    for r in dev.sealer().records().unwrap() {
-        let custody::Fact::Clip(clip) = &r.record.body().fact else {
-            continue;
-        };
+    for (_, clip) in verified_clips(&dev) {
         assert!(clip.media.facts.is_some(), "{clip:?}");
         assert!(clip.location.is_none(), "no fix, no location: {clip:?}");
     }
@@ -542,13 +566,7 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_
     let dev = device("ga947-recorder");
     // The agent follows the MCU link too: RTC state, GNSS, segment-closed events.
     let (sim, cfg, slot) = simulated_mcu(&dev, beidou_capture());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(custody_agent::run(cfg, async {
-        let _ = stopped.await;
-    }));
-    sim.send(Control::StartRecording);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    sim.send(Control::StopRecording);
+    let (stop, agent) = record_two_segments(cfg, &sim).await;
     // Docked: the agent seals what closed, then opens mass-storage mode with the password.
     assert!(!slot.exists());
     sim.send(Control::Dock);
@@ -588,19 +606,8 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
-    let report = dev.verify();
-    assert!(report.is_clean(), "{:#?}", report.findings);
-    assert!(
-        report.devices[0].clips_verified >= 2,
-        "{:?}",
-        report.devices
-    );
     // Every clip states where it was recorded: the capture's fix near Shanghai.
-    for r in dev.sealer().records().unwrap() {
-        let custody::Fact::Clip(clip) = &r.record.body().fact else {
-            continue;
-        };
-        let seq = r.record.body().seq;
+    for (seq, clip) in verified_clips(&dev) {
         let facts = clip
             .media
             .facts

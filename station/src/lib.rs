@@ -120,6 +120,25 @@ impl Station {
             .context("the evidence store cannot take evidence")
     }
 
+    /// A report of what the ledger holds for `query`, times in the agency's offset, as of
+    /// `now`.
+    ///
+    /// # Errors
+    /// The ledger cannot be read.
+    pub fn report(
+        &self,
+        query: &ReportQuery,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Report, LedgerError> {
+        Report::build(
+            &self.ledger(),
+            &self.cfg.origin,
+            query,
+            self.cfg.utc_offset,
+            now,
+        )
+    }
+
     /// The configuration.
     pub fn config(&self) -> &StationConfig {
         &self.cfg

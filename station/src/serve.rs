@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::report::{Report, ReportQuery};
+use crate::report::ReportQuery;
 use crate::{DockOptions, IngestError, SessionOutcome, Station};
 
 /// File in the data folder with the live per-slot progress (JSON list of `SlotStatus`).
@@ -161,14 +161,7 @@ pub fn write_session_report(station: &Station, outcome: &SessionOutcome) {
         session: Some(outcome.session),
         ..ReportQuery::default()
     };
-    let cfg = station.config();
-    let report = Report::build(
-        &station.ledger(),
-        &cfg.origin,
-        &query,
-        cfg.utc_offset,
-        chrono::Utc::now(),
-    );
+    let report = station.report(&query, chrono::Utc::now());
     let name = format!("session-{:06}", outcome.session.0);
     match report.map(|r| r.write(&station.reports_dir(), &name)) {
         Ok(Ok(path)) => tracing::info!(report = %path.display(), "session report written"),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use custody::MediaHash;
 use custody_station::s3::S3Store;
-use custody_station::{Report, ReportQuery, StoreBackend};
+use custody_station::{ReportQuery, StoreBackend};
 
 /// Arguments of `hold`.
 #[derive(clap::Args)]
@@ -37,13 +37,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
         case: Some(args.case.clone()),
         ..ReportQuery::default()
     };
-    let report = Report::build(
-        &station.ledger(),
-        &cfg.origin,
-        &query,
-        cfg.utc_offset,
-        chrono::Utc::now(),
-    )?;
+    let report = station.report(&query, chrono::Utc::now())?;
     let mut held = Vec::new();
     for clip in &report.clips {
         let Some(stored) = &clip.stored_sha256 else {

@@ -4,20 +4,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use custody_station::{Report, ReportQuery, pending_devices};
+use custody_station::{ReportQuery, pending_devices};
 
 /// Lists both; exit 1 when there is anything to act on.
 pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let station = super::open(config)?;
     let cfg = station.config();
     let now = chrono::Utc::now();
-    let report = Report::build(
-        &station.ledger(),
-        &cfg.origin,
-        &ReportQuery::default(),
-        cfg.utc_offset,
-        now,
-    )?;
+    let report = station.report(&ReportQuery::default(), now)?;
     let late: Vec<_> = report.clips.iter().filter(|c| c.late).collect();
     let undocked = pending_devices(&station.ledger(), &cfg.deadline, cfg.utc_offset, now)?;
     if json {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use custody_station::{Report, ReportQuery, SessionId};
+use custody_station::{ReportQuery, SessionId};
 
 /// Arguments of `report`.
 #[derive(clap::Args)]
@@ -52,7 +52,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             .transpose()?,
     };
     let now = Utc::now();
-    let report = Report::build(&station.ledger(), &cfg.origin, &query, cfg.utc_offset, now)?;
+    let report = station.report(&query, now)?;
     let dir = args.out.clone().unwrap_or_else(|| station.reports_dir());
     let name = format!(
         "report-{}",

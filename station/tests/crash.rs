@@ -10,73 +10,32 @@
 )]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use custody::testkit::SampleDevice;
 use custody::{MediaHash, Receipt, verify_consistency};
 use custody_station::{
     EvidenceStore as _, Ledger, LocalStore, ObjectCheck, Station, StationConfig,
 };
 
+mod common;
+use common::{Docked, station};
+
 /// Clips recorded between two docks of the kill test.
 const NEW_PER_DOCK: usize = 6;
 
-const BIN: &str = env!("CARGO_BIN_EXE_custody-station");
-
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    dev: SampleDevice,
-}
-
-fn setup(serial: &str, clips: usize, size: usize) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("station.toml");
-    fs::write(
-        &config,
-        "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
-         parallel-copies = 3\nreserve-bytes = 0\n",
+/// A station (three copies at once) with `serial` docked: `clips` clips of `size` bytes.
+fn setup(serial: &str, clips: usize, size: usize) -> Docked {
+    common::docked(
+        "test.example/station-01",
+        "parallel-copies = 3\n",
+        serial,
+        clips,
+        size,
     )
-    .unwrap();
-    let slot = dir.path().join("dock/slot-1");
-    let dev = SampleDevice::with_generated_clips(&slot, serial, clips, size).unwrap();
-    let pem = dir.path().join("device.pub.pem");
-    fs::write(&pem, dev.public_key().to_pem()).unwrap();
-    let out = station(
-        &config,
-        &[
-            "enroll",
-            "--serial",
-            serial,
-            "--hw-profile",
-            "ga947-recorder",
-        ],
-    )
-    .arg("--key")
-    .arg(&pem)
-    .args(["--officer", "42060119001:张三"])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Setup { dir, config, dev }
 }
 
-fn station(config: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
-fn ingest(s: &Setup) -> Command {
+fn ingest(s: &Docked) -> Command {
     let mut cmd = station(&s.config, &["ingest", "--slot"]);
     cmd.arg(&s.dev.root);
     cmd

@@ -20,6 +20,9 @@ use custody::MediaHash;
 use custody_station::s3::{NewObject, S3Settings, S3Store};
 use custody_station::{EvidenceStore as _, Expected, ObjectCheck, StoreError};
 
+mod common;
+use common::{Docked, station};
+
 /// The gateway `scripts/test` started; a clear failure when run without it.
 fn endpoint() -> String {
     std::env::var("CUSTODY_S3_ENDPOINT").expect(
@@ -505,62 +508,16 @@ fn an_interrupted_upload_resumes_without_sending_held_parts_again() {
     assert!(matches!(err, StoreError::Remote(_)), "{err}");
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_custody-station");
-
 /// A station whose `station.toml` ends with `store` (its `[store]` and `[s3]`), and one
 /// enrolled device with `clips` generated clips of `size` bytes docked in slot 1.
-struct Docked {
-    dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-    dev: custody::testkit::SampleDevice,
-}
-
 fn docked(store: &str, clips: usize, size: usize) -> Docked {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("station.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-s3\"\n\
-             parallel-copies = 2\nreserve-bytes = 0\n{store}"
-        ),
+    common::docked(
+        "test.example/station-s3",
+        &format!("parallel-copies = 2\n{store}"),
+        "S300001",
+        clips,
+        size,
     )
-    .unwrap();
-    let slot = dir.path().join("dock/slot-1");
-    let dev = custody::testkit::SampleDevice::with_generated_clips(&slot, "S300001", clips, size)
-        .unwrap();
-    let pem = dir.path().join("device.pub.pem");
-    std::fs::write(&pem, dev.public_key().to_pem()).unwrap();
-    let out = station(
-        &config,
-        &[
-            "enroll",
-            "--serial",
-            "S300001",
-            "--hw-profile",
-            "ga947-recorder",
-        ],
-    )
-    .arg("--key")
-    .arg(&pem)
-    .args(["--officer", "42060119001:张三"])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Docked { dir, config, dev }
-}
-
-fn station(config: &std::path::Path, args: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn");
-    cmd
 }
 
 /// Stops `serve` as systemd does (SIGTERM) and checks it stopped cleanly.

@@ -1,0 +1,72 @@
+//! What the station's process-level tests share: the station binary, and a station with
+//! one enrolled device docked in slot 1.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use custody::testkit::SampleDevice;
+
+/// The `custody-station` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_custody-station");
+
+/// The station binary with `--config config` and `args`, logging warnings only.
+pub fn station(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// A station folder with its configuration and one docked device.
+pub struct Docked {
+    /// The station's folder (dock root, data folder, configuration).
+    pub dir: tempfile::TempDir,
+    /// Its `station.toml`.
+    pub config: PathBuf,
+    /// The device docked in slot 1.
+    pub dev: SampleDevice,
+}
+
+/// A station of `origin` whose `station.toml` ends with `settings`, and the device `serial`
+/// enrolled (with the real `enroll` command) and docked in slot 1 with `clips` generated
+/// clips of `size` bytes.
+pub fn docked(origin: &str, settings: &str, serial: &str, clips: usize, size: usize) -> Docked {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("station.toml");
+    fs::write(
+        &config,
+        format!(
+            "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"{origin}\"\n\
+             reserve-bytes = 0\n{settings}"
+        ),
+    )
+    .unwrap();
+    let slot = dir.path().join("dock/slot-1");
+    let dev = SampleDevice::with_generated_clips(&slot, serial, clips, size).unwrap();
+    let pem = dir.path().join("device.pub.pem");
+    fs::write(&pem, dev.public_key().to_pem()).unwrap();
+    let out = station(
+        &config,
+        &[
+            "enroll",
+            "--serial",
+            serial,
+            "--hw-profile",
+            "ga947-recorder",
+        ],
+    )
+    .arg("--key")
+    .arg(&pem)
+    .args(["--officer", "42060119001:张三"])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Docked { dir, config, dev }
+}

@@ -151,6 +151,35 @@ impl Signature {
     }
 }
 
+/// Why a [`Signer`] could not sign: e.g. the secure element is busy, locked or gone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SignError(pub String);
+
+/// The signing seam: whatever holds an Ed25519 private key and signs exact bytes with it.
+/// A [`SigningKey`] in memory is one; a device's secure element behind its MCU is another
+/// (the key never leaves it). The agent seals records through it, the station signs
+/// checkpoints and receipts through it.
+pub trait Signer: Send + Sync {
+    /// The public half of the key that signs.
+    fn public_key(&self) -> PublicKey;
+    /// Signs exactly `msg`.
+    ///
+    /// # Errors
+    /// [`SignError`] when the key's holder refuses or cannot be reached.
+    fn sign(&self, msg: &[u8]) -> Result<Signature, SignError>;
+}
+
+impl Signer for SigningKey {
+    fn public_key(&self) -> PublicKey {
+        SigningKey::public_key(self)
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Signature, SignError> {
+        Ok(SigningKey::sign(self, msg))
+    }
+}
+
 /// An Ed25519 private key able to sign (a device key, or the station's key).
 pub struct SigningKey {
     pair: Ed25519KeyPair,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::chain::RecordFile;
 use crate::finding::{Finding, code};
-use crate::keys::{SIGNATURE_LEN, Signature};
+use crate::keys::SIGNATURE_LEN;
 use crate::record::{MAX_RECORD_BYTES, Record, Verified};
 
 /// The metadata folder at the root of a device, disc or export.
@@ -66,12 +66,12 @@ pub fn record_path(root: &Path, serial: &str, seq: u64) -> PathBuf {
 ///
 /// # Errors
 /// Any I/O error, with nothing half-written visible.
-pub fn write_record(root: &Path, rec: &Record<Verified>, sig: &Signature) -> io::Result<PathBuf> {
+pub fn write_record(root: &Path, rec: &Record<Verified>) -> io::Result<PathBuf> {
     let path = record_path(root, &rec.body().device.serial, rec.body().seq);
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    write_record_at(&path, rec, sig)?;
+    write_record_at(&path, rec)?;
     Ok(path)
 }
 
@@ -80,8 +80,8 @@ pub fn write_record(root: &Path, rec: &Record<Verified>, sig: &Signature) -> io:
 ///
 /// # Errors
 /// Any I/O error, with nothing half-written visible.
-pub fn write_record_at(path: &Path, rec: &Record<Verified>, sig: &Signature) -> io::Result<()> {
-    write_atomic(&path.with_extension("sig"), &sig.0)?;
+pub fn write_record_at(path: &Path, rec: &Record<Verified>) -> io::Result<()> {
+    write_atomic(&path.with_extension("sig"), &rec.signature().0)?;
     write_atomic(path, rec.bytes())
 }
 

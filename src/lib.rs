@@ -15,8 +15,9 @@
 //!     &key.public_key(), "A123456", 1, None, "DCIM/100MEDIA/A123456_0001.MP4", 5,
 //!     MediaHash::of(b"12345"),
 //! );
-//! let (record, sig) = Record::seal(&body, &key)?;
-//! let file = RecordFile { name: "1.json".into(), bytes: record.bytes().to_vec(), sig: Some(sig.0.to_vec()) };
+//! let record = Record::seal(&body, &key)?;
+//! let sig = record.signature().0.to_vec();
+//! let file = RecordFile { name: "1.json".into(), bytes: record.bytes().to_vec(), sig: Some(sig) };
 //! let report = verify_chain("A123456", &key.public_key(), vec![file], ChainStart::Genesis);
 //! assert!(report.findings.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -45,7 +46,9 @@ pub use chain::{ChainAnchor, ChainReport, ChainStart, RecordFile, verify_chain};
 pub use finding::{Finding, Level, code};
 pub use hash::{DIGEST_LEN, HexDigestError, MediaHash, RecordHash, copy_hashing, hash_reader};
 pub use key_file::{KeyFileError, load_or_create_key_pem};
-pub use keys::{BadSignature, KeyError, KeyId, PublicKey, Signature, SigningKey};
+pub use keys::{
+    BadSignature, KeyError, KeyId, PublicKey, SignError, Signature, Signer, SigningKey,
+};
 pub use merkle::{
     HashStore, LogError, MemoryHashStore, MerkleLog, ProofError, TreeHash, empty_root, leaf_hash,
     node_hash, verify_consistency, verify_inclusion,

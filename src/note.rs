@@ -9,7 +9,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest, Sha256};
 
-use crate::keys::{PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN, Signature, SigningKey};
+use crate::keys::{
+    PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN, SignError, Signature, Signer, SigningKey,
+};
 use crate::merkle::TreeHash;
 
 /// Algorithm byte of an Ed25519 note signature.
@@ -27,6 +29,9 @@ const MAX_SIGNATURES: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NoteError {
+    /// The signer (the station's key or its holder) could not sign.
+    #[error("cannot sign the note: {0}")]
+    Sign(#[from] SignError),
     /// The note's text or signature block is not well formed.
     #[error("malformed note: {0}")]
     Malformed(&'static str),
@@ -196,22 +201,27 @@ impl fmt::Display for NoteVerifier {
     }
 }
 
-/// A signing key for notes (the station's log key).
-#[derive(Debug)]
+/// A signing key for notes (the station's log key), behind the [`Signer`] seam.
 pub struct NoteSigner {
     verifier: NoteVerifier,
-    key: SigningKey,
+    key: Box<dyn Signer>,
+}
+
+impl fmt::Debug for NoteSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NoteSigner({})", self.verifier)
+    }
 }
 
 impl NoteSigner {
-    /// A signer named `name` with `key`.
+    /// A signer named `name` signing with `key`.
     ///
     /// # Errors
     /// [`NoteError::BadKey`] for an invalid name.
-    pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
+    pub fn new(name: &str, key: impl Signer + 'static) -> Result<Self, NoteError> {
         Ok(Self {
             verifier: NoteVerifier::new(name, key.public_key())?,
-            key,
+            key: Box::new(key),
         })
     }
 
@@ -255,13 +265,14 @@ impl NoteSigner {
     /// Signs `text` (which must end in a newline) and returns the whole signed note.
     ///
     /// # Errors
-    /// [`NoteError::Malformed`] when the text could not be a note's text.
+    /// [`NoteError::Malformed`] when the text could not be a note's text,
+    /// [`NoteError::Sign`] when the key's holder could not sign.
     pub fn sign(&self, text: &str) -> Result<String, NoteError> {
         check_text(text)?;
         if text.contains("\n\n") {
             return Err(NoteError::Malformed("text contains a blank line"));
         }
-        let sig = self.key.sign(text.as_bytes());
+        let sig = self.key.sign(text.as_bytes())?;
         let mut raw = self.verifier.hash.to_be_bytes().to_vec();
         raw.extend_from_slice(&sig.0);
         Ok(format!(

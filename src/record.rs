@@ -6,13 +6,12 @@
 //! records in the same chain whose `subject` is the clip record's hash.
 
 use std::borrow::Cow;
-use std::marker::PhantomData;
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{MediaHash, RecordHash};
-use crate::keys::{BadSignature, KeyId, PublicKey, Signature, SigningKey};
+use crate::keys::{BadSignature, KeyId, PublicKey, Signature, Signer};
 
 /// The format this build writes and reads.
 pub const FORMAT_V1: &str = "custody.record/1";
@@ -72,6 +71,9 @@ pub enum RecordError {
         /// The rule it breaks.
         why: String,
     },
+    /// The signer (a key in memory or a secure element) could not sign.
+    #[error("cannot sign the record: {0}")]
+    Sign(String),
 }
 
 impl From<serde_json::Error> for RecordError {
@@ -478,31 +480,24 @@ fn check_media_path(path: &str) -> Result<(), RecordError> {
 }
 
 /// Type state: parsed, signature not checked yet.
-#[derive(Debug)]
-pub enum Unverified {}
-/// Type state: signature checked against a known key.
-#[derive(Debug)]
-pub enum Verified {}
+#[derive(Debug, Clone)]
+pub struct Unverified(());
+
+/// Type state: signature checked against a known key. It keeps the signature it was
+/// checked with, so whoever stores or ships the record ships exactly that one.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    signature: Signature,
+}
 
 /// A record: its exact bytes, their hash, and the parsed body. Only
 /// `Record<Verified>` can be committed to a ledger.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Record<S> {
     bytes: Vec<u8>,
     hash: RecordHash,
     body: RecordBody,
-    _state: PhantomData<S>,
-}
-
-impl<S> Clone for Record<S> {
-    fn clone(&self) -> Self {
-        Self {
-            bytes: self.bytes.clone(),
-            hash: self.hash,
-            body: self.body.clone(),
-            _state: PhantomData,
-        }
-    }
+    state: S,
 }
 
 impl<S> Record<S> {
@@ -558,7 +553,7 @@ impl Record<Unverified> {
             hash: RecordHash::of(&bytes),
             bytes,
             body,
-            _state: PhantomData,
+            state: Unverified(()),
         })
     }
 
@@ -580,20 +575,28 @@ impl Record<Unverified> {
             bytes: self.bytes,
             hash: self.hash,
             body: self.body,
-            _state: PhantomData,
+            state: Verified { signature: *sig },
         })
     }
 }
 
 impl Record<Verified> {
+    /// The signature the record was verified with (its `.sig` file's bytes).
+    pub fn signature(&self) -> &Signature {
+        &self.state.signature
+    }
+
     /// Writes `body` as record bytes (pretty JSON, final newline), checks them with the
-    /// same parser a verifier uses, and signs them with `key`. The device key id in
-    /// `body` must be `key`'s.
+    /// same parser a verifier uses, signs them with `signer` (a key in memory or a secure
+    /// element) and checks that signature. The device key id in `body` must be the
+    /// signer's.
     ///
     /// # Errors
-    /// [`RecordError`] when the body breaks a rule of the format or names another key.
-    pub fn seal(body: &RecordBody, key: &SigningKey) -> Result<(Self, Signature), RecordError> {
-        if body.device.key_id != key.public_key().key_id() {
+    /// [`RecordError`] when the body breaks a rule of the format or names another key, or
+    /// the signer fails.
+    pub fn seal(body: &RecordBody, signer: &dyn Signer) -> Result<Self, RecordError> {
+        let public = signer.public_key();
+        if body.device.key_id != public.key_id() {
             return Err(RecordError::Invalid {
                 field: "device.key_id",
                 why: "is not the id of the signing key".into(),
@@ -602,20 +605,22 @@ impl Record<Verified> {
         let mut bytes = serde_json::to_vec_pretty(body)?;
         bytes.push(b'\n');
         let parsed = Record::parse(bytes)?;
-        let sig = key.sign(parsed.bytes());
-        let verified = parsed
-            .verify(&key.public_key(), &sig)
+        let sig = signer
+            .sign(parsed.bytes())
+            .map_err(|e| RecordError::Sign(e.to_string()))?;
+        parsed
+            .verify(&public, &sig)
             .map_err(|BadSignature| RecordError::Invalid {
                 field: "device.key_id",
                 why: "the key did not verify its own signature".into(),
-            })?;
-        Ok((verified, sig))
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::SigningKey;
     use crate::testkit::sample_clip_body;
 
     fn sealed() -> (Record<Verified>, Signature, SigningKey) {
@@ -629,8 +634,8 @@ mod tests {
             5,
             MediaHash::of(b"12345"),
         );
-        let (rec, sig) = Record::seal(&body, &key).unwrap();
-        (rec, sig, key)
+        let rec = Record::seal(&body, &key).unwrap();
+        (rec.clone(), *rec.signature(), key)
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, FixedOffset};
 
 use crate::finding::code;
 use crate::hash::{MediaHash, RecordHash};
-use crate::keys::{PublicKey, Signature, SigningKey};
+use crate::keys::{PublicKey, SigningKey};
 use crate::layout::{self, PUBLIC_KEY_FILE, RECORDS_DIR};
 use crate::record::{
     Agency, Algorithms, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact, Media, Officer, Record,
@@ -26,6 +26,8 @@ pub const RECIPES: &[(&str, &[&str])] = &[
     ("drop:seq-N", &[code::CHAIN_GAP]),
     ("flip-byte:record-N", &[code::SIGNATURE_INVALID]),
     ("delete-sig:seq-N", &[code::SIGNATURE_MISSING]),
+    // The record's exact bytes again under another name, beside a garbage signature.
+    ("copy-bad-sig:seq-N", &[code::SIGNATURE_INVALID]),
     // A record that does not parse covers no clip: its media is also unrecorded.
     (
         "truncate:record-N",
@@ -62,7 +64,7 @@ pub struct SampleDevice {
     /// Product serial.
     pub serial: String,
     key: SigningKey,
-    records: Vec<(Record<Verified>, Signature)>,
+    records: Vec<Record<Verified>>,
 }
 
 /// A clip record body with sample officer, agency and times (for tests and demos).
@@ -184,18 +186,13 @@ impl SampleDevice {
     pub fn clip_count(&self) -> usize {
         self.records
             .iter()
-            .filter(|(r, _)| matches!(r.body().fact, Fact::Clip(_)))
+            .filter(|r| matches!(r.body().fact, Fact::Clip(_)))
             .count()
     }
 
-    /// The signed records, in seq order.
+    /// The signed records (each with its signature), in seq order.
     pub fn records(&self) -> impl Iterator<Item = &Record<Verified>> {
-        self.records.iter().map(|(r, _)| r)
-    }
-
-    /// The signed records with their signatures, in seq order.
-    pub fn signed(&self) -> impl Iterator<Item = (&Record<Verified>, &Signature)> {
-        self.records.iter().map(|(r, s)| (r, s))
+        self.records.iter()
     }
 
     /// Hashes the media at `rel` and appends a signed clip record for it.
@@ -219,7 +216,7 @@ impl SampleDevice {
         let file = fs::File::open(self.root.join(rel))?;
         let (size, hash) = crate::hash_reader(file, &mut vec![0; 1 << 20])?;
         let seq = self.records.len() as u64 + 1;
-        let prev = self.records.last().map(|(r, _)| r.hash());
+        let prev = self.records.last().map(Record::hash);
         let mut body = sample_clip_body(
             &self.key.public_key(),
             &self.serial,
@@ -230,9 +227,9 @@ impl SampleDevice {
             hash,
         );
         edit(&mut body);
-        let (rec, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
-        layout::write_record(&self.root, &rec, &sig)?;
-        self.records.push((rec, sig));
+        let rec = Record::seal(&body, &self.key).map_err(io::Error::other)?;
+        layout::write_record(&self.root, &rec)?;
+        self.records.push(rec);
         Ok(())
     }
 
@@ -241,7 +238,7 @@ impl SampleDevice {
     }
 
     fn clip_path(&self, n: u64) -> Option<PathBuf> {
-        let (rec, _) = self.records.get(usize::try_from(n).ok()?.checked_sub(1)?)?;
+        let rec = self.records.get(usize::try_from(n).ok()?.checked_sub(1)?)?;
         rec.body().media().map(|m| self.root.join(&m.file))
     }
 
@@ -276,9 +273,19 @@ impl SampleDevice {
                     fs::write(path, bytes)?;
                 }
             }
-            "drop:seq" | "flip-byte:record" | "delete-sig:seq" | "truncate:record" if have => {
+            "drop:seq" | "flip-byte:record" | "delete-sig:seq" | "truncate:record"
+            | "copy-bad-sig:seq"
+                if have =>
+            {
                 let path = self.record_path(n);
                 match action {
+                    "copy-bad-sig:seq" => {
+                        // Named to sort after the original, so a reader keyed by bytes
+                        // where the last one wins would take the garbage signature.
+                        let copy = path.with_file_name(format!("{n:08}_copy.json"));
+                        fs::copy(&path, &copy)?;
+                        fs::write(copy.with_extension("sig"), [0x5a; 64])?;
+                    }
                     "drop:seq" => {
                         // The whole clip goes: media, record and signature.
                         if let Some(media) = self.clip_path(n) {
@@ -323,6 +330,7 @@ impl SampleDevice {
             "drop:seq"
             | "flip-byte:record"
             | "delete-sig:seq"
+            | "copy-bad-sig:seq"
             | "truncate:record"
             | "fork:seq"
             | "replace:seq"
@@ -346,14 +354,14 @@ impl SampleDevice {
         edit: impl FnOnce(&mut RecordBody),
     ) -> io::Result<()> {
         let key = key.unwrap_or(&self.key);
-        let (rec, _) = &self.records[usize::try_from(n - 1).unwrap_or(0)];
+        let rec = &self.records[usize::try_from(n - 1).unwrap_or(0)];
         let mut body = rec.body().clone();
         body.device.key_id = key.public_key().key_id();
         edit(&mut body);
-        let (other, sig) = Record::seal(&body, key).map_err(io::Error::other)?;
+        let other = Record::seal(&body, key).map_err(io::Error::other)?;
         let path = self.record_path(n);
         let path = name.map_or_else(|| path.clone(), |name| path.with_file_name(name));
-        layout::write_record_at(&path, &other, &sig)
+        layout::write_record_at(&path, &other)
     }
 
     /// Re-signs the chain as if records `n` and `n+1` had been sealed in the other order:
@@ -365,12 +373,12 @@ impl SampleDevice {
         let mut prev = None;
         let mut resealed = vec![None; order.len()];
         for k in order {
-            let mut body = self.records[k].0.body().clone();
+            let mut body = self.records[k].body().clone();
             body.prev = prev;
-            let (rec, sig) = Record::seal(&body, &self.key).map_err(io::Error::other)?;
+            let rec = Record::seal(&body, &self.key).map_err(io::Error::other)?;
             prev = Some(rec.hash());
-            layout::write_record(&self.root, &rec, &sig)?;
-            resealed[k] = Some((rec, sig));
+            layout::write_record(&self.root, &rec)?;
+            resealed[k] = Some(rec);
         }
         self.records = resealed.into_iter().flatten().collect();
         Ok(())

@@ -475,7 +475,7 @@ mod tests {
             4,
             crate::hash::MediaHash::of(b"clip"),
         );
-        let (clip, sig) = Record::seal(&clip_body, &key).unwrap();
+        let clip = Record::seal(&clip_body, &key).unwrap();
         let mut bind = clip_body.clone();
         bind.seq = 2;
         bind.prev = Some(clip.hash());
@@ -484,12 +484,12 @@ mod tests {
             case_number: "襄环罚〔2019〕75号".into(),
             number: "襄环罚〔2019〕75号-视-001".into(),
         });
-        let (binding, bsig) = Record::seal(&bind, &key).unwrap();
+        let binding = Record::seal(&bind, &key).unwrap();
         let dev_dir = layout::device_dir(root, "B1");
         fs::create_dir_all(&dev_dir).unwrap();
         fs::write(dev_dir.join(PUBLIC_KEY_FILE), key.public_key().to_pem()).unwrap();
-        layout::write_record(root, &clip, &sig).unwrap();
-        layout::write_record(root, &binding, &bsig).unwrap();
+        layout::write_record(root, &clip).unwrap();
+        layout::write_record(root, &binding).unwrap();
         let report = verify_folder(root, &VerifyOptions::default()).unwrap();
         assert!(report.is_clean(), "{:#?}", report.findings);
         assert_eq!(report.devices[0].records, 2);
@@ -505,8 +505,8 @@ mod tests {
                 _ => unreachable!(),
             }
         });
-        let (stray_record, stray_sig) = Record::seal(&stray, &key).unwrap();
-        layout::write_record(root, &stray_record, &stray_sig).unwrap();
+        let stray_record = Record::seal(&stray, &key).unwrap();
+        layout::write_record(root, &stray_record).unwrap();
         let report = verify_folder(root, &VerifyOptions::default()).unwrap();
         assert_eq!(codes(&report), BTreeSet::from([code::SUBJECT_UNKNOWN]));
     }

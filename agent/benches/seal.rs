@@ -108,7 +108,7 @@ fn latency(base: &Path, mib: usize) {
     let new_records = sealer.scan().unwrap();
     let seal = t.elapsed();
     assert_eq!(new_records.len(), 1);
-    let facts = new_records[0].record.body().media().unwrap().facts.clone();
+    let facts = new_records[0].body().media().unwrap().facts.clone();
     let facts = facts.unwrap(); // a real clip has facts
     // What the seal no longer does: FFmpeg walking every fragment of the closed file.
     let t = Instant::now();

@@ -10,11 +10,12 @@ use std::io::Read as _;
 use std::path::Path;
 
 use custody::{
-    MAX_RECEIPT_BYTES, NoteVerifier, PublicKey, Receipt, ReceiptError, hash_reader, layout,
+    MAX_RECEIPT_BYTES, NoteVerifier, PublicKey, Receipt, ReceiptError, Record, Verified,
+    hash_reader, layout,
 };
 use sha2::{Digest as _, Sha256};
 
-use crate::manifest::{Manifest, StoredRecord};
+use crate::manifest::Manifest;
 
 /// What one look at the inbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub fn process(
     key: &PublicKey,
     station: &NoteVerifier,
     manifest: &Manifest,
-    records: impl FnOnce() -> anyhow::Result<Vec<StoredRecord>>,
+    records: impl FnOnce() -> anyhow::Result<Vec<Record<Verified>>>,
     seen: &mut HashSet<String>,
 ) -> anyhow::Result<InboxReport> {
     let mut report = InboxReport::default();
@@ -68,8 +69,8 @@ pub fn process(
     names.sort();
     // Loaded (and re-verified) only when there is a receipt to check.
     let records = records()?;
-    let by_seq: HashMap<u64, &StoredRecord> =
-        records.iter().map(|r| (r.record.body().seq, r)).collect();
+    let by_seq: HashMap<u64, &Record<Verified>> =
+        records.iter().map(|r| (r.body().seq, r)).collect();
     let mut freed = manifest.freed_seqs()?;
     for name in names {
         let path = dir.join(&name);
@@ -95,7 +96,7 @@ pub fn process(
                 let held = by_seq
                     .get(&entry.seq)
                     .ok_or(ReceiptError::NotCovered(entry.seq))?;
-                r.covers(entry.seq, held.record.bytes())?;
+                r.covers(entry.seq, held.bytes())?;
             }
             Ok(r)
         });
@@ -110,7 +111,7 @@ pub fn process(
         };
         let mut freed_here = 0;
         for entry in &receipt.body().entries {
-            let Some(media) = by_seq.get(&entry.seq).and_then(|r| r.record.body().media()) else {
+            let Some(media) = by_seq.get(&entry.seq).and_then(|r| r.body().media()) else {
                 continue;
             };
             if freed.contains(&entry.seq) {

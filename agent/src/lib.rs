@@ -33,13 +33,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use custody::{Record, Verified};
 use notify::Watcher as _;
 
 pub use config::AgentConfig;
 pub use failpoint::{ENV as CRASH_AT_ENV, POINTS as CRASH_POINTS};
 pub use follower::{FileId, Follower, Progress};
 pub use inbox::InboxReport;
-pub use manifest::{ChainHead, Manifest, ManifestError, StoredRecord};
+pub use manifest::{ChainHead, Manifest, ManifestError};
 pub use sealer::{MANIFEST_FILE, Sealer};
 pub use sensors::{MAX_FIX_AGE, Sensors};
 
@@ -154,7 +155,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
 ///
 /// # Errors
 /// As [`run`].
-pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<(Vec<StoredRecord>, InboxReport)> {
+pub fn seal_once(cfg: AgentConfig) -> anyhow::Result<(Vec<Record<Verified>>, InboxReport)> {
     let mut sealer = Sealer::load(cfg)?;
     let new_records = sealer.scan()?;
     let inbox = sealer.process_inbox()?;

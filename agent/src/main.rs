@@ -133,11 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bind { clip, case } => {
             let mut sealer = Sealer::load(cfg)?;
             let stored = sealer.bind(&clip, &case)?;
-            println!(
-                "bound as seq {}: {}",
-                stored.record.body().seq,
-                stored.record.hash()
-            );
+            println!("bound as seq {}: {}", stored.body().seq, stored.hash());
         }
         Command::Annotate {
             clip,
@@ -159,11 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let mut sealer = Sealer::load(cfg)?;
             let stored = sealer.annotate(&clip, proves, speakers, summary)?;
-            println!(
-                "annotated as seq {}: {}",
-                stored.record.body().seq,
-                stored.record.hash()
-            );
+            println!("annotated as seq {}: {}", stored.body().seq, stored.hash());
         }
     }
     Ok(())

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use custody::{MediaHash, Record, RecordBody, RecordHash, Signature, SigningKey, Verified};
+use custody::{MediaHash, Record, RecordBody, RecordHash, Signature, Signer, Verified};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::failpoint;
@@ -50,15 +50,6 @@ pub struct ChainHead {
     pub seq: u64,
     /// Its hash.
     pub hash: RecordHash,
-}
-
-/// A sealed record as stored.
-#[derive(Debug, Clone)]
-pub struct StoredRecord {
-    /// The record (bytes as signed).
-    pub record: Record<Verified>,
-    /// Its signature.
-    pub sig: Signature,
 }
 
 /// The manifest database.
@@ -164,9 +155,9 @@ impl Manifest {
     /// otherwise [`ManifestError`] when SQLite fails or the body breaks the record format.
     pub fn seal(
         &mut self,
-        key: &SigningKey,
+        signer: &dyn Signer,
         build: impl FnOnce(u64, Option<RecordHash>) -> RecordBody,
-    ) -> Result<StoredRecord, ManifestError> {
+    ) -> Result<Record<Verified>, ManifestError> {
         let path = self.path.clone();
         let sql = |source| ManifestError::Sql {
             path: path.clone(),
@@ -194,7 +185,7 @@ impl Manifest {
             custody::Fact::Binding(_) => ("binding", None, None),
             custody::Fact::Annotation(_) => ("annotation", None, None),
         };
-        let (record, sig) = Record::seal(&body, key)?;
+        let record = Record::seal(&body, signer)?;
         failpoint::hit("signed");
         tx.execute(
             "INSERT INTO records (seq, hash, kind, file, media_sha256, bytes, sig, sealed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -205,7 +196,7 @@ impl Manifest {
                 file,
                 media,
                 record.bytes(),
-                &sig.0[..],
+                &record.signature().0[..],
                 body.created.to_rfc3339(),
             ],
         )
@@ -213,7 +204,7 @@ impl Manifest {
         failpoint::hit("inserted");
         tx.commit().map_err(sql)?;
         failpoint::hit("committed");
-        Ok(StoredRecord { record, sig })
+        Ok(record)
     }
 
     /// Every record, in seq order, re-verified against `key` (a damaged row is an error,
@@ -221,7 +212,10 @@ impl Manifest {
     ///
     /// # Errors
     /// [`ManifestError::Damaged`] for a row that does not parse or verify.
-    pub fn records(&self, key: &custody::PublicKey) -> Result<Vec<StoredRecord>, ManifestError> {
+    pub fn records(
+        &self,
+        key: &custody::PublicKey,
+    ) -> Result<Vec<Record<Verified>>, ManifestError> {
         let mut stmt = self
             .conn
             .prepare("SELECT seq, bytes, sig FROM records ORDER BY seq")
@@ -245,7 +239,7 @@ impl Manifest {
                 .map_err(|e| damaged(e.to_string()))?
                 .verify(key, &sig)
                 .map_err(|e| damaged(e.to_string()))?;
-            out.push(StoredRecord { record, sig });
+            out.push(record);
         }
         Ok(out)
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, FixedOffset, Utc};
 use custody::{
     AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact, Media,
-    MediaHash, ProvisionalNumber, RecordBody, SigningKey, Speaker, TimeSpan,
+    MediaHash, ProvisionalNumber, Record, RecordBody, SigningKey, Speaker, TimeSpan, Verified,
 };
 use hw_profiles::Closing;
 use tracing::{info, warn};
@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::config::AgentConfig;
 use crate::failpoint;
 use crate::follower::{FileId, Follower, Progress};
-use crate::manifest::{Manifest, ManifestError, StoredRecord};
+use crate::manifest::{Manifest, ManifestError};
 use crate::sensors::Sensors;
 
 /// Read buffer for hashing: 128 KiB beat larger chunks for copy+hash on target machines.
@@ -40,7 +40,7 @@ pub struct Sealer {
     /// Sealed clips by path, with the size sealed (a different size means a new file).
     sealed: HashMap<String, u64>,
     /// Records committed but not yet (fully) written to the outbox.
-    unexported: Vec<StoredRecord>,
+    unexported: Vec<Record<Verified>>,
     /// RTC and GNSS readings from the MCU (empty without a bridge).
     sensors: Arc<Mutex<Sensors>>,
     buf: Vec<u8>,
@@ -61,7 +61,7 @@ impl Sealer {
         let records = manifest.records(&key.public_key())?;
         let sealed_sizes = records
             .iter()
-            .filter_map(|r| r.record.body().media().map(|m| (m.file.clone(), m.size)))
+            .filter_map(|r| r.body().media().map(|m| (m.file.clone(), m.size)))
             .collect();
         let template = RecordTemplate::new(&cfg, &key);
         let mut sealer = Self {
@@ -131,7 +131,7 @@ impl Sealer {
     ///
     /// # Errors
     /// A damaged manifest.
-    pub fn records(&self) -> anyhow::Result<Vec<StoredRecord>> {
+    pub fn records(&self) -> anyhow::Result<Vec<Record<Verified>>> {
         Ok(self.manifest.records(&self.key.public_key())?)
     }
 
@@ -179,19 +179,19 @@ impl Sealer {
     fn export_pending(&mut self) {
         let storage = self.cfg.storage.clone();
         self.unexported.retain(|r| {
-            let body = r.record.body();
+            let body = r.body();
             let path = custody::layout::record_path(&storage, &body.device.serial, body.seq);
-            let present = fs::read(&path).is_ok_and(|b| b == r.record.bytes()) && fs::read(path.with_extension("sig")).is_ok_and(|s| s == r.sig.0);
+            let present = fs::read(&path).is_ok_and(|b| b == r.bytes()) && fs::read(path.with_extension("sig")).is_ok_and(|s| s == r.signature().0);
             if present {
                 return false;
             }
-            match custody::layout::write_record(&storage, &r.record, &r.sig) {
+            match custody::layout::write_record(&storage, r) {
                 Ok(_) => {
                     failpoint::hit("exported");
                     false
                 }
                 Err(e) => {
-                    warn!(seq = r.record.body().seq, error = %e, "record kept in the manifest; outbox write will be retried");
+                    warn!(seq = r.body().seq, error = %e, "record kept in the manifest; outbox write will be retried");
                     true
                 }
             }
@@ -208,7 +208,7 @@ impl Sealer {
     ///
     /// # Errors
     /// Only a manifest failure (a clip that cannot be read is logged and retried).
-    pub fn scan(&mut self) -> anyhow::Result<Vec<StoredRecord>> {
+    pub fn scan(&mut self) -> anyhow::Result<Vec<Record<Verified>>> {
         self.export_pending();
         let mut sealed = Vec::new();
         let dir = self.cfg.recording_dir();
@@ -307,7 +307,7 @@ impl Sealer {
         rel: &str,
         path: &Path,
         mut follower: Follower,
-    ) -> anyhow::Result<Option<StoredRecord>> {
+    ) -> anyhow::Result<Option<Record<Verified>>> {
         if let Err(e) = follower.advance(path, &mut self.buf) {
             warn!(file = %rel, error = %e, "closed clip cannot be read; will retry");
             return Ok(None);
@@ -353,7 +353,7 @@ impl Sealer {
         sha256: MediaHash,
         facts: Option<custody::MediaFacts>,
         start: chrono::DateTime<Utc>,
-    ) -> anyhow::Result<Option<StoredRecord>> {
+    ) -> anyhow::Result<Option<Record<Verified>>> {
         let offset = self.template.utc_offset;
         let end = Utc::now().with_timezone(&offset);
         let start = start.with_timezone(&offset).min(end);
@@ -401,12 +401,12 @@ impl Sealer {
             }
             other => other?,
         };
-        info!(seq = stored.record.body().seq, file = %rel, size, sha256 = %sha256, "clip sealed");
+        info!(seq = stored.body().seq, file = %rel, size, sha256 = %sha256, "clip sealed");
         self.sealed.insert(rel.to_owned(), size);
         Ok(Some(self.append_and_export(stored)))
     }
 
-    fn append_and_export(&mut self, stored: StoredRecord) -> StoredRecord {
+    fn append_and_export(&mut self, stored: Record<Verified>) -> Record<Verified> {
         self.unexported.push(stored.clone());
         self.export_pending();
         stored
@@ -425,14 +425,18 @@ impl Sealer {
     /// # Errors
     /// No such clip, no numbering template, a case number the template rejects, or a
     /// manifest failure.
-    pub fn bind(&mut self, file: &str, case: &str) -> anyhow::Result<StoredRecord> {
+    pub fn bind(&mut self, file: &str, case: &str) -> anyhow::Result<Record<Verified>> {
         let scheme = self.cfg.numbering.clone().ok_or_else(|| {
             anyhow::anyhow!("binding needs a numbering template (numbering = … in agent.toml)")
         })?;
         let document = scheme.parse_document(case)?;
         let subject = self.clip_hash(file)?;
         let case_number = document.to_string();
-        let earlier = self.records()?.iter().filter(|r| matches!(&r.record.body().fact, Fact::Binding(b) if b.case_number == case_number)).count();
+        let earlier = self
+            .records()?
+            .iter()
+            .filter(|r| matches!(&r.body().fact, Fact::Binding(b) if b.case_number == case_number))
+            .count();
         let number = scheme.render_clip(&custody::ClipNumber {
             document,
             media: custody::MediaKind::Video,
@@ -463,7 +467,7 @@ impl Sealer {
         proves: Option<String>,
         speakers: Vec<Speaker>,
         summary: Option<String>,
-    ) -> anyhow::Result<StoredRecord> {
+    ) -> anyhow::Result<Record<Verified>> {
         let subject = self.clip_hash(file)?;
         let template = &self.template;
         let stored = self.manifest.seal(&self.key, |seq, prev| {

@@ -108,12 +108,12 @@ fn clips_closed_by_rename_are_sealed_once_and_verify() {
         );
         let new_records = sealer.scan().unwrap();
         assert_eq!(new_records.len(), 1);
-        let media = new_records[0].record.body().media().unwrap();
+        let media = new_records[0].body().media().unwrap();
         assert_eq!(
             (media.size, media.sha256),
             (bytes.len() as u64, custody::MediaHash::of(&bytes))
         );
-        assert_eq!(new_records[0].record.body().seq, n);
+        assert_eq!(new_records[0].body().seq, n);
     }
     assert!(sealer.scan().unwrap().is_empty(), "nothing sealed twice");
     let report = dev.verify();
@@ -134,7 +134,7 @@ fn clips_that_stop_growing_are_closed_after_the_idle_time() {
     std::thread::sleep(Duration::from_millis(400));
     let new_records = sealer.scan().unwrap();
     assert_eq!(new_records.len(), 1);
-    assert_eq!(new_records[0].record.body().media().unwrap().size, 100_000);
+    assert_eq!(new_records[0].body().media().unwrap().size, 100_000);
     assert!(dev.verify().is_clean());
 }
 
@@ -164,8 +164,8 @@ fn a_restart_keeps_the_chain_and_seals_nothing_twice() {
     .unwrap();
     let new_records = sealer.scan().unwrap();
     assert_eq!(new_records.len(), 1);
-    assert_eq!(new_records[0].record.body().seq, 2);
-    assert_eq!(new_records[0].record.body().media().unwrap().size, 31_000);
+    assert_eq!(new_records[0].body().seq, 2);
+    assert_eq!(new_records[0].body().media().unwrap().size, 31_000);
     assert!(dev.verify().is_clean());
 }
 
@@ -196,7 +196,7 @@ fn a_zero_length_clip_is_sealed_and_a_vanished_one_is_not() {
     let mut sealer = dev.sealer();
     fs::File::create(dev.rec_dir().join("A100001_20261120_090001_0001.MP4")).unwrap();
     let new_records = sealer.scan().unwrap();
-    assert_eq!(new_records[0].record.body().media().unwrap().size, 0);
+    assert_eq!(new_records[0].body().media().unwrap().size, 0);
     let part = dev.rec_dir().join("A100001_20261120_090002_0002.MP4.part");
     fs::write(&part, b"half a clip").unwrap();
     assert!(sealer.scan().unwrap().is_empty());
@@ -215,7 +215,7 @@ fn a_file_replaced_after_sealing_gets_a_new_record_and_the_old_one_shows_the_cha
     fs::write(dev.rec_dir().join(name), b"a different, shorter file").unwrap();
     let new_records = sealer.scan().unwrap();
     assert_eq!(new_records.len(), 1);
-    assert_eq!(new_records[0].record.body().seq, 2);
+    assert_eq!(new_records[0].body().seq, 2);
     let report = dev.verify();
     assert_eq!(
         codes(&report),
@@ -399,7 +399,7 @@ fn bindings_and_annotations_are_new_records_pointing_at_the_clip() {
     let records = dev.sealer().records().unwrap();
     let numbers: Vec<String> = records
         .iter()
-        .filter_map(|r| match &r.record.body().fact {
+        .filter_map(|r| match &r.body().fact {
             custody::Fact::Binding(b) => Some(b.number.clone()),
             _ => None,
         })
@@ -531,8 +531,8 @@ fn verified_clips(dev: &Device) -> Vec<(u64, custody::ClipFact)> {
         .records()
         .unwrap()
         .into_iter()
-        .filter_map(|r| match &r.record.body().fact {
-            custody::Fact::Clip(clip) => Some((r.record.body().seq, clip.clone())),
+        .filter_map(|r| match &r.body().fact {
+            custody::Fact::Clip(clip) => Some((r.body().seq, clip.clone())),
             _ => None,
         })
         .collect()

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use chrono::Utc;
 use custody::{
     Checkpoint, KeyId, MemoryHashStore, MerkleLog, NoteSigner, RECEIPT_V1, ReceiptBody,
-    ReceiptEntry, SigningKey, encode_proof, layout,
+    ReceiptEntry, Record, SigningKey, Verified, encode_proof, layout,
 };
-use custody_agent::{AgentConfig, Sealer, StoredRecord};
+use custody_agent::{AgentConfig, Sealer};
 
 const ORIGIN: &str = "test.example/station-01";
 const STATION_SEED: [u8; 32] = [42; 32];
@@ -55,7 +55,7 @@ impl Device {
     }
 
     /// Seals `n` closed clips; returns their records.
-    fn seal(&self, n: usize) -> Vec<StoredRecord> {
+    fn seal(&self, n: usize) -> Vec<Record<Verified>> {
         let cfg = self.cfg();
         let rec_dir = cfg.recording_dir();
         fs::create_dir_all(&rec_dir).unwrap();
@@ -83,20 +83,20 @@ impl Device {
         fs::write(dir.join(format!("{name}.sig")), sig).unwrap();
     }
 
-    fn clip(&self, rec: &StoredRecord) -> PathBuf {
-        self.storage.join(&rec.record.body().media().unwrap().file)
+    fn clip(&self, rec: &Record<Verified>) -> PathBuf {
+        self.storage.join(&rec.body().media().unwrap().file)
     }
 }
 
 /// A station log holding `records` (after some other device's entries) and a signed
 /// receipt for them, as `custody-station` would issue it.
-fn receipt_for(records: &[&StoredRecord], serial: &str, key_id: &KeyId) -> ReceiptBody {
+fn receipt_for(records: &[&Record<Verified>], serial: &str, key_id: &KeyId) -> ReceiptBody {
     let signer = NoteSigner::new(ORIGIN, SigningKey::from_seed(&STATION_SEED).unwrap()).unwrap();
     let mut log = MerkleLog::open(MemoryHashStore::default()).unwrap();
     log.append(b"another device's record").unwrap();
     let indices: Vec<u64> = records
         .iter()
-        .map(|r| log.append(r.record.bytes()).unwrap())
+        .map(|r| log.append(r.bytes()).unwrap())
         .collect();
     let checkpoint = Checkpoint {
         origin: ORIGIN.into(),
@@ -115,8 +115,8 @@ fn receipt_for(records: &[&StoredRecord], serial: &str, key_id: &KeyId) -> Recei
             .iter()
             .zip(indices)
             .map(|(r, i)| ReceiptEntry {
-                seq: r.record.body().seq,
-                record: r.record.hash(),
+                seq: r.body().seq,
+                record: r.hash(),
                 log_index: i,
                 proof: encode_proof(&log.inclusion_proof(i, log.size()).unwrap()),
             })
@@ -138,8 +138,8 @@ fn inbox(dev: &Device) -> custody_agent::InboxReport {
     Sealer::load(dev.cfg()).unwrap().process_inbox().unwrap()
 }
 
-fn key_id(recs: &[StoredRecord]) -> KeyId {
-    recs[0].record.body().device.key_id.clone()
+fn key_id(recs: &[Record<Verified>]) -> KeyId {
+    recs[0].body().device.key_id.clone()
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn a_verified_receipt_frees_exactly_its_clips_and_keeps_every_record() {
     let sealer = Sealer::load(dev.cfg()).unwrap();
     assert_eq!(sealer.records().unwrap().len(), 3);
     for r in &recs {
-        assert!(layout::record_path(&dev.storage, "A100001", r.record.body().seq).is_file());
+        assert!(layout::record_path(&dev.storage, "A100001", r.body().seq).is_file());
     }
     // The same receipt looked at again (another start) does nothing more.
     assert_eq!(inbox(&dev), custody_agent::InboxReport::default());

@@ -17,8 +17,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use custody::{
     ChainStart, Fact, Finding, KeyId, MediaHash, PublicKey, RECEIPT_V1, ReceiptBody, ReceiptEntry,
-    Record, Signature, Verified, code, encode_proof, future_records, layout, media_entries,
-    open_media, verify_chain,
+    Record, Verified, code, encode_proof, future_records, layout, media_entries, open_media,
+    verify_chain,
 };
 use serde::Serialize;
 
@@ -417,16 +417,6 @@ impl Station {
         let start = anchor.map_or(ChainStart::Genesis, ChainStart::After);
         let (files, mut findings) =
             layout::read_records(&layout::device_dir(root, serial)).map_err(unplugged)?;
-        let mut sigs: BTreeMap<Vec<u8>, Signature> = BTreeMap::new();
-        for file in &files {
-            if let Some(sig) = file
-                .sig
-                .as_deref()
-                .and_then(|s| Signature::from_bytes(s).ok())
-            {
-                sigs.insert(file.bytes.clone(), sig);
-            }
-        }
         let chain = verify_chain(serial, &device.key, files, start);
         findings.extend(chain.findings);
         // Both sides of a fork verify; the first at each seq is committed, the other's
@@ -501,7 +491,6 @@ impl Station {
         let mut committer = Committer {
             plan: &plan,
             job_of: &job_of,
-            sigs: &sigs,
             next: 0,
             results: BTreeMap::new(),
             fatal: None,
@@ -605,7 +594,7 @@ impl Station {
                     Some(r) => Some(r),
                 },
             };
-            match self.commit(session, rec, c.sigs, copied, opts, returned) {
+            match self.commit(session, rec, copied, opts, returned) {
                 Ok(done) => done.add_to(outcome),
                 Err(e) => c.fatal = Some(e),
             }
@@ -683,17 +672,10 @@ impl Station {
         &self,
         session: SessionId,
         rec: &Record<Verified>,
-        sigs: &BTreeMap<Vec<u8>, Signature>,
         copied: Option<CopyResult>,
         opts: &DockOptions,
         returned: DateTime<Utc>,
     ) -> Result<Committed, IngestError> {
-        let Some(sig) = sigs.get(rec.bytes()) else {
-            return Err(IngestError::Ledger(LedgerError::Invalid(format!(
-                "verified record seq {} has no signature bytes",
-                rec.body().seq
-            ))));
-        };
         let body = rec.body();
         let serial = &body.device.serial;
         // A record dated after the station's clock (plus tolerance) is kept and flagged.
@@ -761,7 +743,7 @@ impl Station {
             _ => None,
         };
         self.ledger()
-            .commit_record(session, rec, sig, entry.as_ref(), &findings, Utc::now())?;
+            .commit_record(session, rec, entry.as_ref(), &findings, Utc::now())?;
         done.findings = findings;
         Ok(done)
     }
@@ -923,7 +905,6 @@ struct Committer<'a> {
     plan: &'a [Record<Verified>],
     /// For each record in the plan, the index of its copy job (clips only).
     job_of: &'a [Option<usize>],
-    sigs: &'a BTreeMap<Vec<u8>, Signature>,
     /// The next record to commit.
     next: usize,
     /// Finished copies not committed yet (only while an earlier clip is still copying).

@@ -549,6 +549,36 @@ impl Ledger {
         Ok(out)
     }
 
+    /// A record the ledger holds, with the signature it was committed with, verified
+    /// again against its device's enrolled key on the way out: whatever leaves the ledger
+    /// (a disc, an export) is checked, not trusted.
+    ///
+    /// # Errors
+    /// SQL failure, or a stored record that no longer parses or verifies
+    /// ([`LedgerError::Invalid`]).
+    pub fn record(&self, hash: &RecordHash) -> Result<Option<Record<Verified>>, LedgerError> {
+        let row: Option<(Vec<u8>, Vec<u8>, String)> = self
+            .conn
+            .query_row(
+                "SELECT r.bytes, r.sig, d.key_pem FROM records r
+                 JOIN devices d ON d.serial = r.serial WHERE r.hash = ?1",
+                [&hash.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((bytes, sig, pem)) = row else {
+            return Ok(None);
+        };
+        let damaged = |why: String| LedgerError::Invalid(format!("stored record {hash}: {why}"));
+        let key = PublicKey::from_pem(&pem).map_err(|e| damaged(e.to_string()))?;
+        let sig = Signature::from_bytes(&sig).map_err(|e| damaged(e.to_string()))?;
+        let rec = Record::parse(bytes)
+            .map_err(|e| damaged(e.to_string()))?
+            .verify(&key, &sig)
+            .map_err(|e| damaged(e.to_string()))?;
+        Ok(Some(rec))
+    }
+
     /// The device's last record in the ledger: its chain continues from here.
     ///
     /// # Errors
@@ -756,7 +786,6 @@ impl Ledger {
         &mut self,
         session: SessionId,
         rec: &Record<Verified>,
-        sig: &Signature,
         clip: Option<&ClipEntry>,
         findings: &[Finding],
         now: DateTime<Utc>,
@@ -782,7 +811,7 @@ impl Ledger {
                 &rec.hash().0[..],
                 kind,
                 rec.bytes(),
-                &sig.0[..],
+                &rec.signature().0[..],
                 session.0,
                 db_time(now)
             ],
@@ -1168,17 +1197,17 @@ mod tests {
             late: false,
             delay_reason: None,
         };
-        for (rec, sig) in dev.signed() {
+        for rec in dev.records() {
             let i = ledger
-                .commit_record(s, rec, sig, Some(&entry), &[], Utc::now())
+                .commit_record(s, rec, Some(&entry), &[], Utc::now())
                 .unwrap();
             assert_eq!(i + 1, rec.body().seq);
         }
         // The same record twice is refused: (serial, seq) and hash are unique.
-        let (first, sig) = dev.signed().next().unwrap();
+        let first = dev.records().next().unwrap();
         assert!(
             ledger
-                .commit_record(s, first, sig, Some(&entry), &[], Utc::now())
+                .commit_record(s, first, Some(&entry), &[], Utc::now())
                 .is_err()
         );
         assert_eq!(ledger.log_size().unwrap(), 3);
@@ -1200,9 +1229,9 @@ mod tests {
         ).unwrap();
         let next =
             SampleDevice::with_generated_clips(&dir.path().join("dev2"), "B123456", 1, 10).unwrap();
-        let (rec, sig) = next.signed().next().unwrap();
+        let rec = next.records().next().unwrap();
         ledger
-            .commit_record(s, rec, sig, Some(&entry), &[], Utc::now())
+            .commit_record(s, rec, Some(&entry), &[], Utc::now())
             .unwrap();
         let err = ledger.sign_checkpoint(&signer, Utc::now()).unwrap_err();
         assert!(

@@ -160,6 +160,44 @@ fn a_clean_device_is_stored_logged_checkpointed_and_receipted() {
     assert_eq!(ts.station.ledger().log_size().unwrap(), 5);
 }
 
+/// A device that also carries a copy of a record's exact bytes beside a garbage `.sig`:
+/// the ledger keeps the signature the record was verified with, and the real `openssl`
+/// verifies it (a disc or an export ships what the ledger holds).
+#[test]
+fn the_ledger_keeps_the_signature_a_record_was_verified_with() {
+    let ts = TestStation::start();
+    let mut dev = ts.device("A100009", 3, 10_000);
+    dev.tamper("copy-bad-sig:seq-2").unwrap();
+    let out = ts.dock(&dev);
+    assert_eq!(codes(&out), BTreeSet::from([code::SIGNATURE_INVALID]));
+    assert_eq!((out.records, out.clips_verified), (3, 3));
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("device.pub.pem");
+    fs::write(&pem, dev.public_key().to_pem()).unwrap();
+    for want in dev.records() {
+        let held = ts.station.ledger().record(&want.hash()).unwrap().unwrap();
+        assert_eq!(held.bytes(), want.bytes());
+        let (r, s) = (dir.path().join("R.json"), dir.path().join("R.sig"));
+        fs::write(&r, held.bytes()).unwrap();
+        fs::write(&s, held.signature().0).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+            .arg(&pem)
+            .args(["-rawin", "-in"])
+            .arg(&r)
+            .arg("-sigfile")
+            .arg(&s)
+            .output()
+            .expect("openssl is installed by scripts/setup");
+        assert!(
+            out.status.success(),
+            "seq {}: {}",
+            want.body().seq,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
 #[test]
 fn a_receipt_for_another_device_or_with_a_bad_signature_is_refused() {
     let ts = TestStation::start();

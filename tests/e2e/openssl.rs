@@ -20,14 +20,14 @@ fn a_record_custody_signs_verifies_with_openssl_pkeyutl() {
         5,
         MediaHash::of(b"12345"),
     );
-    let (record, sig) = Record::seal(&body, &key).unwrap();
+    let record = Record::seal(&body, &key).unwrap();
     let (r, s, k) = (
         dir.path().join("R.json"),
         dir.path().join("R.sig"),
         dir.path().join("KEY.pem"),
     );
     fs::write(&r, record.bytes()).unwrap();
-    fs::write(&s, sig.0).unwrap();
+    fs::write(&s, record.signature().0).unwrap();
     fs::write(&k, key.public_key().to_pem()).unwrap();
     let verify = [
         "pkeyutl",

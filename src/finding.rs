@@ -47,6 +47,33 @@ pub mod code {
     pub const STORE_OBJECT_MISSING: &str = "store.object.missing";
     /// An audit read a stored object back and its bytes no longer hash to its name.
     pub const STORE_OBJECT_CORRUPT: &str = "store.object.corrupt";
+    /// A stored object (or a device's file) that cannot be read at all: an I/O error.
+    pub const STORE_OBJECT_UNREADABLE: &str = "store.object.unreadable";
+    /// A record or media file that exists but cannot be read (permissions, I/O error).
+    pub const FILE_UNREADABLE: &str = "file.unreadable";
+
+    /// Why an agent refused a receipt (nothing it covers is freed).
+    /// Larger than any receipt.
+    pub const RECEIPT_TOO_LARGE: &str = "receipt.too-large";
+    /// Cut short or not a receipt of a known format (a pulled cable, another version).
+    pub const RECEIPT_MALFORMED: &str = "receipt.malformed";
+    /// The signature does not verify with the enrolled station key.
+    pub const RECEIPT_SIGNATURE_INVALID: &str = "receipt.signature.invalid";
+    /// Addressed to another device or device key.
+    pub const RECEIPT_FOREIGN: &str = "receipt.addressee.foreign";
+    /// Its checkpoint is not a note signed by the station.
+    pub const RECEIPT_CHECKPOINT_INVALID: &str = "receipt.checkpoint.invalid";
+    /// An inclusion proof does not lead to the checkpoint's root.
+    pub const RECEIPT_PROOF_INVALID: &str = "receipt.proof.invalid";
+    /// It names, at a seq, a record other than the one the device holds.
+    pub const RECEIPT_OTHER_RECORD: &str = "receipt.record.other";
+    /// It names a seq the device never sealed.
+    pub const RECEIPT_SEQ_UNKNOWN: &str = "receipt.seq.unknown";
+    /// It does not list a seq it was asked about.
+    pub const RECEIPT_SEQ_NOT_COVERED: &str = "receipt.seq.uncovered";
+    /// Verified, but it covers only clips freed before: a replay (not refused, frees
+    /// nothing).
+    pub const RECEIPT_REPLAYED: &str = "receipt.replayed";
 }
 
 /// How serious a finding is.

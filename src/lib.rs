@@ -25,6 +25,7 @@
 
 mod calendar;
 mod chain;
+pub mod cli;
 mod finding;
 mod hash;
 mod key_file;

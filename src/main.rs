@@ -59,6 +59,8 @@ enum Command {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
+        // The reader stopped early (`| head`): a normal end, not a failure.
+        Err(err) if custody::cli::is_closed_output(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("custody: {err:#}");
             ExitCode::from(2)
@@ -93,9 +95,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = custody::verify_folder(&folder, &opts)
                 .with_context(|| format!("verifying {}", folder.display()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                custody::outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                print!("{}", render_table(&report));
+                custody::out!("{}", render_table(&report))?;
             }
             Ok(if report.is_clean() {
                 ExitCode::SUCCESS

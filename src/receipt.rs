@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
+use crate::finding::code;
 use crate::hash::RecordHash;
 use crate::keys::{KeyId, Signature};
 use crate::merkle::{ProofError, TreeHash, leaf_hash, verify_inclusion};
@@ -73,6 +74,27 @@ pub enum ReceiptError {
     /// The receipt does not list this seq.
     #[error("record seq {0} is not covered by the receipt")]
     NotCovered(u64),
+    /// The receipt lists a seq the device never sealed.
+    #[error("record seq {0} is not a record this device holds")]
+    UnknownSeq(u64),
+}
+
+impl ReceiptError {
+    /// The stable code of this refusal (from [`code`](crate::code)), for agents' reports
+    /// and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => code::RECEIPT_TOO_LARGE,
+            Self::BadSignature => code::RECEIPT_SIGNATURE_INVALID,
+            Self::Malformed(_) => code::RECEIPT_MALFORMED,
+            Self::Foreign { .. } => code::RECEIPT_FOREIGN,
+            Self::Checkpoint(_) => code::RECEIPT_CHECKPOINT_INVALID,
+            Self::Inclusion { .. } => code::RECEIPT_PROOF_INVALID,
+            Self::OtherRecord { .. } => code::RECEIPT_OTHER_RECORD,
+            Self::NotCovered(_) => code::RECEIPT_SEQ_NOT_COVERED,
+            Self::UnknownSeq(_) => code::RECEIPT_SEQ_UNKNOWN,
+        }
+    }
 }
 
 /// One stored record in a receipt.

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use custody::{
     MAX_RECEIPT_BYTES, NoteVerifier, PublicKey, Receipt, ReceiptError, Record, Verified,
-    hash_reader, layout,
+    VerifiedReceipt, code, hash_reader, layout,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -22,16 +22,28 @@ use crate::manifest::Manifest;
 pub struct InboxReport {
     /// Receipts that verified.
     pub accepted: usize,
-    /// Receipts refused: (file, why).
-    pub refused: Vec<(String, String)>,
-    /// Verified receipts that freed nothing new (a replay of covered records).
-    pub replayed: usize,
+    /// Receipts refused, each with its stable code.
+    pub refused: Vec<Refusal>,
+    /// Verified receipts that freed nothing new (a replay of covered records,
+    /// [`code::RECEIPT_REPLAYED`]): their file names.
+    pub replayed: Vec<String>,
     /// Clip files whose space was freed.
     pub freed: Vec<String>,
     /// Bytes freed.
     pub bytes_freed: u64,
     /// Clips kept although receipted, because the file no longer holds the sealed bytes.
     pub kept_changed: Vec<String>,
+}
+
+/// A receipt the agent refused: nothing it covers was freed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The receipt's file name in the inbox.
+    pub file: String,
+    /// Why, as a stable code from [`custody::code`] (`receipt.…`).
+    pub code: &'static str,
+    /// Why, in words with the values involved.
+    pub detail: String,
 }
 
 /// Looks at every receipt not looked at before (`seen` holds the file names handled in this
@@ -95,7 +107,7 @@ pub fn process(
             for entry in &r.body().entries {
                 let held = by_seq
                     .get(&entry.seq)
-                    .ok_or(ReceiptError::NotCovered(entry.seq))?;
+                    .ok_or(ReceiptError::UnknownSeq(entry.seq))?;
                 r.covers(entry.seq, held.bytes())?;
             }
             Ok(r)
@@ -103,49 +115,30 @@ pub fn process(
         let receipt = match checked {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(receipt = %name, error = %e, "receipt refused; nothing freed");
-                manifest.note_receipt(&hash, &bytes, &name, "refused", &e.to_string())?;
-                report.refused.push((name, e.to_string()));
+                tracing::warn!(receipt = %name, code = e.code(), error = %e, "receipt refused; nothing freed");
+                let detail = format!("{}: {e}", e.code());
+                manifest.note_receipt(&hash, &bytes, &name, "refused", &detail)?;
+                report.refused.push(Refusal {
+                    file: name,
+                    code: e.code(),
+                    detail: e.to_string(),
+                });
                 continue;
             }
         };
-        let mut freed_here = 0;
-        for entry in &receipt.body().entries {
-            let Some(media) = by_seq.get(&entry.seq).and_then(|r| r.body().media()) else {
-                continue;
-            };
-            if freed.contains(&entry.seq) {
-                continue;
-            }
-            let file = storage.join(&media.file);
-            match fs::symlink_metadata(&file) {
-                Ok(meta) if meta.is_file() => {
-                    // The station proved it holds the sealed bytes; free them only if the
-                    // file still is those bytes (a file replaced under the agent stays).
-                    let (size, now) = hash_reader(File::open(&file)?, &mut vec![0; 1 << 16])?;
-                    if size != media.size || now != media.sha256 {
-                        tracing::warn!(file = %media.file, "receipted clip changed since sealing; kept");
-                        report.kept_changed.push(media.file.clone());
-                        continue;
-                    }
-                    fs::remove_file(&file)?;
-                    if let Some(parent) = file.parent() {
-                        File::open(parent)?.sync_all()?;
-                    }
-                    report.bytes_freed += size;
-                    report.freed.push(media.file.clone());
-                }
-                // Already gone (freed before a crash, or removed by hand): nothing to free.
-                _ => {}
-            }
-            manifest.mark_freed(entry.seq, &media.file, media.size, &hash)?;
-            freed.insert(entry.seq);
-            freed_here += 1;
-        }
+        let freed_here = free_covered(
+            storage,
+            &receipt,
+            &by_seq,
+            &mut freed,
+            manifest,
+            &hash,
+            &mut report,
+        )?;
         report.accepted += 1;
         if freed_here == 0 && !receipt.body().entries.is_empty() {
-            report.replayed += 1;
-            tracing::warn!(receipt = %name, "receipt covers only clips freed before (replayed?)");
+            tracing::warn!(receipt = %name, code = code::RECEIPT_REPLAYED, "receipt covers only clips freed before (replayed?)");
+            report.replayed.push(name.clone());
         }
         let detail = format!(
             "checkpoint {}, {} records, {freed_here} clips freed",
@@ -156,6 +149,53 @@ pub fn process(
         tracing::info!(receipt = %name, freed = freed_here, "receipt verified");
     }
     Ok(report)
+}
+
+/// Frees the clips a verified receipt covers that are not freed yet and still hold the
+/// sealed bytes; returns how many it marked freed.
+fn free_covered(
+    storage: &Path,
+    receipt: &VerifiedReceipt,
+    by_seq: &HashMap<u64, &Record<Verified>>,
+    freed: &mut HashSet<u64>,
+    manifest: &Manifest,
+    hash: &[u8; 32],
+    report: &mut InboxReport,
+) -> anyhow::Result<usize> {
+    let mut freed_here = 0;
+    for entry in &receipt.body().entries {
+        let Some(media) = by_seq.get(&entry.seq).and_then(|r| r.body().media()) else {
+            continue;
+        };
+        if freed.contains(&entry.seq) {
+            continue;
+        }
+        let file = storage.join(&media.file);
+        match fs::symlink_metadata(&file) {
+            Ok(meta) if meta.is_file() => {
+                // The station proved it holds the sealed bytes; free them only if the
+                // file still is those bytes (a file replaced under the agent stays).
+                let (size, now) = hash_reader(File::open(&file)?, &mut vec![0; 1 << 16])?;
+                if size != media.size || now != media.sha256 {
+                    tracing::warn!(file = %media.file, "receipted clip changed since sealing; kept");
+                    report.kept_changed.push(media.file.clone());
+                    continue;
+                }
+                fs::remove_file(&file)?;
+                if let Some(parent) = file.parent() {
+                    File::open(parent)?.sync_all()?;
+                }
+                report.bytes_freed += size;
+                report.freed.push(media.file.clone());
+            }
+            // Already gone (freed before a crash, or removed by hand): nothing to free.
+            _ => {}
+        }
+        manifest.mark_freed(entry.seq, &media.file, media.size, hash)?;
+        freed.insert(entry.seq);
+        freed_here += 1;
+    }
+    Ok(freed_here)
 }
 
 /// Reads at most `max` bytes; `None` when the file is gone.

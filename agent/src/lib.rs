@@ -39,7 +39,7 @@ use notify::Watcher as _;
 pub use config::AgentConfig;
 pub use failpoint::{ENV as CRASH_AT_ENV, POINTS as CRASH_POINTS};
 pub use follower::{FileId, Follower, Progress};
-pub use inbox::InboxReport;
+pub use inbox::{InboxReport, Refusal};
 pub use manifest::{ChainHead, Manifest, ManifestError};
 pub use sealer::{MANIFEST_FILE, Sealer};
 pub use sensors::{MAX_FIX_AGE, Sensors};

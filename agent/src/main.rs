@@ -1,6 +1,7 @@
 //! `custody-agent`: seals every clip on the recorder into the device's signed hash chain.
 //!
-//! Exit status: 0 success, 2 could not run (the message says why).
+//! Exit status, as the other Custody tools: 0 all fine, 1 it ran and found problems (a
+//! receipt refused), 2 it could not run (the message says why).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,7 +68,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
+        // The reader stopped early (`| head`): a normal end, not a failure.
+        Err(e) if custody::cli::is_closed_output(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("custody-agent: {e:#}");
             ExitCode::from(2)
@@ -75,23 +78,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cfg = AgentConfig::load(&cli.config)?;
+    let mut found_problems = false;
     match cli.command {
         Command::Run { once: true } => {
             let (sealed, inbox) = custody_agent::seal_once(cfg)?;
-            println!("sealed {} clip(s)", sealed.len());
+            custody::outln!("sealed {} clip(s)", sealed.len())?;
             if inbox.accepted > 0 || !inbox.refused.is_empty() {
-                println!(
+                custody::outln!(
                     "receipts: {} verified, {} refused; freed {} clip(s), {} bytes",
                     inbox.accepted,
                     inbox.refused.len(),
                     inbox.freed.len(),
                     inbox.bytes_freed
-                );
-                for (file, why) in &inbox.refused {
-                    println!("  refused {file}: {why}");
+                )?;
+                for r in &inbox.refused {
+                    custody::outln!("  refused {} [{}]: {}", r.file, r.code, r.detail)?;
                 }
+                found_problems = !inbox.refused.is_empty();
             }
         }
         Command::Run { once: false } => {
@@ -101,7 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upload => {
             let runtime = tokio::runtime::Runtime::new()?;
             let (sent, inbox) = runtime.block_on(custody_agent::upload_once(cfg))?;
-            println!(
+            custody::outln!(
                 "上传 {} 个文件：本次发送 {} 字节，续传已有 {} 字节；回执 {}；释放 {} 个文件（{} 字节）",
                 sent.files,
                 sent.bytes_sent,
@@ -109,31 +114,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 sent.receipt.as_deref().unwrap_or("无"),
                 inbox.freed.len(),
                 inbox.bytes_freed
-            );
+            )?;
             for file in &sent.skipped {
-                println!("  未上传（文件名不符合上传协议，保留在设备上）: {file}");
+                custody::outln!("  未上传（文件名不符合上传协议，保留在设备上）: {file}")?;
             }
-            for (file, why) in &inbox.refused {
-                println!("  refused {file}: {why}");
+            for r in &inbox.refused {
+                custody::outln!("  回执被拒绝 {} [{}]: {}", r.file, r.code, r.detail)?;
             }
+            found_problems = !inbox.refused.is_empty();
         }
         Command::Enroll => {
             let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
             let public = key.public_key();
-            println!(
+            custody::outln!(
                 "# 设备 {} ({}) 公钥, 请交 IT 登记 / device public key for enrolment",
-                cfg.serial, cfg.profile.id
-            );
-            println!(
+                cfg.serial,
+                cfg.profile.id
+            )?;
+            custody::outln!(
                 "# key id (SHA-256 of the DER public key): {}",
                 public.key_id()
-            );
-            print!("{}", public.to_pem());
+            )?;
+            custody::out!("{}", public.to_pem())?;
         }
         Command::Bind { clip, case } => {
             let mut sealer = Sealer::load(cfg)?;
             let stored = sealer.bind(&clip, &case)?;
-            println!("bound as seq {}: {}", stored.body().seq, stored.hash());
+            custody::outln!("bound as seq {}: {}", stored.body().seq, stored.hash())?;
         }
         Command::Annotate {
             clip,
@@ -155,10 +162,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let mut sealer = Sealer::load(cfg)?;
             let stored = sealer.annotate(&clip, proves, speakers, summary)?;
-            println!("annotated as seq {}: {}", stored.body().seq, stored.hash());
+            custody::outln!("annotated as seq {}: {}", stored.body().seq, stored.hash())?;
         }
     }
-    Ok(())
+    Ok(if found_problems {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Completes on Ctrl-C or SIGTERM (how a service manager stops the agent).

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use chrono::Utc;
 use custody::{
     Checkpoint, KeyId, MemoryHashStore, MerkleLog, NoteSigner, RECEIPT_V1, ReceiptBody,
-    ReceiptEntry, Record, SigningKey, Verified, encode_proof, layout,
+    ReceiptEntry, Record, SigningKey, Verified, code, encode_proof, layout,
 };
 use custody_agent::{AgentConfig, Sealer};
 
@@ -175,10 +175,8 @@ fn a_verified_receipt_frees_exactly_its_clips_and_keeps_every_record() {
     let (bytes, sig) = sign(&body);
     dev.deliver("receipt-0000000000000009", &bytes, &sig);
     let report = inbox(&dev);
-    assert_eq!(
-        (report.accepted, report.replayed, report.freed.len()),
-        (1, 1, 0)
-    );
+    assert_eq!((report.accepted, report.freed.len()), (1, 0));
+    assert_eq!(report.replayed, ["receipt-0000000000000009.json"]);
 }
 
 #[test]
@@ -211,19 +209,36 @@ fn bad_partial_foreign_and_lying_receipts_free_nothing_and_are_reported() {
     extra.entries[1].seq = 99;
     let (b, s) = sign(&extra);
     dev.deliver("receipt-e-unknown-seq", &b, &s);
+    // Signed by the station, but not a receipt of a format this agent reads.
+    let other_format = String::from_utf8(good.to_bytes().unwrap())
+        .unwrap()
+        .replacen(RECEIPT_V1, "custody.receipt/9", 1)
+        .into_bytes();
+    let station = SigningKey::from_seed(&STATION_SEED).unwrap();
+    dev.deliver(
+        "receipt-f-other-format",
+        &other_format,
+        &station.sign(&other_format).0,
+    );
 
     let report = inbox(&dev);
     assert_eq!(report.accepted, 0, "{report:?}");
     assert!(report.freed.is_empty());
-    let refused: Vec<&str> = report.refused.iter().map(|(f, _)| f.as_str()).collect();
+    let refused: Vec<(&str, &str)> = report
+        .refused
+        .iter()
+        .map(|r| (r.file.as_str(), r.code))
+        .collect();
     assert_eq!(
         refused,
         [
-            "receipt-a-partial.json",
-            "receipt-b-forged.json",
-            "receipt-c-foreign.json",
-            "receipt-d-bad-proof.json",
-            "receipt-e-unknown-seq.json"
+            // Cut short: the station's signature no longer covers the bytes.
+            ("receipt-a-partial.json", code::RECEIPT_SIGNATURE_INVALID),
+            ("receipt-b-forged.json", code::RECEIPT_SIGNATURE_INVALID),
+            ("receipt-c-foreign.json", code::RECEIPT_FOREIGN),
+            ("receipt-d-bad-proof.json", code::RECEIPT_PROOF_INVALID),
+            ("receipt-e-unknown-seq.json", code::RECEIPT_SEQ_UNKNOWN),
+            ("receipt-f-other-format.json", code::RECEIPT_MALFORMED),
         ]
     );
     assert!(dev.clip(&recs[0]).exists() && dev.clip(&recs[1]).exists());
@@ -255,4 +270,42 @@ fn without_an_enrolled_station_key_nothing_is_ever_freed() {
     dev.deliver("receipt-0000000000000002", &bytes, &sig);
     assert_eq!(inbox(&dev), custody_agent::InboxReport::default());
     assert!(dev.clip(&recs[0]).exists());
+}
+
+/// The agent's exit codes follow the other Custody tools: 1 when it ran and refused a
+/// receipt, 0 when all was fine, and a reader that closed stdout (`| head`) is a normal
+/// end, never a panic.
+#[test]
+fn the_binary_exits_1_on_a_refused_receipt_and_0_when_its_reader_stops_early() {
+    use std::process::{Command, Stdio};
+    let agent = |dev: &Device, args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody-agent"));
+        cmd.arg("--config").arg(&dev.config).args(args);
+        cmd
+    };
+    let dev = device();
+    let recs = dev.seal(1);
+    let out = agent(&dev, &["run", "--once"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let (bytes, _) = sign(&receipt_for(&[&recs[0]], "A100001", &key_id(&recs)));
+    dev.deliver("receipt-forged", &bytes, &[7; 64]);
+    let out = agent(&dev, &["run", "--once"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(code::RECEIPT_SIGNATURE_INVALID), "{stdout}");
+    assert!(dev.clip(&recs[0]).exists());
+
+    for args in [&["enroll"][..], &["run", "--once"]] {
+        let mut child = agent(&dev, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }

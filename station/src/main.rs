@@ -72,6 +72,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader stopped early (`| head`): a normal end, not a failure.
+        Err(e) if custody::cli::is_closed_output(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("custody-station: {e:#}");
             ExitCode::from(2)

@@ -314,14 +314,25 @@ fn the_verifier_key_prints_for_agents_and_a_reader_that_stops_early_is_no_error(
     assert!(vkey.starts_with("test.example/station-01+"), "{vkey}");
     custody::NoteVerifier::parse(vkey).unwrap();
     assert!(stdout.contains("BEGIN PUBLIC KEY"), "{stdout}");
-    // `custody-station key | head -n 1`: the pipe closes before the station writes.
-    let mut child = station(&s.config, &["key"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    // `custody-station key | head -n 1`: the pipe closes before the station writes. So
+    // for every command that prints, in tables and in JSON.
+    for args in [
+        &["key"][..],
+        &["fleet"],
+        &["--json", "fleet"],
+        &["overdue"],
+        &["report"],
+        &["--json", "report"],
+        &["status"],
+    ] {
+        let mut child = station(&s.config, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    }
 }

@@ -116,3 +116,28 @@ fn what_cannot_be_checked_exits_2_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PUBLIC KEY"));
 }
+
+/// `custody verify … | head -n 1`: the reader closes the pipe before the verdict is
+/// written; that is a normal end (exit 0), not a panic (exit 101).
+#[test]
+fn a_reader_that_stops_early_is_a_normal_end() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let dev = SampleDevice::with_generated_clips(&dir.path().join("d"), "A100003", 2, 10).unwrap();
+    for json in [false, true] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
+        cmd.arg("verify")
+            .args(json.then_some("--json"))
+            .arg(&dev.root);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -18,17 +18,17 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     };
     let outcome = audit(&station, replica.as_ref())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        custody::outln!("{}", serde_json::to_string_pretty(&outcome)?)?;
     } else {
-        println!(
+        custody::outln!(
             "核查 {} 个存储对象（{}），发现问题 {} 项（记录于会话 {}）。",
             outcome.checked,
             super::human_bytes(outcome.bytes),
             outcome.findings.len(),
             outcome.session.0
-        );
+        )?;
         for f in &outcome.findings {
-            println!("  {} {}: {}", f.code, f.subject, f.detail);
+            custody::outln!("  {} {}: {}", f.code, f.subject, f.detail)?;
         }
     }
     Ok(if outcome.findings.is_empty() {

@@ -35,9 +35,10 @@ pub fn run(config: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let key_id = station.enroll(&args.serial, &args.hw_profile, &args.key, &officers)?;
-    println!(
+    custody::outln!(
         "已登记设备 {} ({})，密钥 {key_id}",
-        args.serial, args.hw_profile
-    );
+        args.serial,
+        args.hw_profile
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -50,10 +50,10 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
         .collect();
     if json {
         let out = serde_json::json!({ "devices": rows, "officers": officers.len() });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        custody::outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    custody::outln!(
         "登记设备 {} 台，领用民警 {} 人（要求每 2 人至少 1 台）{}",
         rows.len(),
         officers.len(),
@@ -62,7 +62,7 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
         } else {
             "：不足"
         }
-    );
+    )?;
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -90,7 +90,7 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    print!(
+    custody::out!(
         "{}",
         super::table(
             &[
@@ -106,7 +106,7 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
             ],
             &cells
         )
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

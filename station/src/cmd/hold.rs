@@ -56,22 +56,22 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
     }
     let action = if args.release { "解除" } else { "设置" };
     if json {
-        println!(
+        custody::outln!(
             "{}",
             serde_json::json!({
                 "case": args.case,
                 "legal_hold": !args.release,
                 "objects": held.iter().map(MediaHash::to_hex).collect::<Vec<_>>(),
             })
-        );
+        )?;
     } else if held.is_empty() {
-        println!("案件 {} 没有已存储的视频。", args.case);
+        custody::outln!("案件 {} 没有已存储的视频。", args.case)?;
     } else {
-        println!(
+        custody::outln!(
             "案件 {}：已为 {} 个视频对象{action}法律保留（legal hold）。",
             args.case,
             held.len()
-        );
+        )?;
     }
     Ok(if held.is_empty() {
         ExitCode::from(1)

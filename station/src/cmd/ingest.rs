@@ -37,9 +37,9 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
     let outcome = station.ingest_slot(&args.slot, &opts)?;
     custody_station::write_session_report(&station, &outcome);
     if json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        custody::outln!("{}", serde_json::to_string_pretty(&outcome)?)?;
     } else {
-        println!(
+        custody::outln!(
             "{} {}: {} 条记录，{} 个文件校验通过，{}，{} 个无签封记录，{} 个超期，{} 个问题",
             outcome.slot,
             outcome.serial.as_deref().unwrap_or("未识别设备"),
@@ -49,15 +49,15 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             outcome.unattested,
             outcome.late,
             outcome.findings.len()
-        );
+        )?;
         for f in &outcome.findings {
-            println!("  [{}] {}: {}", f.code, f.subject, f.detail);
+            custody::outln!("  [{}] {}: {}", f.code, f.subject, f.detail)?;
         }
         if let Some(receipt) = &outcome.receipt {
-            println!("回执已写入设备: {receipt}");
+            custody::outln!("回执已写入设备: {receipt}")?;
         }
         if outcome.outcome == "quarantined" {
-            println!("设备已隔离：文件单独保存，未混入证据。");
+            custody::outln!("设备已隔离：文件单独保存，未混入证据。")?;
         }
     }
     Ok(if outcome.findings.is_empty() {

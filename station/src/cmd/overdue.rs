@@ -16,14 +16,14 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let undocked = pending_devices(&station.ledger(), &cfg.deadline, cfg.utc_offset, now)?;
     if json {
         let out = serde_json::json!({ "late_clips": late, "undocked_devices": undocked });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        custody::outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
         if late.is_empty() {
-            println!("没有超期存储的视音频文件。");
+            custody::outln!("没有超期存储的视音频文件。")?;
         } else {
-            println!("超期存储的视音频文件（{} 个）：", late.len());
+            custody::outln!("超期存储的视音频文件（{} 个）：", late.len())?;
             for c in &late {
-                println!(
+                custody::outln!(
                     "  {} 第 {} 条 {}  录制结束 {}  时限 {}  存储 {}{}",
                     c.serial,
                     c.seq,
@@ -35,20 +35,20 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
                         .as_deref()
                         .map(|r| format!("  延迟理由 {r}"))
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
         if cfg.telemetry_broker.is_none() {
-            println!("未配置设备遥测（[telemetry]），无法列出尚未入站的设备。");
+            custody::outln!("未配置设备遥测（[telemetry]），无法列出尚未入站的设备。")?;
         } else if undocked.is_empty() {
-            println!("没有临近或超过存储时限而尚未入站的设备。");
+            custody::outln!("没有临近或超过存储时限而尚未入站的设备。")?;
         } else {
-            println!(
+            custody::outln!(
                 "尚未入站、待存储文件临近或超过时限的设备（{} 台）：",
                 undocked.len()
-            );
+            )?;
             for d in &undocked {
-                println!(
+                custody::outln!(
                     "  {}  {}  待存储 {} 个  最早录制结束 {}  时限 {}  最后上报 {}  {}{}",
                     d.serial,
                     if d.past { "已超期" } else { "临近时限" },
@@ -64,7 +64,7 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
                     d.battery_percent
                         .map(|b| format!("  电量 {b}%"))
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
     }

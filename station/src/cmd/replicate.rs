@@ -29,12 +29,12 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     )?;
     let lag = station.ledger().replication_lag(chrono::Utc::now())?;
     if json {
-        println!(
+        custody::outln!(
             "{}",
             serde_json::json!({ "drained": drained, "queue": lag })
-        );
+        )?;
     } else {
-        println!(
+        custody::outln!(
             "已推送 {} 个对象（{}）到 {}/{}；队列剩余 {} 个（{}）。",
             drained.pushed,
             super::human_bytes(drained.bytes),
@@ -42,9 +42,9 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
             settings.bucket,
             lag.objects,
             super::human_bytes(lag.bytes),
-        );
+        )?;
         for hash in &drained.unreadable {
-            println!("本地对象无法按原哈希读回，未推送：sha256 {hash}");
+            custody::outln!("本地对象无法按原哈希读回，未推送：sha256 {hash}")?;
         }
     }
     Ok(if drained.unreadable.is_empty() {

@@ -60,10 +60,10 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
     );
     let html = report.write(&dir, &name)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        custody::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         let t = &report.totals;
-        println!(
+        custody::outln!(
             "{}：{} 个文件（{}），校验通过 {}，哈希不一致 {}，缺失 {}，无签封记录 {}，超期 {}，问题 {}",
             report.scope,
             t.clips,
@@ -74,8 +74,8 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             t.unattested,
             t.late,
             t.findings
-        );
-        println!("报告: {}", html.display());
+        )?;
+        custody::outln!("报告: {}", html.display())?;
     }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS

@@ -43,10 +43,10 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             None => None,
         };
         if json {
-            println!(
+            custody::outln!(
                 "{}",
                 serde_json::json!({ "slots": slots, "replication": lag })
-            );
+            )?;
         } else {
             let mut text = render(&slots);
             if let (Some(lag), Some(target)) = (&lag, &cfg.replicate_to) {
@@ -54,9 +54,9 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             }
             if args.follow && lines_drawn > 0 {
                 // Move up and clear what was drawn last time.
-                print!("\x1b[{lines_drawn}A\x1b[J");
+                custody::out!("\x1b[{lines_drawn}A\x1b[J")?;
             }
-            print!("{text}");
+            custody::out!("{text}")?;
             lines_drawn = text.lines().count();
         }
         if !args.follow {

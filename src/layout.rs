@@ -155,10 +155,31 @@ pub fn read_records(device_dir: &Path) -> io::Result<(Vec<RecordFile>, Vec<Findi
             continue;
         }
         // One byte past the limit is enough for the parser to refuse an oversized record.
-        let bytes = read_bounded(&path, MAX_RECORD_BYTES + 1)?;
+        // A file that cannot be read is a finding, and the others are still read.
+        let bytes = match read_bounded(&path, MAX_RECORD_BYTES + 1) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                findings.push(Finding::error(
+                    code::FILE_UNREADABLE,
+                    &name,
+                    format!("the record cannot be read: {e}"),
+                ));
+                continue;
+            }
+        };
         let sig_path = path.with_extension("sig");
         let sig = match fs::symlink_metadata(&sig_path) {
-            Ok(m) if m.is_file() => Some(read_bounded(&sig_path, SIGNATURE_LEN + 1)?),
+            Ok(m) if m.is_file() => match read_bounded(&sig_path, SIGNATURE_LEN + 1) {
+                Ok(sig) => Some(sig),
+                Err(e) => {
+                    findings.push(Finding::error(
+                        code::FILE_UNREADABLE,
+                        sig_path.display().to_string(),
+                        format!("the signature cannot be read: {e}"),
+                    ));
+                    continue;
+                }
+            },
             _ => None,
         };
         files.push(RecordFile { name, bytes, sig });

@@ -72,6 +72,6 @@ pub use record::{
 };
 pub use tlog_proof::{TlogProof, TlogProofError};
 pub use verify::{
-    CLOCK_TOLERANCE, DeviceCheck, DeviceSummary, VerifyOptions, VerifyReport, future_records,
-    media_entries, open_media, verify_device, verify_folder,
+    CLOCK_TOLERANCE, DeviceCheck, DeviceSummary, MediaUnavailable, VerifyOptions, VerifyReport,
+    future_records, media_entries, open_media, verify_device, verify_folder,
 };

@@ -233,9 +233,14 @@ pub fn verify_device(
         let media = &clip.media;
         check.covered.insert(media.file.clone());
         let subject = format!("{serial} seq {} {}", rec.body().seq, media.file);
-        match open_media(root, &real_root, &media.file) {
-            Ok(file) => {
-                let (size, hash) = hash_reader(file, &mut buf)?;
+        let read = open_media(root, &real_root, &media.file).and_then(|file| {
+            hash_reader(file, &mut buf).map_err(|e| MediaUnavailable {
+                code: code::FILE_UNREADABLE,
+                why: format!("{}: reading failed: {e}", media.file),
+            })
+        });
+        match read {
+            Ok((size, hash)) => {
                 check.bytes += size;
                 if size == media.size && hash == media.sha256 {
                     check.clips_verified += 1;
@@ -250,33 +255,58 @@ pub fn verify_device(
                     ));
                 }
             }
-            Err(why) => check
-                .findings
-                .push(Finding::error(code::MEDIA_MISSING, subject, why)),
+            Err(MediaUnavailable { code, why }) => {
+                check.findings.push(Finding::error(code, subject, why));
+            }
         }
     }
     check.verified = verified;
     Ok(check)
 }
 
+/// Why a media file a record covers cannot be read: absent (or not a regular file inside
+/// the folder), or there but unreadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaUnavailable {
+    /// [`code::MEDIA_MISSING`] or [`code::FILE_UNREADABLE`].
+    pub code: &'static str,
+    /// Why, with the path.
+    pub why: String,
+}
+
 /// Opens media file `rel` under `root` (whose canonical path is `real_root`), refusing
 /// anything that is not a regular file inside it (symlinks out of the folder included).
 ///
 /// # Errors
-/// Why the file cannot be read, as text for a finding.
-pub fn open_media(root: &Path, real_root: &Path, rel: &str) -> Result<File, String> {
+/// Why the file cannot be read, with the finding code that says so.
+pub fn open_media(root: &Path, real_root: &Path, rel: &str) -> Result<File, MediaUnavailable> {
     let path = root.join(rel);
-    let meta = fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let missing = |why: String| MediaUnavailable {
+        code: code::MEDIA_MISSING,
+        why,
+    };
+    let failed = |e: io::Error| MediaUnavailable {
+        code: if e.kind() == io::ErrorKind::NotFound {
+            code::MEDIA_MISSING
+        } else {
+            code::FILE_UNREADABLE
+        },
+        why: format!("{}: {e}", path.display()),
+    };
+    let meta = fs::symlink_metadata(&path).map_err(failed)?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(missing(format!("{} is not a regular file", path.display())));
     }
     let inside = fs::canonicalize(&path)
         .map(|p| p.starts_with(real_root))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(failed)?;
     if !inside {
-        return Err(format!("{} leads outside the folder", path.display()));
+        return Err(missing(format!(
+            "{} leads outside the folder",
+            path.display()
+        )));
     }
-    File::open(&path).map_err(|e| format!("{}: {e}", path.display()))
+    File::open(&path).map_err(failed)
 }
 
 /// Every entry outside `custody/` that is not a folder, as a `/`-separated path relative to

@@ -7,7 +7,7 @@ use chrono::Utc;
 use custody::{Finding, code};
 use serde::Serialize;
 
-use crate::ledger::SessionId;
+use crate::ledger::{SessionEnd, SessionId};
 use crate::s3::S3Store;
 use crate::store::{EvidenceStore, ObjectCheck};
 use crate::{BUF_LEN, Station};
@@ -29,6 +29,8 @@ pub struct AuditOutcome {
 }
 
 /// Reads back every stored object (and, with `replica`, every replicated one there).
+/// Each finding is written to the ledger as it is found, so an audit cut short keeps what
+/// it found, and its session is closed `interrupted`.
 ///
 /// # Errors
 /// The ledger failing, or a store that cannot be read at all (not a finding: the audit
@@ -43,6 +45,34 @@ pub fn audit(station: &Station, replica: Option<&S3Store>) -> anyhow::Result<Aud
         bytes: 0,
         findings: Vec::new(),
     };
+    let checked = check_all(station, replica, &mut out);
+    let mut summary = serde_json::json!({
+        "checked": out.checked,
+        "bytes": out.bytes,
+        "findings": out.findings.len(),
+    });
+    let ended = if let Err(e) = &checked {
+        summary["error"] = format!("{e:#}").into();
+        tracing::warn!(session = session.0, error = %format!("{e:#}"), "audit interrupted; its findings so far are in the ledger");
+        SessionEnd::Interrupted
+    } else {
+        SessionEnd::Audit
+    };
+    // The ledger may be what failed; the session then simply has no end row.
+    let closed = station
+        .ledger()
+        .close_session(session, ended, &summary, Utc::now());
+    checked?;
+    closed?;
+    Ok(out)
+}
+
+/// Reads every object back into `out`, recording each finding at once.
+fn check_all(
+    station: &Station,
+    replica: Option<&S3Store>,
+    out: &mut AuditOutcome,
+) -> anyhow::Result<()> {
     let mut buf = vec![0; BUF_LEN];
     let mut targets: Vec<(&dyn EvidenceStore, &str, bool)> =
         vec![(station.store(), "store", false)];
@@ -53,35 +83,41 @@ pub fn audit(station: &Station, replica: Option<&S3Store>) -> anyhow::Result<Aud
         let objects = station.ledger().stored_objects(replicated)?;
         for (hash, size) in objects {
             let subject = format!("{place} sha256 {hash}");
-            match store.verify(&hash, &mut buf)? {
-                ObjectCheck::Intact { size: read } if read == size => {}
-                ObjectCheck::Intact { size: read } => out.findings.push(Finding::error(
+            let finding = match store.verify(&hash, &mut buf)? {
+                ObjectCheck::Intact { size: read } if read == size => None,
+                ObjectCheck::Intact { size: read } => Some(Finding::error(
                     code::STORE_OBJECT_CORRUPT,
                     &subject,
                     format!("{read} bytes read back, {size} stored"),
                 )),
-                ObjectCheck::Missing => out.findings.push(Finding::error(
+                ObjectCheck::Missing => Some(Finding::error(
                     code::STORE_OBJECT_MISSING,
                     &subject,
                     format!("{size} bytes stored, not found now"),
                 )),
-                ObjectCheck::Corrupt { found } => out.findings.push(Finding::error(
+                ObjectCheck::Corrupt { found } => Some(Finding::error(
                     code::STORE_OBJECT_CORRUPT,
                     &subject,
                     format!("read back as sha256 {found}"),
                 )),
+                ObjectCheck::Unreadable { why } => Some(Finding::error(
+                    code::STORE_OBJECT_UNREADABLE,
+                    &subject,
+                    format!("{size} bytes stored, cannot be read now: {why}"),
+                )),
+            };
+            if let Some(finding) = finding {
+                station.ledger().add_findings(
+                    out.session,
+                    None,
+                    std::slice::from_ref(&finding),
+                    Utc::now(),
+                )?;
+                out.findings.push(finding);
             }
             out.checked += 1;
             out.bytes += size;
         }
     }
-    let mut ledger = station.ledger();
-    ledger.add_findings(session, None, &out.findings, Utc::now())?;
-    let summary = serde_json::json!({
-        "checked": out.checked,
-        "bytes": out.bytes,
-        "findings": out.findings.len(),
-    });
-    ledger.close_session(session, "audit", &summary, Utc::now())?;
-    Ok(out)
+    Ok(())
 }

@@ -30,20 +30,40 @@ pub async fn follow(station: Arc<Station>, host: String, port: u16) {
         port,
     );
     opts.set_keep_alive(Duration::from_secs(30));
+    // Requests queued for the client's event loop (two subscribes per connection).
     let (client, mut events) = AsyncClient::new(opts, 16);
+    // Said once when the broker goes away, not at every retry.
+    let mut reachable = true;
     loop {
         match events.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 tracing::info!("following device telemetry");
-                let _ = client.try_subscribe(ALL_TELEMETRY, QoS::AtLeastOnce);
-                let _ = client.try_subscribe("custody/+/status", QoS::AtLeastOnce);
+                reachable = true;
+                for topic in [ALL_TELEMETRY, "custody/+/status"] {
+                    if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
+                        tracing::warn!(topic, error = %e, "cannot subscribe; telemetry incomplete until the next connection");
+                    }
+                }
             }
             Ok(Event::Incoming(Packet::Publish(msg))) => {
-                heard(&station, &msg.topic, &msg.payload, Utc::now());
+                let station = Arc::clone(&station);
+                // The ledger is SQLite: blocking work, kept off the runtime's threads.
+                let kept = tokio::task::spawn_blocking(move || {
+                    heard(&station, &msg.topic, &msg.payload, Utc::now());
+                })
+                .await;
+                if let Err(e) = kept {
+                    tracing::error!(error = %e, "telemetry handler failed");
+                }
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::debug!(error = %e, "telemetry broker unreachable; retrying");
+                if reachable {
+                    tracing::warn!(error = %e, "telemetry broker unreachable; retrying every {RECONNECT:?}");
+                    reachable = false;
+                } else {
+                    tracing::debug!(error = %e, "telemetry broker still unreachable");
+                }
                 tokio::time::sleep(RECONNECT).await;
             }
         }
@@ -56,9 +76,16 @@ fn heard(station: &Station, topic: &str, payload: &[u8], now: DateTime<Utc>) {
         return;
     };
     let ledger = station.ledger();
-    if !matches!(ledger.device(serial), Ok(Some(_))) {
-        tracing::debug!(serial, "telemetry from a device not enrolled here; ignored");
-        return;
+    match ledger.device(serial) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            tracing::debug!(serial, "telemetry from a device not enrolled here; ignored");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(serial, error = %format!("{e:#}"), "cannot look the device up; telemetry dropped");
+            return;
+        }
     }
     let kept = if topic == telemetry::telemetry_topic(serial) {
         match Telemetry::parse(payload, serial) {

@@ -23,7 +23,7 @@ use custody::{
 use serde::Serialize;
 
 use crate::deadline::deadline;
-use crate::ledger::{ClipEntry, LedgerError, SessionId};
+use crate::ledger::{ClipEntry, LedgerError, SessionEnd, SessionId};
 use crate::progress::SlotProgress;
 use crate::store::{Expected, StoreError, StoredObject};
 use crate::{Station, fault};
@@ -81,8 +81,8 @@ pub struct SessionOutcome {
     pub slot: String,
     /// The device, when identified.
     pub serial: Option<String>,
-    /// `complete` or `quarantined`.
-    pub outcome: &'static str,
+    /// Complete, or quarantined.
+    pub outcome: SessionEnd,
     /// Records committed this session.
     pub records: usize,
     /// Clips stored with their signed hash.
@@ -271,13 +271,9 @@ impl Station {
         if !fs::metadata(slot_dir).is_ok_and(|m| m.is_dir()) {
             return Err(IngestError::NotASlot(slot_dir.into()));
         }
-        let unplugged = |source| IngestError::Unplugged {
-            slot: slot.clone(),
-            source,
-        };
         let now = Utc::now();
         let returned = opts.returned.unwrap_or(now);
-        let (identity, why_not) = self.identify(slot_dir).map_err(unplugged)?;
+        let (identity, why_not) = self.identify(slot_dir, &slot)?;
         // One session per device at a time: the second waits, then finds what the first
         // committed in the ledger.
         let _device = identity
@@ -301,7 +297,7 @@ impl Station {
             session,
             slot: slot.clone(),
             serial: Some(device.serial.clone()),
-            outcome: "complete",
+            outcome: SessionEnd::Complete,
             records: 0,
             clips_verified: 0,
             bytes: 0,
@@ -317,7 +313,7 @@ impl Station {
             Ok(()) => {
                 let summary = serde_json::to_value(&outcome).unwrap_or_default();
                 self.ledger()
-                    .close_session(session, "complete", &summary, Utc::now())?;
+                    .close_session(session, SessionEnd::Complete, &summary, Utc::now())?;
                 tracing::info!(
                     serial = %device.serial,
                     records = outcome.records,
@@ -329,9 +325,12 @@ impl Station {
             Err(e) => {
                 let summary = serde_json::json!({ "error": format!("{e:#}") });
                 // The ledger may be what failed; the session then simply has no end row.
-                let _ = self
-                    .ledger()
-                    .close_session(session, "interrupted", &summary, Utc::now());
+                let _ = self.ledger().close_session(
+                    session,
+                    SessionEnd::Interrupted,
+                    &summary,
+                    Utc::now(),
+                );
                 tracing::warn!(serial = %device.serial, error = %e, "dock session interrupted");
                 Err(e)
             }
@@ -340,8 +339,19 @@ impl Station {
 
     /// Identifies the device: exactly one device folder, enrolled, whose public key is the
     /// enrolled one. Otherwise `None` and the finding explaining why.
-    fn identify(&self, root: &Path) -> io::Result<(Option<Identified>, Option<Finding>)> {
-        let serials = layout::device_serials(root)?;
+    ///
+    /// # Errors
+    /// The device cannot be read (gone: [`IngestError::Unplugged`]) or the ledger fails
+    /// ([`IngestError::Ledger`], never mistaken for a pulled cable).
+    fn identify(
+        &self,
+        root: &Path,
+        slot: &str,
+    ) -> Result<(Option<Identified>, Option<Finding>), IngestError> {
+        let serials = layout::device_serials(root).map_err(|source| IngestError::Unplugged {
+            slot: slot.to_owned(),
+            source,
+        })?;
         let [serial] = serials.as_slice() else {
             let why = if serials.is_empty() {
                 "no custody folder: not a Custody device, or an agent never ran".to_owned()
@@ -356,7 +366,7 @@ impl Station {
                 Some(Finding::error(code::DEVICE_UNENROLLED, "slot", why)),
             ));
         };
-        let Some(enrolled) = self.ledger().device(serial).map_err(io::Error::other)? else {
+        let Some(enrolled) = self.ledger().device(serial)? else {
             return Ok((
                 None,
                 Some(Finding::error(
@@ -655,16 +665,18 @@ impl Station {
         job: &Job,
         progress: &SlotProgress,
     ) -> Result<File, CopyError> {
-        open_media(root, real_root, &job.file).map_err(|why| {
-            if fs::metadata(root.join(layout::CUSTODY_DIR)).is_err() && job.record.is_some() {
-                CopyError::Fatal(IngestError::Unplugged {
-                    slot: progress.slot.clone(),
-                    source: io::Error::new(io::ErrorKind::NotFound, why),
-                })
-            } else {
-                CopyError::Unreadable(why)
-            }
-        })
+        open_media(root, real_root, &job.file).map_err(
+            |custody::MediaUnavailable { why, .. }| {
+                if fs::metadata(root.join(layout::CUSTODY_DIR)).is_err() && job.record.is_some() {
+                    CopyError::Fatal(IngestError::Unplugged {
+                        slot: progress.slot.clone(),
+                        source: io::Error::new(io::ErrorKind::NotFound, why),
+                    })
+                } else {
+                    CopyError::Unreadable(why)
+                }
+            },
+        )
     }
 
     /// Commits one record with what its copy gave.
@@ -876,7 +888,7 @@ impl Station {
             session,
             slot: slot.into(),
             serial: claimed,
-            outcome: "quarantined",
+            outcome: SessionEnd::Quarantined,
             records: 0,
             clips_verified: 0,
             bytes,
@@ -888,7 +900,7 @@ impl Station {
         };
         self.ledger().close_session(
             session,
-            "quarantined",
+            SessionEnd::Quarantined,
             &serde_json::to_value(&outcome).unwrap_or_default(),
             Utc::now(),
         )?;

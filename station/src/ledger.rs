@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS sessions (             -- one dock of one device
 CREATE TABLE IF NOT EXISTS session_ends (
     session     INTEGER PRIMARY KEY REFERENCES sessions(id),
     ended_at    TEXT NOT NULL,
-    outcome     TEXT NOT NULL,                    -- complete, quarantined, interrupted
+    outcome     TEXT NOT NULL,                    -- SessionEnd: complete, quarantined, interrupted, audit
     summary     TEXT NOT NULL                     -- JSON
 );
 CREATE TABLE IF NOT EXISTS records (              -- leaf i of the log = bytes of log_index i
@@ -271,6 +271,33 @@ pub struct ClipEntry {
     pub late: bool,
     /// The lawful delay reason declared for the dock, if any.
     pub delay_reason: Option<String>,
+}
+
+/// How a session ended, as the ledger's `session_ends.outcome` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionEnd {
+    /// A dock session that verified, stored and receipted what the device held.
+    Complete,
+    /// An unidentified device: its files kept apart, never mixed with evidence.
+    Quarantined,
+    /// Stopped before the end (device gone, store full, ledger error); what was committed
+    /// stays, the rest is taken at the next dock.
+    Interrupted,
+    /// A store audit that read every object back.
+    Audit,
+}
+
+impl SessionEnd {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Quarantined => "quarantined",
+            Self::Interrupted => "interrupted",
+            Self::Audit => "audit",
+        }
+    }
 }
 
 /// A session's identifier.
@@ -749,13 +776,13 @@ impl Ledger {
     pub fn close_session(
         &mut self,
         session: SessionId,
-        outcome: &str,
+        outcome: SessionEnd,
         summary: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         self.conn.execute(
             "INSERT INTO session_ends (session, ended_at, outcome, summary) VALUES (?1, ?2, ?3, ?4)",
-            params![session.0, db_time(now), outcome, summary.to_string()],
+            params![session.0, db_time(now), outcome.as_str(), summary.to_string()],
         )?;
         Ok(())
     }

@@ -43,8 +43,8 @@ pub use deadline::{Deadline, deadline, end_of_day};
 pub use fleet::{PendingDevice, follow as follow_fleet, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
 pub use ledger::{
-    EnrolledDevice, HeardDevice, Ledger, LedgerError, Queued, ReplicationLag, SessionId,
-    SignedCheckpoint,
+    EnrolledDevice, HeardDevice, Ledger, LedgerError, Queued, ReplicationLag, SessionEnd,
+    SessionId, SignedCheckpoint,
 };
 pub use progress::{ProgressBoard, SlotStatus};
 pub use replicate::{Drained, drain as replicate_drain, run as replicate_run};

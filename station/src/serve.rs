@@ -23,6 +23,10 @@ pub const STATUS_FILE: &str = "status.json";
 const POLL: Duration = Duration::from_millis(500);
 /// A slot whose session failed (store full, ledger error) is retried after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// A slot whose device could not be read but is still there (a loose cable, a flaky
+/// card) is retried after this long; a device really pulled out leaves the dock root and
+/// starts afresh when it is docked again.
+const RETRY_UNPLUGGED_AFTER: Duration = Duration::from_secs(5);
 
 /// Runs the station until `shutdown` completes; sessions in progress finish first (their
 /// copies are bounded, and stopping mid-copy would only redo the work at the next dock).
@@ -37,29 +41,7 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
     let mut active: HashSet<String> = HashSet::new();
     let mut done: HashSet<String> = HashSet::new();
     let mut retry: HashMap<String, Instant> = HashMap::new();
-    // Telemetry is advisory: the task is simply dropped at shutdown.
-    let fleet = station
-        .config()
-        .telemetry_broker
-        .clone()
-        .map(|(host, port)| tokio::spawn(crate::fleet::follow(Arc::clone(&station), host, port)));
-    let uploads = match station.config().upload.clone() {
-        Some(u) => {
-            let tls = crate::upload::tls_config(&u.cert, &u.key)?;
-            let station = Arc::clone(&station);
-            Some(tokio::spawn(async move {
-                if let Err(e) = crate::upload::serve(station, u.listen, tls).await {
-                    tracing::error!(error = %format!("{e:#}"), "upload endpoint stopped");
-                }
-            }))
-        }
-        None => None,
-    };
-    let stop_replicating = Arc::new(AtomicBool::new(false));
-    let replicator = station.config().replicate_to.clone().map(|settings| {
-        let (station, stop) = (Arc::clone(&station), Arc::clone(&stop_replicating));
-        tokio::task::spawn_blocking(move || crate::replicate::run(&station, &settings, &stop))
-    });
+    let background = Background::start(&station)?;
     let mut tick = tokio::time::interval(POLL);
     let mut last_status = None;
     tokio::pin!(shutdown);
@@ -73,9 +55,14 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
                 match result {
                     Ok(outcome) => {
                         done.insert(slot);
-                        write_session_report(&station, &outcome);
+                        let station = Arc::clone(&station);
+                        // SQL and fsync: off the runtime's threads.
+                        tokio::task::spawn_blocking(move || write_session_report(&station, &outcome)).await?;
                     }
-                    Err(IngestError::Unplugged { .. }) => {}
+                    Err(e @ IngestError::Unplugged { .. }) => {
+                        tracing::warn!(slot, error = %format!("{e:#}"), "device could not be read; retrying while it stays docked");
+                        retry.insert(slot, Instant::now() + RETRY_UNPLUGGED_AFTER);
+                    }
                     Err(e) => {
                         tracing::error!(slot, error = %format!("{e:#}"), "session failed; retrying later");
                         retry.insert(slot, Instant::now() + RETRY_AFTER);
@@ -84,7 +71,20 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
                 continue;
             }
         }
-        let present = slots(&dock_root)?;
+        // Listing the dock and fsyncing status.json are blocking file work: off the
+        // runtime's threads.
+        let (present, status) = {
+            let (station, root, last) =
+                (Arc::clone(&station), dock_root.clone(), last_status.take());
+            tokio::task::spawn_blocking(move || {
+                let mut last = last;
+                write_status(&station, &mut last);
+                (slots(&root), last)
+            })
+            .await?
+        };
+        last_status = status;
+        let present = present?;
         // An undocked slot starts fresh at its next dock.
         done.retain(|s| present.iter().any(|(n, _)| n == s));
         retry.retain(|s, _| present.iter().any(|(n, _)| n == s));
@@ -101,16 +101,8 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
                 (name, result)
             });
         }
-        write_status(&station, &mut last_status);
     }
-    for task in [fleet, uploads].into_iter().flatten() {
-        task.abort();
-    }
-    // The object being pushed finishes (or fails); the queue keeps the rest.
-    stop_replicating.store(true, Ordering::Relaxed);
-    if let Some(replicator) = replicator {
-        replicator.await?;
-    }
+    background.stop().await?;
     tracing::info!(
         sessions = active.len(),
         "shutting down after the sessions in progress"
@@ -118,11 +110,69 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
     while let Some(joined) = sessions.join_next().await {
         let (_slot, result) = joined?;
         if let Ok(outcome) = result {
-            write_session_report(&station, &outcome);
+            let station = Arc::clone(&station);
+            tokio::task::spawn_blocking(move || write_session_report(&station, &outcome)).await?;
         }
     }
-    write_status(&station, &mut last_status);
+    tokio::task::spawn_blocking(move || write_status(&station, &mut last_status)).await?;
     Ok(())
+}
+
+/// What runs beside the dock sessions: the telemetry follower, the upload endpoint and
+/// the replicator, each when configured.
+struct Background {
+    fleet: Option<tokio::task::JoinHandle<()>>,
+    uploads: Option<tokio::task::JoinHandle<()>>,
+    replicator: Option<tokio::task::JoinHandle<()>>,
+    stop_replicating: Arc<AtomicBool>,
+}
+
+impl Background {
+    fn start(station: &Arc<Station>) -> anyhow::Result<Self> {
+        // Telemetry is advisory: the task is simply dropped at shutdown.
+        let fleet = station
+            .config()
+            .telemetry_broker
+            .clone()
+            .map(|(host, port)| {
+                tokio::spawn(crate::fleet::follow(Arc::clone(station), host, port))
+            });
+        let uploads = match station.config().upload.clone() {
+            Some(u) => {
+                let tls = crate::upload::tls_config(&u.cert, &u.key)?;
+                let station = Arc::clone(station);
+                Some(tokio::spawn(async move {
+                    if let Err(e) = crate::upload::serve(station, u.listen, tls).await {
+                        tracing::error!(error = %format!("{e:#}"), "upload endpoint stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
+        let stop_replicating = Arc::new(AtomicBool::new(false));
+        let replicator = station.config().replicate_to.clone().map(|settings| {
+            let (station, stop) = (Arc::clone(station), Arc::clone(&stop_replicating));
+            tokio::task::spawn_blocking(move || crate::replicate::run(&station, &settings, &stop))
+        });
+        Ok(Self {
+            fleet,
+            uploads,
+            replicator,
+            stop_replicating,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        for task in [self.fleet, self.uploads].into_iter().flatten() {
+            task.abort();
+        }
+        // The object being pushed finishes (or fails); the queue keeps the rest.
+        self.stop_replicating.store(true, Ordering::Relaxed);
+        if let Some(replicator) = self.replicator {
+            replicator.await?;
+        }
+        Ok(())
+    }
 }
 
 /// The slot folders under the dock root (a slot may be a symlink to a mount).

@@ -28,7 +28,7 @@ pub struct StoredObject {
 }
 
 /// The outcome of re-reading an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectCheck {
     /// Present and its bytes hash to its name.
     Intact {
@@ -41,6 +41,11 @@ pub enum ObjectCheck {
     Corrupt {
         /// What the bytes hash to now.
         found: MediaHash,
+    },
+    /// Present, but reading it fails (an I/O error on this object, not the whole store).
+    Unreadable {
+        /// The error, in words.
+        why: String,
     },
 }
 
@@ -362,12 +367,18 @@ impl EvidenceStore for LocalStore {
 
     fn verify(&self, hash: &MediaHash, buf: &mut [u8]) -> Result<ObjectCheck, StoreError> {
         let path = self.object_path(hash);
+        let unreadable = |e: io::Error| ObjectCheck::Unreadable {
+            why: format!("{}: {e}", path.display()),
+        };
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ObjectCheck::Missing),
-            Err(e) => return Err(e).at(&path),
+            Err(e) => return Ok(unreadable(e)),
         };
-        let (size, found) = hash_reader(file, buf).at(&path)?;
+        let (size, found) = match hash_reader(file, buf) {
+            Ok(read) => read,
+            Err(e) => return Ok(unreadable(e)),
+        };
         Ok(if found == *hash {
             ObjectCheck::Intact { size }
         } else {

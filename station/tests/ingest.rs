@@ -16,8 +16,8 @@ use chrono::Utc;
 use custody::testkit::{RECIPES, SampleDevice};
 use custody::{KeyId, Receipt, SigningKey, code, layout};
 use custody_station::{
-    DockOptions, EvidenceStore as _, IngestError, LocalStore, Report, ReportQuery, SessionOutcome,
-    Station, StationConfig, StoreError,
+    DockOptions, EvidenceStore as _, IngestError, LocalStore, Report, ReportQuery, SessionEnd,
+    SessionOutcome, Station, StationConfig, StoreError,
 };
 
 struct TestStation {
@@ -324,7 +324,7 @@ fn unenrolled_and_impostor_devices_are_quarantined_not_mixed_with_evidence() {
     let ts = TestStation::start();
     let stranger = ts.unenrolled_device("B200001", 2, 1000);
     let out = ts.dock(&stranger);
-    assert_eq!(out.outcome, "quarantined");
+    assert_eq!(out.outcome, SessionEnd::Quarantined);
     assert_eq!(codes(&out), BTreeSet::from([code::DEVICE_UNENROLLED]));
     assert!(ts.store().list().unwrap().is_empty());
 
@@ -333,7 +333,7 @@ fn unenrolled_and_impostor_devices_are_quarantined_not_mixed_with_evidence() {
     let impostor_slot = ts.dir.path().join("dock/slot-fake");
     let impostor = SampleDevice::with_generated_clips(&impostor_slot, "A100001", 2, 500).unwrap();
     let out = ts.dock(&impostor);
-    assert_eq!(out.outcome, "quarantined");
+    assert_eq!(out.outcome, SessionEnd::Quarantined);
     assert_eq!(codes(&out), BTreeSet::from([code::DEVICE_KEY_UNTRUSTED]));
     assert!(ts.store().list().unwrap().is_empty());
     let q = ts.report(&ReportQuery::default()).quarantine;
@@ -551,7 +551,7 @@ fn one_device_docked_and_uploading_at_once_is_ingested_by_one_session_at_a_time(
         6,
         "each record committed once: {outcomes:?}"
     );
-    assert!(outcomes.iter().all(|o| o.outcome == "complete"));
+    assert!(outcomes.iter().all(|o| o.outcome == SessionEnd::Complete));
     assert_eq!(ts.station.ledger().log_size().unwrap(), 6);
 }
 
@@ -580,8 +580,14 @@ fn an_audit_finds_a_local_object_changed_or_removed_behind_the_station() {
     fs::set_permissions(&edited, perms).unwrap();
     fs::write(&edited, b"re-encoded").unwrap();
     fs::remove_file(store.object_path(&hashes[2])).unwrap();
+    // A third cannot be read at all (here: a folder where the object was; on a failing
+    // disk, EIO): a finding too, and the audit goes on to the next object.
+    let unreadable = store.object_path(&hashes[1]);
+    fs::remove_file(&unreadable).unwrap();
+    fs::create_dir(&unreadable).unwrap();
 
     let found = custody_station::audit(&ts.station, None).unwrap();
+    assert_eq!(found.checked, 3);
     let by_code: BTreeSet<(&str, bool)> = found
         .findings
         .iter()
@@ -591,6 +597,7 @@ fn an_audit_finds_a_local_object_changed_or_removed_behind_the_station() {
         by_code,
         BTreeSet::from([
             (code::STORE_OBJECT_CORRUPT, true),
+            (code::STORE_OBJECT_UNREADABLE, false),
             (code::STORE_OBJECT_MISSING, false)
         ]),
         "{:?}",
@@ -602,7 +609,37 @@ fn an_audit_finds_a_local_object_changed_or_removed_behind_the_station() {
         ..ReportQuery::default()
     });
     let codes: BTreeSet<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
-    assert!(
-        codes.contains(code::STORE_OBJECT_CORRUPT) && codes.contains(code::STORE_OBJECT_MISSING)
+    assert_eq!(
+        codes,
+        BTreeSet::from([
+            code::STORE_OBJECT_CORRUPT,
+            code::STORE_OBJECT_UNREADABLE,
+            code::STORE_OBJECT_MISSING
+        ])
     );
+}
+
+/// The ledger failing while the docked device is identified is said to be the ledger,
+/// never "device went away mid-ingest (cable pulled?)", and the device keeps every file.
+#[test]
+fn a_ledger_error_while_identifying_a_device_is_a_ledger_error() {
+    let ts = TestStation::start();
+    let dev = ts.device("A100010", 2, 1000);
+    // Someone with the station's SQL (around the append-only triggers) damages the
+    // enrolled key: the ledger can no longer say who the device is.
+    let conn = rusqlite::Connection::open(ts.dir.path().join("data/ledger.sqlite")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER devices_no_update; UPDATE devices SET key_pem = 'damaged' WHERE serial = 'A100010';",
+    )
+    .unwrap();
+    drop(conn);
+    let err = ts
+        .station
+        .ingest_slot(&dev.root, &DockOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, IngestError::Ledger(_)), "{err:?}");
+    assert!(!format!("{err:#}").contains("cable"), "{err:#}");
+    for rec in dev.records() {
+        assert!(dev.root.join(&rec.body().media().unwrap().file).is_file());
+    }
 }

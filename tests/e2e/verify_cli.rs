@@ -141,3 +141,76 @@ fn a_reader_that_stops_early_is_a_normal_end() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// A record and a clip that exist but cannot be read (a clerk's account without the
+/// rights, a failing disc) are findings with a stable code, and checking goes on: the
+/// other clips are still verified and the verdict is "problems found", not "cannot run".
+#[test]
+fn unreadable_files_are_findings_and_checking_goes_on() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = SampleDevice::with_generated_clips(&dir.path().join("d"), "A100004", 4, 100).unwrap();
+    let clips: Vec<_> = dev
+        .records()
+        .map(|r| dev.root.join(&r.body().media().unwrap().file))
+        .collect();
+    // Everything readable by anyone (the check runs as an unprivileged user, since root
+    // reads a file whatever its mode), then two files readable by no one.
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let is_dir = path.is_dir();
+        let mode = if is_dir { 0o755 } else { 0o644 };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        if is_dir {
+            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    let record = custody::layout::record_path(&dev.root, "A100004", 3);
+    for path in [&clips[1], &record] {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let mut cmd = if nix_is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        c.arg(env!("CARGO_BIN_EXE_custody"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_custody"))
+    };
+    let out = cmd
+        .args(["verify", "--json"])
+        .arg(&dev.root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unreadable: BTreeSet<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "file.unreadable")
+        .map(|f| f["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(unreadable.len(), 2, "{report:#}");
+    assert!(
+        unreadable.iter().any(|s| s.ends_with("00000003.json")),
+        "{unreadable:?}"
+    );
+    assert!(
+        unreadable.iter().any(|s| s.contains("seq 2")),
+        "{unreadable:?}"
+    );
+    // Clips 1 and 4 are still checked and verified.
+    assert_eq!(report["devices"][0]["clips_verified"], 2, "{report:#}");
+}
+
+/// Whether this test runs as root (who reads any file whatever its mode).
+fn nix_is_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}

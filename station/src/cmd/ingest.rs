@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::bail;
-use custody_station::DockOptions;
+use custody_station::{DockOptions, SessionEnd};
 
 /// Arguments of `ingest`.
 #[derive(clap::Args)]
@@ -56,7 +56,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
         if let Some(receipt) = &outcome.receipt {
             custody::outln!("回执已写入设备: {receipt}")?;
         }
-        if outcome.outcome == "quarantined" {
+        if outcome.outcome == SessionEnd::Quarantined {
             custody::outln!("设备已隔离：文件单独保存，未混入证据。")?;
         }
     }

@@ -5,11 +5,13 @@
 //! size); every chunk is on disk (fsync) before the station answers, so an interrupted
 //! upload continues from what the station holds.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -20,6 +22,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::Semaphore;
 
 use crate::{DockOptions, Station};
 
@@ -30,33 +33,67 @@ const PARTIAL_DIR: &str = ".partial";
 
 type Reply = Response<Full<Bytes>>;
 
-/// Partial files being written: a second PATCH of the same file while one is in progress
-/// (a client retrying after a timeout) is answered 409, never interleaved.
-static WRITING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+/// Most connections served at once: a terminal uploads over one, so this is a whole
+/// fleet at a shift change; more wait in the kernel's accept queue, not in memory.
+const MAX_CONNECTIONS: usize = 64;
+/// A TLS handshake that has not finished by then is dropped (a client that opened a
+/// socket and went silent holds no place).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// First wait after a failed accept (e.g. out of file descriptors), doubled up to
+/// [`ACCEPT_BACKOFF_MAX`] while accepting keeps failing.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between two failed accepts.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Body frames queued between the connection and the file writer: bounded memory per
+/// upload (hyper frames are at most a few tens of KiB).
+const FRAMES_IN_FLIGHT: usize = 4;
 
-/// Holds a partial file's place in [`WRITING`] until dropped.
-struct Writing(PathBuf);
+/// What the endpoint's connections share: the station, and the partial files being
+/// written.
+struct Endpoint {
+    station: Arc<Station>,
+    // std Mutex: held only to look up or change the set, never across I/O or `.await`.
+    writing: Mutex<HashSet<PathBuf>>,
+}
+
+/// Holds a partial file's place in [`Endpoint::writing`] until dropped: a second PATCH of
+/// the same file while one is in progress (a client retrying after a timeout) is
+/// answered 409, never interleaved.
+struct Writing {
+    endpoint: Arc<Endpoint>,
+    partial: PathBuf,
+}
 
 impl Writing {
-    fn claim(partial: &Path) -> Option<Self> {
-        let mut busy = WRITING
+    fn claim(endpoint: &Arc<Endpoint>, partial: &Path) -> Option<Self> {
+        let mut busy = endpoint
+            .writing
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if busy.iter().any(|p| p == partial) {
-            return None;
-        }
-        busy.push(partial.to_path_buf());
-        Some(Self(partial.to_path_buf()))
+            .unwrap_or_else(PoisonError::into_inner);
+        busy.insert(partial.to_path_buf()).then(|| Self {
+            endpoint: Arc::clone(endpoint),
+            partial: partial.to_path_buf(),
+        })
     }
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        let mut busy = WRITING
+        self.endpoint
+            .writing
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        busy.retain(|p| p != &self.0);
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.partial);
     }
+}
+
+/// Runs blocking work (SQL, file system, fsync) off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("a blocking task of the upload endpoint failed")
 }
 
 /// The TLS server configuration from a certificate chain and key (PEM files), on ring.
@@ -79,7 +116,9 @@ pub fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerC
     Ok(Arc::new(config))
 }
 
-/// Serves uploads on `listen` until the task is dropped.
+/// Serves uploads on `listen` until the task is dropped: at most [`MAX_CONNECTIONS`] at
+/// once, each TLS handshake within [`HANDSHAKE_TIMEOUT`]; a failing accept is logged and
+/// retried after a growing pause, never the end of the endpoint.
 ///
 /// # Errors
 /// The address cannot be bound.
@@ -93,26 +132,49 @@ pub async fn serve(
         .with_context(|| format!("binding the upload endpoint to {listen}"))?;
     tracing::info!(%listen, "upload endpoint listening");
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let endpoint = Arc::new(Endpoint {
+        station,
+        writing: Mutex::new(HashSet::new()),
+    });
+    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
-        let (tcp, peer) = listener.accept().await?;
-        let (acceptor, station) = (acceptor.clone(), Arc::clone(&station));
+        let place = Arc::clone(&places).acquire_owned().await?;
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF;
+                accepted
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pause = ?backoff, "cannot accept an upload connection; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let (acceptor, endpoint) = (acceptor.clone(), Arc::clone(&endpoint));
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(tls) => tls,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            let _place = place; // freed when this connection ends
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
             let service = hyper::service::service_fn(move |req| {
-                let station = Arc::clone(&station);
-                async move { Ok::<_, std::convert::Infallible>(handle(&station, req).await) }
+                let endpoint = Arc::clone(&endpoint);
+                async move { Ok::<_, std::convert::Infallible>(handle(&endpoint, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .await
             {
-                tracing::debug!(%peer, error = %e, "upload connection ended");
+                tracing::info!(%peer, error = %e, "upload connection ended");
             }
         });
     }
@@ -132,56 +194,85 @@ fn with_offset(status: StatusCode, offset: u64) -> Reply {
     r
 }
 
-async fn handle(station: &Arc<Station>, req: Request<Incoming>) -> Reply {
+async fn handle(endpoint: &Arc<Endpoint>, req: Request<Incoming>) -> Reply {
+    match route(endpoint, req).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "upload request failed");
+            reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+        }
+    }
+}
+
+async fn route(endpoint: &Arc<Endpoint>, req: Request<Incoming>) -> anyhow::Result<Reply> {
+    let station = &endpoint.station;
     let path = req.uri().path().to_owned();
     let Some(rest) = path.strip_prefix("/v1/devices/") else {
-        return reply(StatusCode::NOT_FOUND, "unknown endpoint");
+        return Ok(reply(StatusCode::NOT_FOUND, "unknown endpoint"));
     };
     let Some((serial, what)) = rest.split_once('/') else {
-        return reply(StatusCode::NOT_FOUND, "unknown endpoint");
+        return Ok(reply(StatusCode::NOT_FOUND, "unknown endpoint"));
     };
-    let serial = serial.to_owned();
-    if let Err(why) = authenticate(station, &req, &serial, &path) {
+    let (serial, what) = (serial.to_owned(), what.to_owned());
+    let auth = Authorization::of(&req, path.clone());
+    let checked = {
+        let (station, serial) = (Arc::clone(station), serial.clone());
+        blocking(move || authenticate(&station, auth, &serial)).await?
+    };
+    if let Err(why) = checked {
         tracing::warn!(serial, %why, "upload refused");
-        return reply(StatusCode::UNAUTHORIZED, why);
+        return Ok(reply(StatusCode::UNAUTHORIZED, why));
     }
     let root = station.config().data_dir.join(UPLOADS_DIR).join(&serial);
-    match (req.method().clone(), what) {
+    Ok(match (req.method().clone(), what.as_str()) {
         (Method::POST, "dock") => dock(station, &root).await,
         (method, file) => {
             let Some(rel) = file.strip_prefix("files/") else {
-                return reply(StatusCode::NOT_FOUND, "unknown endpoint");
+                return Ok(reply(StatusCode::NOT_FOUND, "unknown endpoint"));
             };
             if let Err(why) = upload::check_path(rel) {
-                return reply(StatusCode::BAD_REQUEST, why);
+                return Ok(reply(StatusCode::BAD_REQUEST, why));
             }
             let (done, partial) = (
                 root.join(rel),
                 root.join(PARTIAL_DIR).join(hex::encode(rel)),
             );
             match method {
-                Method::HEAD => head(&done, &partial),
-                Method::PATCH => patch(req, &done, &partial).await,
+                Method::HEAD => blocking(move || head(&done, &partial)).await?,
+                Method::PATCH => patch(endpoint, req, done, partial).await?,
                 _ => reply(StatusCode::METHOD_NOT_ALLOWED, "HEAD or PATCH"),
             }
+        }
+    })
+}
+
+/// What a request offers to prove who sent it, taken from it before the blocking check.
+struct Authorization {
+    header: Option<String>,
+    method: String,
+    path: String,
+}
+
+impl Authorization {
+    fn of(req: &Request<Incoming>, path: String) -> Self {
+        Self {
+            header: req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            method: req.method().as_str().to_owned(),
+            path,
         }
     }
 }
 
-/// Checks the request's signature by the enrolled key of `serial` and its time.
-fn authenticate(
-    station: &Station,
-    req: &Request<Incoming>,
-    serial: &str,
-    path: &str,
-) -> Result<(), String> {
-    let header = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no Authorization header")?;
+/// Checks the request's signature by the enrolled key of `serial` and its time (SQL:
+/// blocking).
+fn authenticate(station: &Station, auth: Authorization, serial: &str) -> Result<(), String> {
+    let header = auth.header.ok_or("no Authorization header")?;
     let (claimed, time_ms, sig) =
-        upload::parse_auth_header(header).ok_or("malformed Authorization header")?;
+        upload::parse_auth_header(&header).ok_or("malformed Authorization header")?;
     if claimed != serial {
         return Err(format!("signed for {claimed}, not {serial}"));
     }
@@ -200,7 +291,7 @@ fn authenticate(
     device
         .key
         .verify(
-            &upload::auth_message(req.method().as_str(), path, time_ms),
+            &upload::auth_message(&auth.method, &auth.path, time_ms),
             &sig,
         )
         .map_err(|_| "signature does not verify with the enrolled key".to_owned())
@@ -217,62 +308,97 @@ fn header_u64(req: &Request<Incoming>, name: &str) -> Option<u64> {
     req.headers().get(name)?.to_str().ok()?.parse().ok()
 }
 
-async fn patch(req: Request<Incoming>, done: &Path, partial: &Path) -> Reply {
+async fn patch(
+    endpoint: &Arc<Endpoint>,
+    req: Request<Incoming>,
+    done: PathBuf,
+    partial: PathBuf,
+) -> anyhow::Result<Reply> {
     let (Some(offset), Some(length)) = (
         header_u64(&req, OFFSET_HEADER),
         header_u64(&req, LENGTH_HEADER),
     ) else {
-        return reply(
+        return Ok(reply(
             StatusCode::BAD_REQUEST,
             "Upload-Offset and Upload-Length needed",
-        );
+        ));
     };
     if length > MAX_FILE_BYTES || offset > length {
-        return reply(StatusCode::BAD_REQUEST, "offset or length out of range");
+        return Ok(reply(
+            StatusCode::BAD_REQUEST,
+            "offset or length out of range",
+        ));
     }
-    if let Ok(m) = fs::metadata(done) {
+    let complete = {
+        let done = done.clone();
+        blocking(move || fs::metadata(done).ok().map(|m| m.len())).await?
+    };
+    if let Some(len) = complete {
         // Complete already: the same file again is a no-op, another one is refused.
-        return if m.len() == length {
-            with_offset(StatusCode::OK, m.len())
+        return Ok(if len == length {
+            with_offset(StatusCode::OK, len)
         } else {
             reply(
                 StatusCode::CONFLICT,
                 "a different file is complete under this name",
             )
-        };
+        });
     }
-    let Some(_writing) = Writing::claim(partial) else {
-        let held = fs::metadata(partial).map_or(0, |m| m.len());
-        return with_offset(StatusCode::CONFLICT, held);
+    let claimed = Writing::claim(endpoint, &partial);
+    let held = {
+        let partial = partial.clone();
+        blocking(move || fs::metadata(partial).map_or(0, |m| m.len())).await?
     };
-    let held = fs::metadata(partial).map_or(0, |m| m.len());
+    let Some(_writing) = claimed else {
+        return Ok(with_offset(StatusCode::CONFLICT, held));
+    };
     if held != offset {
-        return with_offset(StatusCode::CONFLICT, held);
+        return Ok(with_offset(StatusCode::CONFLICT, held));
     }
-    match append(req.into_body(), partial, offset, length).await {
-        Ok(now) if now == length => match finish(partial, done) {
-            Ok(()) => with_offset(StatusCode::OK, now),
-            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    Ok(
+        match append(req.into_body(), partial.clone(), offset, length).await {
+            Ok(now) if now == length => match blocking(move || finish(&partial, &done)).await? {
+                Ok(()) => with_offset(StatusCode::OK, now),
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+            },
+            Ok(now) => with_offset(StatusCode::OK, now),
+            Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e:#}")),
         },
-        Ok(now) => with_offset(StatusCode::OK, now),
-        Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e:#}")),
-    }
+    )
 }
 
 /// Appends the body to the partial file, never past `length`; what arrived is on disk
-/// before the answer, even when the body breaks off.
+/// before the answer, even when the body breaks off. The connection reads frames, one
+/// blocking writer owns the file and its fsync, and a bounded channel sits between.
 async fn append(
     mut body: Incoming,
-    partial: &Path,
+    partial: PathBuf,
     offset: u64,
     length: u64,
 ) -> anyhow::Result<u64> {
-    if let Some(dir) = partial.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let mut file = OpenOptions::new().create(true).append(true).open(partial)?;
+    let (frames, mut to_write) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_IN_FLIGHT);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        if let Some(dir) = partial.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&partial)?;
+        let mut written = 0u64;
+        let mut result = Ok(());
+        while let Some(data) = to_write.blocking_recv() {
+            if let Err(e) = file.write_all(&data) {
+                result = Err(e);
+                break;
+            }
+            written += data.len() as u64;
+        }
+        file.sync_data()?;
+        result.map(|()| written)
+    });
     let mut at = offset;
-    let result = loop {
+    let read = loop {
         match body.frame().await {
             None => break Ok(()),
             Some(Err(e)) => break Err(anyhow::Error::from(e).context("the upload broke off")),
@@ -283,13 +409,20 @@ async fn append(
                 if at + data.len() as u64 > length {
                     break Err(anyhow::anyhow!("more bytes than Upload-Length"));
                 }
-                file.write_all(&data)?;
                 at += data.len() as u64;
+                if frames.send(data).await.is_err() {
+                    // The writer stopped: its error is the one to tell.
+                    break Ok(());
+                }
             }
         }
     };
-    file.sync_data()?;
-    result.map(|()| at)
+    drop(frames);
+    let written = writer
+        .await
+        .context("the upload writer failed")?
+        .context("writing the upload to disk")?;
+    read.map(|()| offset + written)
 }
 
 /// Moves a complete file to its place (no clobbering), durably.

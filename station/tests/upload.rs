@@ -367,3 +367,34 @@ async fn the_agent_run_loop_uploads_sealed_clips_on_its_own_and_the_receipt_free
     );
     assert!(both.unattested.is_empty());
 }
+
+/// A client that opens a connection and never says a word (no TLS handshake) is dropped
+/// after the handshake timeout, so silent sockets cannot use up the endpoint's places.
+/// The clock is tokio's paused one: the ten seconds pass without being waited for.
+#[tokio::test(start_paused = true)]
+async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_station, port) = start_station(dir.path());
+    // The endpoint binds in its own task: connect once it listens.
+    let mut first = None;
+    for _ in 0..500 {
+        match TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(socket) => {
+                first = Some(socket);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+    let mut silent = vec![first.expect("the upload endpoint listens")];
+    for _ in 0..2 {
+        silent.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    for mut socket in silent {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(std::time::Duration::from_mins(1), socket.read(&mut buf))
+            .await
+            .expect("the station closes a silent connection within its handshake timeout");
+        assert_eq!(read.unwrap_or(0), 0, "closed without a byte");
+    }
+}

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use custody::{Record, Verified};
 use notify::Watcher as _;
+use tokio::task::JoinSet;
 
 pub use config::AgentConfig;
 pub use failpoint::{ENV as CRASH_AT_ENV, POINTS as CRASH_POINTS};
@@ -103,52 +104,81 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         changed: Arc::default(),
         live: Arc::default(),
     };
-    let bridge = bridge
-        .map(|setup| tokio::spawn(sensors::run_bridge(setup, sealer.sensors(), wake.clone())));
-    let (telemetry_stop, telemetry_stopped) = tokio::sync::oneshot::channel::<()>();
-    let telemetry = telemetry_setup.map(|setup| {
-        tokio::spawn(telemetry::run(setup, sources.clone(), async {
-            let _ = telemetry_stopped.await;
-        }))
+    // The helpers beside the sealer: each says its name when it ends, so an ending the
+    // agent did not ask for is noticed and logged; sealing goes on without it.
+    let mut helpers: JoinSet<&'static str> = JoinSet::new();
+    let bridge = bridge.map(|setup| {
+        let (sensors, wake) = (sealer.sensors(), wake.clone());
+        helpers.spawn(async move {
+            sensors::run_bridge(setup, sensors, wake).await;
+            "firmware bridge"
+        })
     });
+    let (telemetry_stop, telemetry_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(setup) = telemetry_setup {
+        let sources = sources.clone();
+        helpers.spawn(async move {
+            telemetry::run(setup, sources, async {
+                let _ = telemetry_stopped.await;
+            })
+            .await;
+            "telemetry"
+        });
+    }
     let (uploads_stop, uploads_stopped) = tokio::sync::oneshot::channel::<()>();
-    let uploads = match uploads {
-        Some((cfg, settings, key)) => {
-            let (key, _) = key?;
-            let (sources, wake) = (sources.clone(), wake.clone());
-            Some(tokio::spawn(async move {
-                tokio::select! {
-                    () = upload_loop(&cfg, &settings, &key, &sources, &wake) => {}
-                    _ = uploads_stopped => {}
-                }
-            }))
-        }
-        None => None,
-    };
+    if let Some((cfg, settings, key)) = uploads {
+        let (key, _) = key?;
+        let (sources, wake) = (sources.clone(), wake.clone());
+        helpers.spawn(async move {
+            tokio::select! {
+                () = upload_loop(&cfg, &settings, &key, &sources, &wake) => {}
+                _ = uploads_stopped => {}
+            }
+            "upload"
+        });
+    }
     let mut sealing = tokio::task::spawn_blocking(move || {
         seal_loop(sealer, wake, &wakeups, &stop_flag, &sources, &scans)
     });
-    tokio::select! {
-        () = shutdown => tracing::info!("shutdown requested"),
-        joined = &mut sealing => {
-            joined??;
-            anyhow::bail!("the sealer stopped on its own");
-        }
-    }
+    supervise(shutdown, &mut sealing, &mut helpers).await?;
     stop.store(true, Ordering::Relaxed);
     if let Some(task) = bridge {
         task.abort();
     }
     let _ = telemetry_stop.send(());
-    if let Some(task) = telemetry {
-        let _ = task.await;
-    }
     // An upload cut off here resumes next time; nothing is freed without a receipt.
     let _ = uploads_stop.send(());
-    if let Some(task) = uploads {
-        let _ = task.await;
-    }
+    while helpers.join_next().await.is_some() {}
     sealing.await?
+}
+
+/// Waits for `shutdown` while the sealer and the helpers run; a helper that ends on its
+/// own is said in the log, and sealing goes on without it.
+///
+/// # Errors
+/// The sealer stopped on its own (failing or not): the agent cannot go on.
+async fn supervise(
+    shutdown: impl Future<Output = ()>,
+    sealing: &mut tokio::task::JoinHandle<anyhow::Result<()>>,
+    helpers: &mut JoinSet<&'static str>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                tracing::info!("shutdown requested");
+                return Ok(());
+            }
+            joined = &mut *sealing => {
+                joined??;
+                anyhow::bail!("the sealer stopped on its own");
+            }
+            Some(ended) = helpers.join_next() => match ended {
+                Ok(task) => tracing::error!(task, "{task} stopped on its own; sealing goes on without it"),
+                Err(e) => tracing::error!(error = %e, "a task of the agent failed; sealing goes on without it"),
+            },
+        }
+    }
 }
 
 /// Seals what is closed now, handles new receipts, and returns (for `run --once` and tests).

@@ -459,6 +459,15 @@ fn simulated_mcu(
     dev: &Device,
     nmea: Vec<Vec<u8>>,
 ) -> (firmware_bridge::sim::Simulator, AgentConfig, PathBuf) {
+    simulated_mcu_of(dev, "A100001", nmea)
+}
+
+/// As [`simulated_mcu`], with an MCU that reports `serial` as its device's.
+fn simulated_mcu_of(
+    dev: &Device,
+    serial: &str,
+    nmea: Vec<Vec<u8>>,
+) -> (firmware_bridge::sim::Simulator, AgentConfig, PathBuf) {
     use firmware_bridge::message::OfficerBinding;
     use firmware_bridge::sim::{SimConfig, Simulator};
     let link = dev.state.parent().unwrap().join("tty");
@@ -474,7 +483,7 @@ fn simulated_mcu(
     let cfg = dev.cfg();
     let sim = Simulator::start(SimConfig {
         profile: cfg.profile.clone(),
-        serial: "A100001".into(),
+        serial: serial.into(),
         firmware: "1".into(),
         protocol_version: 1,
         link,
@@ -760,4 +769,63 @@ fn a_wall_clock_jumping_backwards_loses_no_clip_and_breaks_no_chain() {
     assert!(record(&dev, 4).is_none(), "nothing sealed twice");
     let report = dev.verify();
     assert!(report.is_clean(), "{:?}", report.findings);
+}
+
+/// A helper of the run loop that ends on its own is noticed and said, and sealing goes
+/// on: here the MCU reports another device's serial, so the bridge refuses its data and
+/// ends; a clip closed afterwards is still sealed, and SIGTERM still ends the agent
+/// cleanly.
+#[test]
+fn a_helper_that_ends_on_its_own_is_said_and_sealing_goes_on() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    use std::time::Instant;
+    let dev = device("ga947-recorder");
+    let (sim, cfg, _) = simulated_mcu_of(&dev, "B999999", Vec::new());
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_custody-agent"))
+        .arg("--config")
+        .arg(&dev.config)
+        .arg("run")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = agent.stderr.take().unwrap();
+    let (lines, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = Vec::new();
+    while let Ok(line) = said.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let found = line.contains("firmware bridge stopped on its own");
+        log.push(line);
+        if found {
+            break;
+        }
+    }
+    assert!(
+        log.iter()
+            .any(|l| l.contains("firmware bridge stopped on its own")),
+        "{log:#?}"
+    );
+    let rec_dir = dev.storage.join(&cfg.profile.storage.recording_dir);
+    fs::create_dir_all(&rec_dir).unwrap();
+    fs::write(rec_dir.join("A100001_0001.MP4"), vec![7u8; 4096]).unwrap();
+    // Still sealing after the bridge ended.
+    wait_for_record(&dev, 1);
+    let stopped = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(agent.wait().unwrap().success());
+    sim.stop().unwrap();
 }

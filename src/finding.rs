@@ -76,6 +76,46 @@ pub mod code {
     pub const RECEIPT_REPLAYED: &str = "receipt.replayed";
 }
 
+/// What a finding code means, in Chinese, for clerks (reports and readable tables);
+/// `None` for a code this build does not know (e.g. one written by a newer station).
+pub fn describe_zh(finding_code: &str) -> Option<&'static str> {
+    Some(match finding_code {
+        code::RECORD_MALFORMED => "签封记录格式错误，无法解析",
+        code::SIGNATURE_MISSING => "签封记录缺少签名文件",
+        code::SIGNATURE_INVALID => "签封记录的签名无效（内容被改动或非本设备签名）",
+        code::RECORD_FOREIGN_DEVICE => "记录属于其他设备",
+        code::RECORD_UNKNOWN_KEY => "记录由未登记的密钥签名",
+        code::RECORD_FROM_FUTURE => "记录时间晚于核验时钟（设备时钟超前或记录不实）",
+        code::SUBJECT_UNKNOWN => "补充记录指向的视频不在哈希链中",
+        code::CHAIN_GAP => "哈希链缺号：有记录被删除",
+        code::CHAIN_REORDERED => "哈希链顺序被调换",
+        code::CHAIN_FORK => "同一序号有两条不同的签封记录（分叉）",
+        code::CHAIN_PREV_MISMATCH => "哈希链断开：前一条记录被替换",
+        code::DEVICE_KEY_MISSING => "设备目录中没有公钥",
+        code::DEVICE_KEY_UNTRUSTED => "设备公钥不在受信任的密钥之列",
+        code::MEDIA_HASH_MISMATCH => "视音频文件与签封记录的哈希不一致（已保留并标记）",
+        code::MEDIA_MISSING => "签封记录对应的视音频文件缺失",
+        code::MEDIA_UNRECORDED => "文件没有签封记录（站端计算哈希后保存）",
+        code::DEVICE_UNENROLLED => "设备未登记或身份不符，已隔离",
+        code::STORED_LATE => "超过存储时限才存储",
+        code::STORE_OBJECT_MISSING => "存储中找不到该对象",
+        code::STORE_OBJECT_CORRUPT => "存储对象读回后哈希不符（被改动或损坏）",
+        code::STORE_OBJECT_UNREADABLE => "存储对象无法读取（读写错误）",
+        code::FILE_UNREADABLE => "文件存在但无法读取（权限或读写错误）",
+        code::RECEIPT_TOO_LARGE => "回执超出大小上限",
+        code::RECEIPT_MALFORMED => "回执格式错误或不完整",
+        code::RECEIPT_SIGNATURE_INVALID => "回执签名与登记的采集站密钥不符",
+        code::RECEIPT_FOREIGN => "回执发给其他设备",
+        code::RECEIPT_CHECKPOINT_INVALID => "回执中的检查点无效",
+        code::RECEIPT_PROOF_INVALID => "回执中的包含证明不能导出检查点",
+        code::RECEIPT_OTHER_RECORD => "回执所列记录与本设备持有的不同",
+        code::RECEIPT_SEQ_UNKNOWN => "回执列出了本设备从未签封的序号",
+        code::RECEIPT_SEQ_NOT_COVERED => "回执未包含所问的序号",
+        code::RECEIPT_REPLAYED => "回执重复（所涉文件此前已释放）",
+        _ => return None,
+    })
+}
+
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,5 +164,29 @@ impl Finding {
             level: Level::Warning,
             ..Self::error(code, subject, detail)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_chinese_description() {
+        let text = include_str!("finding.rs");
+        let codes: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub const "))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        assert!(codes.len() > 20, "{codes:?}");
+        for c in codes {
+            let zh = describe_zh(c).unwrap_or_else(|| panic!("{c} has no Chinese description"));
+            assert!(
+                zh.chars().any(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)),
+                "{c}: {zh}"
+            );
+        }
+        assert_eq!(describe_zh("no.such.code"), None);
     }
 }

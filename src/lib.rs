@@ -44,7 +44,7 @@ mod verify;
 
 pub use calendar::{Calendar, CalendarError};
 pub use chain::{ChainAnchor, ChainReport, ChainStart, RecordFile, verify_chain};
-pub use finding::{Finding, Level, code};
+pub use finding::{Finding, Level, code, describe_zh};
 pub use hash::{DIGEST_LEN, HexDigestError, MediaHash, RecordHash, copy_hashing, hash_reader};
 pub use key_file::{KeyFileError, load_or_create_key_pem};
 pub use keys::{

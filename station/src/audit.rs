@@ -8,7 +8,7 @@ use custody::{Finding, code};
 use serde::Serialize;
 
 use crate::ledger::{SessionEnd, SessionId};
-use crate::s3::S3Store;
+use crate::store::s3::S3Store;
 use crate::store::{EvidenceStore, ObjectCheck};
 use crate::{BUF_LEN, Station};
 

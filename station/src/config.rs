@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::FixedOffset;
 use serde::Deserialize;
 
-use crate::s3::{MIN_PART_SIZE, S3Settings};
+use crate::store::s3::{MIN_PART_SIZE, S3Settings};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

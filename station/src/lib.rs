@@ -24,9 +24,9 @@ mod ledger;
 mod progress;
 mod replicate;
 mod report;
-pub mod s3;
 mod serve;
 mod store;
+mod tlog;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use anyhow::Context as _;
 use custody::{NoteSigner, NoteVerifier, SigningKey, load_or_create_key_pem};
 use ingest::DeviceSessions;
-use s3::S3Store;
+use store::s3::S3Store;
 
 pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
 pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
@@ -43,14 +43,15 @@ pub use deadline::{Deadline, deadline, end_of_day};
 pub use fleet::{PendingDevice, follow as follow_fleet, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
 pub use ledger::{
-    EnrolledDevice, HeardDevice, Ledger, LedgerError, Queued, ReplicationLag, SessionEnd,
-    SessionId, SignedCheckpoint,
+    EnrolledDevice, HeardDevice, Ledger, LedgerError, Queued, ReplicationLag, SessionEnd, SessionId,
 };
 pub use progress::{ProgressBoard, SlotStatus};
 pub use replicate::{Drained, drain as replicate_drain, run as replicate_run};
-pub use report::{Report, ReportQuery};
+pub use report::{ClipRow, ClipStatus, FindingRow, Report, ReportQuery};
 pub use serve::{STATUS_FILE, run, write_session_report};
-pub use store::{EvidenceStore, Expected, LocalStore, ObjectCheck, StoreError, StoredObject};
+pub use store::local::LocalStore;
+pub use store::s3;
+pub use store::{EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
 pub use upload::{UPLOADS_DIR, serve as serve_uploads, tls_config};
 
 /// Copy buffer size: 128 KiB chunks beat 1 MiB ones for copy+hash on the reference machine.

@@ -12,7 +12,7 @@ use chrono::Utc;
 use custody::MediaHash;
 use serde::Serialize;
 
-use crate::s3::{S3Settings, S3Store};
+use crate::store::s3::{S3Settings, S3Store};
 use crate::store::{EvidenceStore as _, Expected, StoreError};
 use crate::{BUF_LEN, Station};
 

@@ -221,16 +221,12 @@ fn killed_at_random_points_fifty_times_the_station_loses_and_duplicates_nothing(
     }
     assert_eq!(covered.len() as u64, records, "seed {seed}");
     // Each signed checkpoint is consistent with the next.
-    let mut sizes: Vec<u64> = {
-        let mut stmt = ledger
-            .conn()
-            .prepare("SELECT size FROM checkpoints ORDER BY size")
-            .unwrap();
-        stmt.query_map([], |r| r.get::<_, i64>(0))
-            .unwrap()
-            .map(|r| r.unwrap().unsigned_abs())
-            .collect()
-    };
+    let mut sizes: Vec<u64> = ledger
+        .checkpoints()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.size)
+        .collect();
     sizes.retain(|&n| n > 0);
     for pair in sizes.windows(2) {
         let (a, b) = (

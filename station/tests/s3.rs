@@ -505,7 +505,7 @@ fn an_interrupted_upload_resumes_without_sending_held_parts_again() {
     let err = store
         .put(&mut &other[..], expect(&other), &mut buf)
         .unwrap_err();
-    assert!(matches!(err, StoreError::Remote(_)), "{err}");
+    assert!(matches!(err, StoreError::Remote { .. }), "{err}");
 }
 
 /// A station whose `station.toml` ends with `store` (its `[store]` and `[s3]`), and one

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use custody_agent::AgentConfig;
-use custody_station::{Station, StationConfig};
+use custody_station::{ClipStatus, Station, StationConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -267,7 +267,7 @@ async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
         chrono::Utc::now(),
     )
     .unwrap();
-    let status: Vec<(&str, &str)> = report
+    let status: Vec<(&str, ClipStatus)> = report
         .clips
         .iter()
         .map(|c| (c.file.as_str(), c.status))
@@ -275,10 +275,10 @@ async fn an_interrupted_upload_resumes_and_its_receipt_frees_the_clips() {
     assert_eq!(
         status,
         [
-            ("DCIM/100MEDIA/H200001_0001.MP4", "verified"),
-            ("DCIM/100MEDIA/H200001_0002.MP4", "verified"),
+            ("DCIM/100MEDIA/H200001_0001.MP4", ClipStatus::Verified),
+            ("DCIM/100MEDIA/H200001_0002.MP4", ClipStatus::Verified),
             // Its record came, its file could not: reported missing, kept on the terminal.
-            ("DCIM/100MEDIA/odd name.MP4", "missing"),
+            ("DCIM/100MEDIA/odd name.MP4", ClipStatus::Missing),
         ]
     );
 }
@@ -361,7 +361,7 @@ async fn the_agent_run_loop_uploads_sealed_clips_on_its_own_and_the_receipt_free
     let both = report(&station);
     assert_eq!(both.clips.len(), 2);
     assert!(
-        both.clips.iter().all(|c| c.status == "verified"),
+        both.clips.iter().all(|c| c.status == ClipStatus::Verified),
         "{:?}",
         both.clips
     );

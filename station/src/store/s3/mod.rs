@@ -30,7 +30,16 @@ pub use client::{
 };
 pub use sigv4::Credentials;
 
-use crate::store::{EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
+use super::{EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
+
+impl From<S3Error> for StoreError {
+    fn from(e: S3Error) -> Self {
+        StoreError::Remote {
+            store: "S3".into(),
+            source: Box::new(e),
+        }
+    }
+}
 
 /// Environment variables holding the key pair when no credentials file is configured.
 pub const ACCESS_KEY_ENV: &str = "AWS_ACCESS_KEY_ID";
@@ -296,7 +305,7 @@ impl S3Store {
             .filter(|v| v.key == key)
             .collect();
         if versions.is_empty() {
-            return Err(StoreError::Remote(S3Error::Server {
+            return Err(StoreError::from(S3Error::Server {
                 op: "PutObjectLegalHold",
                 status: 404,
                 code: "NoSuchKey".into(),
@@ -513,7 +522,7 @@ fn hash_source(src: &mut dyn Read, buf: &mut [u8]) -> Result<(MediaHash, u64), S
 impl EvidenceStore for S3Store {
     fn check(&self) -> Result<(), StoreError> {
         self.check_object_lock().map_err(|e| match e {
-            S3OpenError::Unreachable { source, .. } => StoreError::Remote(source),
+            S3OpenError::Unreachable { source, .. } => StoreError::from(source),
             refused => StoreError::Refused(refused.to_string()),
         })
     }

@@ -1,0 +1,355 @@
+//! What reports read, as typed rows: clips with their later bindings and annotations,
+//! unattested files, findings and quarantined slots, filtered by a [`ReportQuery`].
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use custody::{Fact, MediaHash, Record, RecordHash, Speaker};
+use rusqlite::params_from_iter;
+
+use super::{Ledger, LedgerError, SessionId, db_time, parse_db_time};
+
+/// What a report covers. Empty means everything.
+#[derive(Debug, Clone, Default)]
+pub struct ReportQuery {
+    /// One device.
+    pub device: Option<String>,
+    /// One case (clips whose record names it, or bound to it later).
+    pub case: Option<String>,
+    /// One dock session.
+    pub session: Option<SessionId>,
+    /// Clips whose recording ended at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Clips whose recording ended before this time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// What became of a clip's media: the one definition of "a verified clip", used by
+/// ingest, receipts and reports alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipStatus {
+    /// Stored with exactly the signed hash and size.
+    Verified,
+    /// Stored, but not as signed (kept and flagged).
+    Mismatch,
+    /// Not found on the device: nothing stored.
+    Missing,
+}
+
+impl ClipStatus {
+    /// The status of a clip signed as `signed` (hash, size) of which `stored` was stored.
+    pub fn of(signed: (MediaHash, u64), stored: Option<(MediaHash, u64)>) -> Self {
+        match stored {
+            None => Self::Missing,
+            Some(s) if s == signed => Self::Verified,
+            Some(_) => Self::Mismatch,
+        }
+    }
+}
+
+/// A clip as the ledger holds it, with what later records said about it.
+#[derive(Debug, Clone)]
+pub struct LedgerClip {
+    /// Device.
+    pub serial: String,
+    /// Record seq.
+    pub seq: u64,
+    /// Hash of its record.
+    pub record: RecordHash,
+    /// Leaf index in the log.
+    pub log_index: u64,
+    /// The number it was sealed with (provisional before a case existed).
+    pub sealed_number: String,
+    /// Its number under its case, once a binding record gave one.
+    pub case_clip_number: Option<String>,
+    /// 案件编号: from its record, or the latest binding.
+    pub case_number: Option<String>,
+    /// File on the device.
+    pub file: String,
+    /// 执法证号 of the officer.
+    pub officer_cert: String,
+    /// What the record signed: hash and size.
+    pub signed: (MediaHash, u64),
+    /// What the store holds, if anything.
+    pub stored: Option<(MediaHash, u64)>,
+    /// When the recording ended.
+    pub recorded_end: DateTime<Utc>,
+    /// Its storage deadline.
+    pub deadline: DateTime<Utc>,
+    /// When it was stored.
+    pub stored_at: DateTime<Utc>,
+    /// Stored after the deadline.
+    pub late: bool,
+    /// Lawful delay reason, if declared.
+    pub delay_reason: Option<String>,
+    /// 证明对象 as the clip's own record states it, if it did.
+    pub proves: Option<String>,
+}
+
+impl LedgerClip {
+    /// What became of its media.
+    pub fn status(&self) -> ClipStatus {
+        ClipStatus::of(self.signed, self.stored)
+    }
+}
+
+/// What annotation records said of a clip, later records winning field by field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClipNotes {
+    /// 证明对象.
+    pub proves: Option<String>,
+    /// 对话人员身份.
+    pub speakers: Vec<Speaker>,
+    /// 主要对话内容.
+    pub summary: Option<String>,
+}
+
+/// A file stored without a record.
+#[derive(Debug, Clone)]
+pub struct LedgerUnattested {
+    /// Device.
+    pub serial: String,
+    /// File on the device.
+    pub file: String,
+    /// Its size.
+    pub size: u64,
+    /// Its SHA-256, computed by the station.
+    pub sha256: MediaHash,
+    /// When it was stored.
+    pub stored_at: DateTime<Utc>,
+    /// The session that stored it.
+    pub session: SessionId,
+}
+
+/// A finding as the ledger keeps it.
+#[derive(Debug, Clone)]
+pub struct LedgerFinding {
+    /// Session it came from.
+    pub session: SessionId,
+    /// Device, if known.
+    pub serial: Option<String>,
+    /// `error` or `warning`.
+    pub level: String,
+    /// Stable code.
+    pub code: String,
+    /// What it is about.
+    pub subject: String,
+    /// Explanation, as recorded.
+    pub detail: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A quarantined slot.
+#[derive(Debug, Clone)]
+pub struct LedgerQuarantine {
+    /// Session.
+    pub session: SessionId,
+    /// Serial the device claimed, if any.
+    pub claimed: Option<String>,
+    /// Where its files were kept.
+    pub folder: String,
+    /// Files kept.
+    pub files: u64,
+    /// Bytes kept.
+    pub bytes: u64,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+fn media_hash(bytes: &[u8]) -> Result<MediaHash, LedgerError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(MediaHash)
+        .map_err(|_| LedgerError::Invalid(format!("stored hash of {} bytes", bytes.len())))
+}
+
+impl Ledger {
+    /// The clips `query` covers, by device and seq.
+    ///
+    /// # Errors
+    /// SQL failure, or a stored value the ledger did not write.
+    pub fn clips(&self, query: &ReportQuery) -> Result<Vec<LedgerClip>, LedgerError> {
+        let mut filter = String::from(" WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(d) = &query.device {
+            args.push(d.clone());
+            let _ = write!(filter, " AND c.serial = ?{}", args.len());
+        }
+        if let Some(case) = &query.case {
+            args.push(case.clone());
+            let n = args.len();
+            let _ = write!(
+                filter,
+                " AND (c.case_number = ?{n} OR c.record_hash IN (SELECT subject FROM bindings WHERE case_number = ?{n}))"
+            );
+        }
+        if let Some(s) = query.session {
+            args.push(s.0.to_string());
+            let _ = write!(filter, " AND r.session = ?{}", args.len());
+        }
+        if let Some(t) = query.from {
+            args.push(db_time(t));
+            let _ = write!(filter, " AND c.recorded_end >= ?{}", args.len());
+        }
+        if let Some(t) = query.to {
+            args.push(db_time(t));
+            let _ = write!(filter, " AND c.recorded_end < ?{}", args.len());
+        }
+        // The latest binding of a clip (by log order) gives its case and number under it.
+        let sql = format!(
+            "SELECT c.serial, c.seq, c.record_hash, r.log_index, c.number,
+                    (SELECT b.number FROM bindings b JOIN records br ON br.hash = b.record_hash
+                        WHERE b.subject = c.record_hash ORDER BY br.log_index DESC LIMIT 1),
+                    COALESCE((SELECT b.case_number FROM bindings b
+                        JOIN records br ON br.hash = b.record_hash
+                        WHERE b.subject = c.record_hash ORDER BY br.log_index DESC LIMIT 1),
+                        c.case_number),
+                    c.file, c.officer_cert, c.signed_sha256, c.signed_size, c.stored_sha256,
+                    c.stored_size, c.recorded_end, c.deadline, c.stored_at, c.late, c.delay_reason,
+                    r.bytes
+             FROM clips c JOIN records r ON r.hash = c.record_hash {filter}
+             ORDER BY c.serial, c.seq"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        let mut clips = Vec::new();
+        while let Some(r) = rows.next()? {
+            let stored = match (
+                r.get::<_, Option<Vec<u8>>>(11)?,
+                r.get::<_, Option<i64>>(12)?,
+            ) {
+                (Some(h), Some(n)) => Some((media_hash(&h)?, n.unsigned_abs())),
+                _ => None,
+            };
+            clips.push(LedgerClip {
+                serial: r.get(0)?,
+                seq: r.get::<_, i64>(1)?.unsigned_abs(),
+                record: RecordHash(r.get(2)?),
+                log_index: r.get::<_, i64>(3)?.unsigned_abs(),
+                sealed_number: r.get(4)?,
+                case_clip_number: r.get(5)?,
+                case_number: r.get(6)?,
+                file: r.get(7)?,
+                officer_cert: r.get(8)?,
+                signed: (
+                    media_hash(&r.get::<_, Vec<u8>>(9)?)?,
+                    r.get::<_, i64>(10)?.unsigned_abs(),
+                ),
+                stored,
+                recorded_end: parse_db_time(&r.get::<_, String>(13)?)?,
+                deadline: parse_db_time(&r.get::<_, String>(14)?)?,
+                stored_at: parse_db_time(&r.get::<_, String>(15)?)?,
+                late: r.get(16)?,
+                delay_reason: r.get(17)?,
+                proves: match Record::parse(r.get(18)?).map(|rec| rec.body().fact.clone()) {
+                    Ok(Fact::Clip(clip)) => clip.proves,
+                    Ok(_) => None,
+                    Err(e) => return Err(LedgerError::Invalid(format!("stored clip record: {e}"))),
+                },
+            });
+        }
+        Ok(clips)
+    }
+
+    /// What annotation records said of each clip (by its record hash), in log order so a
+    /// later annotation overrides an earlier one field by field.
+    ///
+    /// # Errors
+    /// SQL failure, or a stored annotation that no longer parses.
+    pub fn clip_notes(&self) -> Result<HashMap<RecordHash, ClipNotes>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT bytes FROM records WHERE kind = 'annotation' ORDER BY log_index")?;
+        let mut rows = stmt.query([])?;
+        let mut notes: HashMap<RecordHash, ClipNotes> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let rec = Record::parse(r.get(0)?)
+                .map_err(|e| LedgerError::Invalid(format!("stored annotation: {e}")))?;
+            if let Fact::Annotation(a) = &rec.body().fact {
+                let n = notes.entry(a.subject).or_default();
+                if a.proves.is_some() {
+                    n.proves.clone_from(&a.proves);
+                }
+                if !a.speakers.is_empty() {
+                    n.speakers.clone_from(&a.speakers);
+                }
+                if a.summary.is_some() {
+                    n.summary.clone_from(&a.summary);
+                }
+            }
+        }
+        Ok(notes)
+    }
+
+    /// Every file stored without a record, by device and file.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn unattested_files(&self) -> Result<Vec<LedgerUnattested>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT serial, file, size, sha256, stored_at, session FROM unattested ORDER BY serial, file",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(LedgerUnattested {
+                serial: r.get(0)?,
+                file: r.get(1)?,
+                size: r.get::<_, i64>(2)?.unsigned_abs(),
+                sha256: media_hash(&r.get::<_, Vec<u8>>(3)?)?,
+                stored_at: parse_db_time(&r.get::<_, String>(4)?)?,
+                session: SessionId(r.get(5)?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every finding, in the order recorded.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn findings(&self) -> Result<Vec<LedgerFinding>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT session, serial, level, code, subject, detail, at FROM findings ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(LedgerFinding {
+                session: SessionId(r.get(0)?),
+                serial: r.get(1)?,
+                level: r.get(2)?,
+                code: r.get(3)?,
+                subject: r.get(4)?,
+                detail: r.get(5)?,
+                at: parse_db_time(&r.get::<_, String>(6)?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every quarantined slot, in the order recorded.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn quarantined(&self) -> Result<Vec<LedgerQuarantine>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT session, claimed, folder, files, bytes, at FROM quarantine ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(LedgerQuarantine {
+                session: SessionId(r.get(0)?),
+                claimed: r.get(1)?,
+                folder: r.get(2)?,
+                files: r.get::<_, i64>(3)?.unsigned_abs(),
+                bytes: r.get::<_, i64>(4)?.unsigned_abs(),
+                at: parse_db_time(&r.get::<_, String>(5)?)?,
+            });
+        }
+        Ok(out)
+    }
+}

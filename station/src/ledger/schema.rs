@@ -1,0 +1,149 @@
+//! The ledger's tables. Evidence tables are append-only: triggers refuse UPDATE and
+//! DELETE on every table in [`APPEND_ONLY`].
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS devices (
+    serial      TEXT PRIMARY KEY,
+    hw_profile  TEXT NOT NULL,
+    key_pem     TEXT NOT NULL,
+    key_id      TEXT NOT NULL UNIQUE,
+    enrolled_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS assignments (          -- 设备领用: who the device is issued to
+    serial       TEXT NOT NULL REFERENCES devices(serial),
+    officer_cert TEXT NOT NULL,
+    officer_name TEXT NOT NULL,
+    assigned_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (             -- one dock of one device
+    id           INTEGER PRIMARY KEY,
+    slot         TEXT NOT NULL,
+    serial       TEXT,
+    started_at   TEXT NOT NULL,
+    delay_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS session_ends (
+    session     INTEGER PRIMARY KEY REFERENCES sessions(id),
+    ended_at    TEXT NOT NULL,
+    outcome     TEXT NOT NULL,                    -- SessionEnd: complete, quarantined, interrupted, audit
+    summary     TEXT NOT NULL                     -- JSON
+);
+CREATE TABLE IF NOT EXISTS records (              -- leaf i of the log = bytes of log_index i
+    log_index  INTEGER PRIMARY KEY,
+    serial     TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    hash       BLOB NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    bytes      BLOB NOT NULL,
+    sig        BLOB NOT NULL,
+    session    INTEGER NOT NULL REFERENCES sessions(id),
+    stored_at  TEXT NOT NULL,
+    UNIQUE (serial, seq)
+);
+CREATE TABLE IF NOT EXISTS clips (
+    record_hash    BLOB PRIMARY KEY REFERENCES records(hash),
+    serial         TEXT NOT NULL,
+    seq            INTEGER NOT NULL,
+    number         TEXT NOT NULL,
+    case_number    TEXT,
+    file           TEXT NOT NULL,
+    officer_cert   TEXT NOT NULL,
+    signed_sha256  BLOB NOT NULL,
+    signed_size    INTEGER NOT NULL,
+    stored_sha256  BLOB,                          -- NULL: media missing on the device
+    stored_size    INTEGER,
+    recorded_end   TEXT NOT NULL,
+    deadline       TEXT NOT NULL,
+    stored_at      TEXT NOT NULL,
+    late           INTEGER NOT NULL,
+    delay_reason   TEXT
+);
+CREATE INDEX IF NOT EXISTS clips_by_case ON clips(case_number);
+CREATE TABLE IF NOT EXISTS bindings (             -- clip bound to a case by a later record
+    record_hash BLOB PRIMARY KEY REFERENCES records(hash),
+    subject     BLOB NOT NULL,
+    case_number TEXT NOT NULL,
+    number      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bindings_by_case ON bindings(case_number);
+CREATE TABLE IF NOT EXISTS unattested (           -- files no record covers, hashed by us
+    id        INTEGER PRIMARY KEY,
+    session   INTEGER NOT NULL REFERENCES sessions(id),
+    serial    TEXT NOT NULL,
+    file      TEXT NOT NULL,
+    sha256    BLOB NOT NULL,
+    size      INTEGER NOT NULL,
+    stored_at TEXT NOT NULL,
+    UNIQUE (serial, file, sha256)
+);
+CREATE TABLE IF NOT EXISTS findings (
+    id       INTEGER PRIMARY KEY,
+    session  INTEGER NOT NULL REFERENCES sessions(id),
+    serial   TEXT,
+    level    TEXT NOT NULL,
+    code     TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    at       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id        INTEGER PRIMARY KEY,
+    session   INTEGER NOT NULL REFERENCES sessions(id),
+    claimed   TEXT,
+    folder    TEXT NOT NULL,
+    files     INTEGER NOT NULL,
+    bytes     INTEGER NOT NULL,
+    at        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tlog_nodes (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size      INTEGER PRIMARY KEY,
+    root      BLOB NOT NULL,
+    note      TEXT NOT NULL,
+    signed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_telemetry (     -- fleet state, not evidence: the latest heard
+    serial      TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    telemetry   TEXT,
+    status      TEXT
+);
+CREATE TABLE IF NOT EXISTS replicated (           -- objects the replication bucket holds
+    sha256     BLOB PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    pushed_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    id        INTEGER PRIMARY KEY,
+    session   INTEGER NOT NULL REFERENCES sessions(id),
+    serial    TEXT NOT NULL,
+    max_seq   INTEGER NOT NULL,
+    log_size  INTEGER NOT NULL,
+    bytes     BLOB NOT NULL,
+    sig       BLOB NOT NULL,
+    issued_at TEXT NOT NULL
+);
+";
+
+/// Every evidence table: each gets triggers refusing UPDATE and DELETE.
+pub(super) const APPEND_ONLY: &[&str] = &[
+    "replicated",
+    "devices",
+    "assignments",
+    "sessions",
+    "session_ends",
+    "records",
+    "clips",
+    "bindings",
+    "unattested",
+    "findings",
+    "quarantine",
+    "tlog_nodes",
+    "checkpoints",
+    "receipts",
+];

@@ -1,0 +1,353 @@
+//! The integrity report (证据完整性报告): clips and bytes ingested, verified, flagged (with
+//! finding codes), unattested and late, for a device, a case, a dock session or a period.
+//! JSON for machines, a readable HTML page in Chinese for clerks ([`html`]).
+
+mod html;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, FixedOffset, Utc};
+use custody::Speaker;
+use serde::Serialize;
+
+pub use crate::ledger::{ClipStatus, ReportQuery};
+use crate::ledger::{Ledger, LedgerError};
+
+/// Totals at the top of a report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Clips with a record.
+    pub clips: usize,
+    /// Their bytes as stored.
+    pub bytes: u64,
+    /// Stored with the signed hash and size.
+    pub verified: usize,
+    /// Stored, but not with the signed hash (kept and flagged).
+    pub mismatched: usize,
+    /// Not found on the device.
+    pub missing: usize,
+    /// Files without a record, stored with the station's hash.
+    pub unattested: usize,
+    /// Their bytes.
+    pub unattested_bytes: u64,
+    /// Stored after their deadline.
+    pub late: usize,
+    /// Findings listed.
+    pub findings: usize,
+    /// Slots quarantined.
+    pub quarantined: usize,
+}
+
+/// One clip in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClipRow {
+    /// Device.
+    pub serial: String,
+    /// Record seq.
+    pub seq: u64,
+    /// Leaf index in the station's log.
+    pub log_index: u64,
+    /// 编号: its number under its case once a binding record gave one (e.g.
+    /// `襄环罚〔2019〕75号-视-001`), else the number it was sealed with.
+    pub number: String,
+    /// The number it was sealed with (a provisional one before the case existed).
+    pub sealed_number: String,
+    /// 案件编号 (from the record or a later binding).
+    pub case_number: Option<String>,
+    /// File on the device.
+    pub file: String,
+    /// 执法证号 of the officer.
+    pub officer_cert: String,
+    /// Size the record states.
+    pub size: u64,
+    /// SHA-256 the record states.
+    pub signed_sha256: String,
+    /// SHA-256 of what was stored, if anything was.
+    pub stored_sha256: Option<String>,
+    /// What became of its media.
+    pub status: ClipStatus,
+    /// When the recording ended.
+    pub recorded_end: String,
+    /// Storage deadline.
+    pub deadline: String,
+    /// When it was stored.
+    pub stored_at: String,
+    /// Stored after the deadline.
+    pub late: bool,
+    /// Lawful delay reason, if declared.
+    pub delay_reason: Option<String>,
+    /// 证明对象, from the clip's record or a later annotation.
+    pub proves: Option<String>,
+    /// 对话人员身份, from annotations.
+    pub speakers: Vec<Speaker>,
+    /// 主要对话内容, from annotations.
+    pub summary: Option<String>,
+}
+
+/// A file stored without a record.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnattestedRow {
+    /// Device.
+    pub serial: String,
+    /// File on the device.
+    pub file: String,
+    /// Its size.
+    pub size: u64,
+    /// Its SHA-256, computed by the station.
+    pub sha256: String,
+    /// When it was stored.
+    pub stored_at: String,
+}
+
+/// A finding as the ledger keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingRow {
+    /// Session it came from.
+    pub session: i64,
+    /// Device, if known.
+    pub serial: Option<String>,
+    /// `error` or `warning`.
+    pub level: String,
+    /// Stable code.
+    pub code: String,
+    /// What the code means, in Chinese (for clerks); the code itself when unknown.
+    pub title: String,
+    /// What it is about.
+    pub subject: String,
+    /// Explanation.
+    pub detail: String,
+    /// When.
+    pub at: String,
+}
+
+/// A quarantined slot.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineRow {
+    /// Session.
+    pub session: i64,
+    /// Serial the device claimed, if any.
+    pub claimed: Option<String>,
+    /// Where its files were kept.
+    pub folder: String,
+    /// Files kept.
+    pub files: u64,
+    /// Bytes kept.
+    pub bytes: u64,
+    /// When.
+    pub at: String,
+}
+
+/// An integrity report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// When it was made.
+    pub generated_at: String,
+    /// The station's log origin.
+    pub station: String,
+    /// What it covers, in words.
+    pub scope: String,
+    /// The latest signed checkpoint: size and root (base64).
+    pub checkpoint: Option<(u64, String)>,
+    /// Totals.
+    pub totals: Totals,
+    /// Clips.
+    pub clips: Vec<ClipRow>,
+    /// Unattested files.
+    pub unattested: Vec<UnattestedRow>,
+    /// Findings.
+    pub findings: Vec<FindingRow>,
+    /// Quarantined slots.
+    pub quarantine: Vec<QuarantineRow>,
+}
+
+/// Times as clerks read them: the agency's offset, to the second.
+fn local(t: DateTime<Utc>, offset: FixedOffset) -> String {
+    t.with_timezone(&offset)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// The clips of `query`, with what annotations said of them, counted into `totals`.
+fn clip_rows(
+    ledger: &Ledger,
+    query: &ReportQuery,
+    offset: FixedOffset,
+    totals: &mut Totals,
+) -> Result<Vec<ClipRow>, LedgerError> {
+    let notes = ledger.clip_notes()?;
+    let mut clips = Vec::new();
+    for c in ledger.clips(query)? {
+        let status = c.status();
+        totals.clips += 1;
+        totals.bytes += c.stored.map_or(0, |(_, n)| n);
+        match status {
+            ClipStatus::Verified => totals.verified += 1,
+            ClipStatus::Mismatch => totals.mismatched += 1,
+            ClipStatus::Missing => totals.missing += 1,
+        }
+        totals.late += usize::from(c.late);
+        let note = notes.get(&c.record).cloned().unwrap_or_default();
+        clips.push(ClipRow {
+            number: c
+                .case_clip_number
+                .clone()
+                .unwrap_or_else(|| c.sealed_number.clone()),
+            sealed_number: c.sealed_number,
+            serial: c.serial,
+            seq: c.seq,
+            log_index: c.log_index,
+            case_number: c.case_number,
+            file: c.file,
+            officer_cert: c.officer_cert,
+            size: c.signed.1,
+            signed_sha256: c.signed.0.to_hex(),
+            stored_sha256: c.stored.map(|(h, _)| h.to_hex()),
+            status,
+            recorded_end: local(c.recorded_end, offset),
+            deadline: local(c.deadline, offset),
+            stored_at: local(c.stored_at, offset),
+            late: c.late,
+            delay_reason: c.delay_reason,
+            proves: note.proves.or(c.proves),
+            speakers: note.speakers,
+            summary: note.summary,
+        });
+    }
+    Ok(clips)
+}
+
+impl Report {
+    /// Builds a report from the ledger. Times are shown in the agency's `offset`.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn build(
+        ledger: &Ledger,
+        origin: &str,
+        query: &ReportQuery,
+        offset: FixedOffset,
+        now: DateTime<Utc>,
+    ) -> Result<Self, LedgerError> {
+        let mut totals = Totals::default();
+        let clips = clip_rows(ledger, query, offset, &mut totals)?;
+        let serials: BTreeSet<String> = clips.iter().map(|c| c.serial.clone()).collect();
+        let files: BTreeSet<(String, String)> = clips
+            .iter()
+            .map(|c| (c.serial.clone(), c.file.clone()))
+            .collect();
+        let wanted_serial = |s: Option<&String>| match (&query.device, s) {
+            (Some(d), Some(s)) => d == s,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let in_time = |t: DateTime<Utc>| {
+            query.from.is_none_or(|f| t >= f) && query.to.is_none_or(|to| t < to)
+        };
+
+        let mut unattested = Vec::new();
+        for u in ledger.unattested_files()? {
+            if !wanted_serial(Some(&u.serial))
+                || query.case.is_some()
+                || query.session.is_some_and(|s| s != u.session)
+                || !in_time(u.stored_at)
+            {
+                continue;
+            }
+            totals.unattested += 1;
+            totals.unattested_bytes += u.size;
+            unattested.push(UnattestedRow {
+                serial: u.serial,
+                file: u.file,
+                size: u.size,
+                sha256: u.sha256.to_hex(),
+                stored_at: local(u.stored_at, offset),
+            });
+        }
+
+        let mut findings = Vec::new();
+        for f in ledger.findings()? {
+            let keep = wanted_serial(f.serial.as_ref())
+                && query.session.is_none_or(|s| s == f.session)
+                && in_time(f.at)
+                && query.case.as_ref().is_none_or(|_| {
+                    // A case report lists the findings about its clips.
+                    f.serial.as_ref().is_some_and(|s| serials.contains(s))
+                        && files.iter().any(|(s, file)| {
+                            Some(s) == f.serial.as_ref() && f.subject.contains(file)
+                        })
+                });
+            if keep {
+                findings.push(FindingRow {
+                    session: f.session.0,
+                    serial: f.serial,
+                    level: f.level,
+                    title: custody::describe_zh(&f.code)
+                        .map_or_else(|| f.code.clone(), str::to_owned),
+                    code: f.code,
+                    subject: f.subject,
+                    detail: f.detail,
+                    at: local(f.at, offset),
+                });
+            }
+        }
+        totals.findings = findings.len();
+
+        let mut quarantine = Vec::new();
+        if query.case.is_none() {
+            for q in ledger.quarantined()? {
+                if wanted_serial(q.claimed.as_ref())
+                    && query.session.is_none_or(|s| s == q.session)
+                    && in_time(q.at)
+                {
+                    quarantine.push(QuarantineRow {
+                        session: q.session.0,
+                        claimed: q.claimed,
+                        folder: q.folder,
+                        files: q.files,
+                        bytes: q.bytes,
+                        at: local(q.at, offset),
+                    });
+                }
+            }
+        }
+        totals.quarantined = quarantine.len();
+
+        Ok(Self {
+            generated_at: now
+                .with_timezone(&offset)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string(),
+            station: origin.into(),
+            scope: html::scope_text(query, offset),
+            checkpoint: ledger
+                .latest_checkpoint()?
+                .map(|c| (c.size, B64.encode(c.root))),
+            totals,
+            clips,
+            unattested,
+            findings,
+            quarantine,
+        })
+    }
+
+    /// True when every clip verified and nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty() && self.totals.clips == self.totals.verified
+    }
+
+    /// Writes `NAME.json` and `NAME.html` into `dir`, atomically; returns the HTML path.
+    ///
+    /// # Errors
+    /// I/O failure.
+    pub fn write(&self, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        custody::layout::write_atomic(&dir.join(format!("{name}.json")), &json)?;
+        let html = dir.join(format!("{name}.html"));
+        custody::layout::write_atomic(&html, self.to_html().as_bytes())?;
+        Ok(html)
+    }
+}

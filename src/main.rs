@@ -163,8 +163,11 @@ fn render_table(report: &VerifyReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "{level}  {:<26} {}\n      {}",
-                f.code, f.subject, f.detail
+                "{level}  {}  [{}]\n      {}\n      {}",
+                custody::describe_zh(f.code).unwrap_or(f.code),
+                f.code,
+                f.subject,
+                f.detail
             );
         }
     }

@@ -233,6 +233,28 @@ impl SampleDevice {
         Ok(())
     }
 
+    /// Appends a signed record stating `fact` about an earlier clip (a binding to a case,
+    /// an annotation), as the agent's `bind` and `annotate` do; returns its hash.
+    ///
+    /// # Errors
+    /// Any I/O error, or a device without records.
+    pub fn add_fact(&mut self, fact: Fact) -> io::Result<RecordHash> {
+        let last = self
+            .records
+            .last()
+            .ok_or_else(|| io::Error::other("a fact needs an earlier record"))?;
+        let mut body = last.body().clone();
+        body.seq = self.records.len() as u64 + 1;
+        body.prev = Some(last.hash());
+        body.created += Duration::seconds(1);
+        body.fact = fact;
+        let rec = Record::seal(&body, &self.key).map_err(io::Error::other)?;
+        layout::write_record(&self.root, &rec)?;
+        let hash = rec.hash();
+        self.records.push(rec);
+        Ok(hash)
+    }
+
     fn record_path(&self, seq: u64) -> PathBuf {
         layout::record_path(&self.root, &self.serial, seq)
     }

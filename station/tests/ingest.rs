@@ -643,3 +643,57 @@ fn a_ledger_error_while_identifying_a_device_is_a_ledger_error() {
         assert!(dev.root.join(&rec.body().media().unwrap().file).is_file());
     }
 }
+
+/// A clip bound to a case and annotated after it was sealed: the report shows its number
+/// under the case (not the provisional one), its 证明对象, speakers and main content, and
+/// its findings in Chinese.
+#[test]
+fn the_report_shows_the_number_under_the_case_and_the_annotations() {
+    use custody::{AnnotationFact, BindingFact, Fact, Speaker};
+    let ts = TestStation::start();
+    let mut dev = ts.device("A100011", 2, 1000);
+    let first = dev.records().next().unwrap().clone();
+    dev.add_fact(Fact::Binding(BindingFact {
+        subject: first.hash(),
+        case_number: "襄环罚〔2019〕75号".into(),
+        number: "襄环罚〔2019〕75号-视-001".into(),
+    }))
+    .unwrap();
+    dev.add_fact(Fact::Annotation(AnnotationFact {
+        subject: first.hash(),
+        proves: Some("当事人拒绝停止排污".into()),
+        speakers: vec![Speaker {
+            name: "李四".into(),
+            identity: "当事人".into(),
+        }],
+        summary: Some("告知当事人违法事实及依据".into()),
+    }))
+    .unwrap();
+    dev.tamper("extra-media").unwrap();
+    ts.dock(&dev);
+    let report = ts.report(&ReportQuery {
+        case: Some("襄环罚〔2019〕75号".into()),
+        ..ReportQuery::default()
+    });
+    assert_eq!(report.clips.len(), 1, "{:#?}", report.clips);
+    let clip = &report.clips[0];
+    assert_eq!(clip.number, "襄环罚〔2019〕75号-视-001");
+    assert_ne!(clip.sealed_number, clip.number);
+    assert_eq!(clip.proves.as_deref(), Some("当事人拒绝停止排污"));
+    assert_eq!(clip.speakers[0].name, "李四");
+    let html = report.to_html();
+    for text in [
+        "襄环罚〔2019〕75号-视-001",
+        "当事人拒绝停止排污",
+        "李四（当事人）",
+        "告知当事人违法事实及依据",
+    ] {
+        assert!(html.contains(text), "{text} missing from the case report");
+    }
+    // The device's whole report lists the unrecorded file's finding in Chinese.
+    let all = ts.report(&ReportQuery::default()).to_html();
+    assert!(
+        all.contains(custody::describe_zh(code::MEDIA_UNRECORDED).unwrap()),
+        "the finding is not described in Chinese"
+    );
+}

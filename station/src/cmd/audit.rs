@@ -28,7 +28,13 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
             outcome.session.0
         )?;
         for f in &outcome.findings {
-            custody::outln!("  {} {}: {}", f.code, f.subject, f.detail)?;
+            custody::outln!(
+                "  {} [{}] {}: {}",
+                custody::describe_zh(f.code).unwrap_or(f.code),
+                f.code,
+                f.subject,
+                f.detail
+            )?;
         }
     }
     Ok(if outcome.findings.is_empty() {

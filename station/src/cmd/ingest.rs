@@ -51,7 +51,13 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             outcome.findings.len()
         )?;
         for f in &outcome.findings {
-            custody::outln!("  [{}] {}: {}", f.code, f.subject, f.detail)?;
+            custody::outln!(
+                "  {} [{}] {}: {}",
+                custody::describe_zh(f.code).unwrap_or(f.code),
+                f.code,
+                f.subject,
+                f.detail
+            )?;
         }
         if let Some(receipt) = &outcome.receipt {
             custody::outln!("回执已写入设备: {receipt}")?;

@@ -26,6 +26,7 @@
 mod calendar;
 mod chain;
 pub mod cli;
+mod clock;
 mod finding;
 mod hash;
 mod key_file;
@@ -44,6 +45,7 @@ mod verify;
 
 pub use calendar::{Calendar, CalendarError};
 pub use chain::{ChainAnchor, ChainReport, ChainStart, RecordFile, verify_chain};
+pub use clock::{Clock, FixedClock, SystemClock};
 pub use finding::{Finding, Level, code, describe_zh};
 pub use hash::{DIGEST_LEN, HexDigestError, MediaHash, RecordHash, copy_hashing, hash_reader};
 pub use key_file::{KeyFileError, load_or_create_key_pem};

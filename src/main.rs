@@ -37,6 +37,10 @@ enum Command {
         /// report missing sequence numbers.
         #[arg(long)]
         subset: bool,
+        /// Check as of this time (RFC 3339, e.g. `2026-11-20T18:00:00+08:00`): records
+        /// dated later are flagged as from the future. Default: now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
     /// Write a simulated device (for demos and tests): the given media files become its
     /// clips, each with a signed record in the device's hash chain.
@@ -75,8 +79,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             keys,
             subset,
+            at,
         } => {
             let mut opts = VerifyOptions {
+                now: at.map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc)),
                 start: if subset {
                     ChainStart::Subset
                 } else {

@@ -41,7 +41,14 @@ pub const RECIPES: &[(&str, &[&str])] = &[
 ];
 
 /// The start time of sample clip 1 (clips follow every 10 minutes).
-const SAMPLE_START: &str = "2026-11-20T09:00:00+08:00";
+pub const SAMPLE_START: &str = "2026-11-20T09:00:00+08:00";
+
+/// A time on the sample clips' day (2026-11-20, Beijing), `hours` after midnight there:
+/// `sample_day(18)` is the evening the sample clips are docked on time.
+pub fn sample_day(hours: i64) -> chrono::DateTime<chrono::Utc> {
+    let start = DateTime::parse_from_rfc3339(SAMPLE_START).unwrap_or_default();
+    (start - Duration::hours(9) + Duration::hours(hours)).with_timezone(&chrono::Utc)
+}
 
 /// A recipe that does not exist or does not fit the device.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +72,8 @@ pub struct SampleDevice {
     pub serial: String,
     key: SigningKey,
     records: Vec<Record<Verified>>,
+    /// How far its clips' times lie from [`SAMPLE_START`].
+    shift: Duration,
 }
 
 /// A clip record body with sample officer, agency and times (for tests and demos).
@@ -130,12 +139,29 @@ impl SampleDevice {
     /// # Errors
     /// Any I/O error.
     pub fn create(root: &Path, serial: &str, media: &[PathBuf]) -> io::Result<Self> {
+        Self::create_recorded_at(root, serial, media, None)
+    }
+
+    /// As [`SampleDevice::create`], with clip 1 starting at `start` instead of
+    /// [`SAMPLE_START`] (e.g. an hour before now, for a test of a binary that runs on the
+    /// system clock).
+    ///
+    /// # Errors
+    /// Any I/O error.
+    pub fn create_recorded_at(
+        root: &Path,
+        serial: &str,
+        media: &[PathBuf],
+        start: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> io::Result<Self> {
         let (key, _) = SigningKey::generate().map_err(io::Error::other)?;
+        let sample = DateTime::parse_from_rfc3339(SAMPLE_START).unwrap_or_default();
         let mut device = Self {
             root: root.to_path_buf(),
             serial: serial.into(),
             key,
             records: Vec::new(),
+            shift: start.map_or(Duration::zero(), |t| t - sample.with_timezone(&chrono::Utc)),
         };
         let dir = layout::device_dir(root, serial);
         fs::create_dir_all(dir.join(RECORDS_DIR))?;
@@ -164,6 +190,21 @@ impl SampleDevice {
         n: usize,
         size: usize,
     ) -> io::Result<Self> {
+        Self::with_generated_clips_at(root, serial, n, size, None)
+    }
+
+    /// As [`SampleDevice::with_generated_clips`], clip 1 starting at `start` (see
+    /// [`SampleDevice::create_recorded_at`]).
+    ///
+    /// # Errors
+    /// Any I/O error.
+    pub fn with_generated_clips_at(
+        root: &Path,
+        serial: &str,
+        n: usize,
+        size: usize,
+        start: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> io::Result<Self> {
         let src = tempfile::tempdir()?;
         let mut media = Vec::new();
         for i in 0..n {
@@ -174,7 +215,7 @@ impl SampleDevice {
             fs::write(&path, bytes)?;
             media.push(path);
         }
-        Self::create(root, serial, &media)
+        Self::create_recorded_at(root, serial, &media, start)
     }
 
     /// The device's public key.
@@ -226,6 +267,18 @@ impl SampleDevice {
             size,
             hash,
         );
+        if !self.shift.is_zero() {
+            body.created += self.shift;
+            if let Fact::Clip(clip) = &mut body.fact {
+                clip.time.start += self.shift;
+                clip.time.end += self.shift;
+                clip.number = format!(
+                    "{}-{}-{seq:06}",
+                    self.serial,
+                    clip.time.start.format("%Y%m%d")
+                );
+            }
+        }
         edit(&mut body);
         let rec = Record::seal(&body, &self.key).map_err(io::Error::other)?;
         layout::write_record(&self.root, &rec)?;

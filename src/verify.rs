@@ -356,6 +356,14 @@ mod tests {
         (dir, dev)
     }
 
+    /// Checking as of the evening of the sample clips' day.
+    fn sample_opts() -> VerifyOptions {
+        VerifyOptions {
+            now: crate::testkit::sample_day(18),
+            ..VerifyOptions::default()
+        }
+    }
+
     fn codes(report: &VerifyReport) -> BTreeSet<&'static str> {
         report.findings.iter().map(|f| f.code).collect()
     }
@@ -363,7 +371,7 @@ mod tests {
     #[test]
     fn a_clean_device_verifies_with_every_clip_checked() {
         let (_dir, dev) = device(4);
-        let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
+        let report = verify_folder(&dev.root, &sample_opts()).unwrap();
         assert!(report.is_clean(), "{:#?}", report.findings);
         assert_eq!(report.devices[0].records, 4);
         assert_eq!(report.devices[0].clips_verified, 4);
@@ -376,7 +384,7 @@ mod tests {
             let (_dir, mut dev) = device(4);
             let recipe = recipe.replace('N', "2");
             dev.tamper(&recipe).unwrap();
-            let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
+            let report = verify_folder(&dev.root, &sample_opts()).unwrap();
             let want: BTreeSet<&str> = want.iter().copied().collect();
             assert_eq!(codes(&report), want, "{recipe}: {:#?}", report.findings);
         }
@@ -396,13 +404,13 @@ mod tests {
         let stranger = SigningKey::generate().unwrap().0.public_key();
         let opts = VerifyOptions {
             trusted_keys: vec![stranger],
-            ..VerifyOptions::default()
+            ..sample_opts()
         };
         let report = verify_folder(&dev.root, &opts).unwrap();
         assert_eq!(codes(&report), BTreeSet::from([code::DEVICE_KEY_UNTRUSTED]));
         let opts = VerifyOptions {
             trusted_keys: vec![dev.public_key()],
-            ..VerifyOptions::default()
+            ..sample_opts()
         };
         assert!(verify_folder(&dev.root, &opts).unwrap().is_clean());
     }
@@ -478,7 +486,7 @@ mod tests {
         dev.tamper("drop:seq-2").unwrap();
         let subset = VerifyOptions {
             start: ChainStart::Subset,
-            ..VerifyOptions::default()
+            ..sample_opts()
         };
         let report = verify_folder(&dev.root, &subset).unwrap();
         assert!(report.is_clean(), "{:#?}", report.findings);
@@ -520,7 +528,7 @@ mod tests {
         fs::write(dev_dir.join(PUBLIC_KEY_FILE), key.public_key().to_pem()).unwrap();
         layout::write_record(root, &clip).unwrap();
         layout::write_record(root, &binding).unwrap();
-        let report = verify_folder(root, &VerifyOptions::default()).unwrap();
+        let report = verify_folder(root, &sample_opts()).unwrap();
         assert!(report.is_clean(), "{:#?}", report.findings);
         assert_eq!(report.devices[0].records, 2);
 
@@ -537,7 +545,7 @@ mod tests {
         });
         let stray_record = Record::seal(&stray, &key).unwrap();
         layout::write_record(root, &stray_record).unwrap();
-        let report = verify_folder(root, &VerifyOptions::default()).unwrap();
+        let report = verify_folder(root, &sample_opts()).unwrap();
         assert_eq!(codes(&report), BTreeSet::from([code::SUBJECT_UNKNOWN]));
     }
 
@@ -561,7 +569,7 @@ mod tests {
         // A media symlink out of the folder.
         std::os::unix::fs::symlink("/etc/hostname", dev.root.join("DCIM/100MEDIA/LINK.MP4"))
             .unwrap();
-        let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
+        let report = verify_folder(&dev.root, &sample_opts()).unwrap();
         assert_eq!(
             codes(&report),
             BTreeSet::from([code::RECORD_MALFORMED, code::MEDIA_UNRECORDED])
@@ -577,7 +585,7 @@ mod tests {
             .join(&dev.records().next().unwrap().body().media().unwrap().file);
         fs::remove_file(&clip).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", &clip).unwrap();
-        let report = verify_folder(&dev.root, &VerifyOptions::default()).unwrap();
+        let report = verify_folder(&dev.root, &sample_opts()).unwrap();
         assert_eq!(codes(&report), BTreeSet::from([code::MEDIA_MISSING]));
     }
 
@@ -591,7 +599,7 @@ mod tests {
             .with_timezone(&Utc);
         let opts = VerifyOptions {
             now: before,
-            ..VerifyOptions::default()
+            ..sample_opts()
         };
         let report = verify_folder(&dev.root, &opts).unwrap();
         assert_eq!(codes(&report), BTreeSet::from([code::RECORD_FROM_FUTURE]));
@@ -611,7 +619,7 @@ mod tests {
                 &dev.root,
                 &VerifyOptions {
                     now: just_before,
-                    ..VerifyOptions::default()
+                    ..sample_opts()
                 }
             )
             .unwrap()
@@ -621,8 +629,6 @@ mod tests {
 
     #[test]
     fn a_missing_folder_cannot_be_verified() {
-        assert!(
-            verify_folder(Path::new("/nonexistent/custody"), &VerifyOptions::default()).is_err()
-        );
+        assert!(verify_folder(Path::new("/nonexistent/custody"), &sample_opts()).is_err());
     }
 }

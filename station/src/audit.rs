@@ -3,7 +3,6 @@
 //! no longer hashes to its name becomes a finding, recorded in the ledger under an audit
 //! session, so reports show it like any other.
 
-use chrono::Utc;
 use custody::{Finding, code};
 use serde::Serialize;
 
@@ -38,7 +37,7 @@ pub struct AuditOutcome {
 pub fn audit(station: &Station, replica: Option<&S3Store>) -> anyhow::Result<AuditOutcome> {
     let session = station
         .ledger()
-        .open_session(AUDIT_SLOT, None, None, Utc::now())?;
+        .open_session(AUDIT_SLOT, None, None, station.now())?;
     let mut out = AuditOutcome {
         session,
         checked: 0,
@@ -61,7 +60,7 @@ pub fn audit(station: &Station, replica: Option<&S3Store>) -> anyhow::Result<Aud
     // The ledger may be what failed; the session then simply has no end row.
     let closed = station
         .ledger()
-        .close_session(session, ended, &summary, Utc::now());
+        .close_session(session, ended, &summary, station.now());
     checked?;
     closed?;
     Ok(out)
@@ -111,7 +110,7 @@ fn check_all(
                     out.session,
                     None,
                     std::slice::from_ref(&finding),
-                    Utc::now(),
+                    station.now(),
                 )?;
                 out.findings.push(finding);
             }

@@ -49,7 +49,7 @@ pub async fn follow(station: Arc<Station>, host: String, port: u16) {
                 let station = Arc::clone(&station);
                 // The ledger is SQLite: blocking work, kept off the runtime's threads.
                 let kept = tokio::task::spawn_blocking(move || {
-                    heard(&station, &msg.topic, &msg.payload, Utc::now());
+                    heard(&station, &msg.topic, &msg.payload, station.now());
                 })
                 .await;
                 if let Err(e) = kept {

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Context as _;
-use custody::{NoteSigner, NoteVerifier, SigningKey, load_or_create_key_pem};
+use custody::{Clock, NoteSigner, NoteVerifier, SigningKey, SystemClock, load_or_create_key_pem};
 use ingest::DeviceSessions;
 use store::s3::S3Store;
 
@@ -72,6 +72,7 @@ pub struct Station {
     buffers: BufferPool,
     progress: ProgressBoard,
     device_sessions: DeviceSessions,
+    clock: Arc<dyn Clock>,
 }
 
 impl Station {
@@ -81,6 +82,15 @@ impl Station {
     /// # Errors
     /// An unusable data folder, ledger, store or key.
     pub fn open(cfg: StationConfig) -> anyhow::Result<Self> {
+        Self::open_with_clock(cfg, Arc::new(SystemClock))
+    }
+
+    /// As [`Station::open`], with the station's time taken from `clock` (tests state the
+    /// time they run at; the daemon uses the system clock).
+    ///
+    /// # Errors
+    /// As [`Station::open`].
+    pub fn open_with_clock(cfg: StationConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let data = &cfg.data_dir;
         std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
         let ledger = Ledger::open(&data.join("ledger.sqlite"))
@@ -107,6 +117,7 @@ impl Station {
             buffers,
             progress: ProgressBoard::default(),
             device_sessions: DeviceSessions::default(),
+            clock,
             cfg: Arc::new(cfg),
         })
     }
@@ -138,6 +149,11 @@ impl Station {
             self.cfg.utc_offset,
             now,
         )
+    }
+
+    /// The station's time now (its clock: the system's, or the one it was opened with).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// The configuration.
@@ -193,7 +209,7 @@ impl Station {
         let key = custody::PublicKey::from_pem(&text)
             .with_context(|| format!("{}", key_pem.display()))?;
         self.ledger()
-            .enroll(serial, hw_profile, &key, officers, chrono::Utc::now())?;
+            .enroll(serial, hw_profile, &key, officers, self.now())?;
         Ok(key.key_id())
     }
 }

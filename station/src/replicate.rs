@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use custody::MediaHash;
 use serde::Serialize;
 
@@ -73,7 +72,7 @@ pub fn drain(
                 Ok(stored) => {
                     station
                         .ledger()
-                        .mark_replicated(&queued.hash, stored.size, Utc::now())?;
+                        .mark_replicated(&queued.hash, stored.size, station.now())?;
                     done.pushed += 1;
                     done.bytes += stored.size;
                 }

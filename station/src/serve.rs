@@ -211,7 +211,7 @@ pub fn write_session_report(station: &Station, outcome: &SessionOutcome) {
         session: Some(outcome.session),
         ..ReportQuery::default()
     };
-    let report = station.report(&query, chrono::Utc::now());
+    let report = station.report(&query, station.now());
     let name = format!("session-{:06}", outcome.session.0);
     match report.map(|r| r.write(&station.reports_dir(), &name)) {
         Ok(Ok(path)) => tracing::info!(report = %path.display(), "session report written"),

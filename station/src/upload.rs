@@ -276,7 +276,7 @@ fn authenticate(station: &Station, auth: Authorization, serial: &str) -> Result<
     if claimed != serial {
         return Err(format!("signed for {claimed}, not {serial}"));
     }
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = station.now().timestamp_millis();
     if (now - time_ms).abs() > MAX_CLOCK_SKEW_MS {
         return Err(format!(
             "request time is {} s away from the station's clock",

@@ -268,9 +268,16 @@ fn a_cable_pulled_mid_copy_commits_nothing_half_and_the_next_dock_completes() {
 
 #[test]
 fn the_cli_reports_in_chinese_and_json_with_exit_codes() {
-    let s = setup("A100003", 2, 1000);
+    // Clips recorded three days ago by the clock the station runs on: stored late, a
+    // finding, exit 1.
+    let s = common::docked_recorded(
+        "test.example/station-01",
+        "parallel-copies = 3\n",
+        "A100003",
+        (2, 1000),
+        chrono::Utc::now() - chrono::Duration::days(3),
+    );
     let out = ingest(&s).output().unwrap();
-    // Sample clips were recorded days ago: stored late, a finding, exit 1.
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("deadline.late"), "{}", text(&out));
     assert!(text(&out).contains("回执已写入设备"), "{}", text(&out));

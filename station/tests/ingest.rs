@@ -11,9 +11,10 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use chrono::Utc;
-use custody::testkit::{RECIPES, SampleDevice};
+use custody::FixedClock;
+use custody::testkit::{RECIPES, SampleDevice, sample_day};
 use custody::{KeyId, Receipt, SigningKey, code, layout};
 use custody_station::{
     DockOptions, EvidenceStore as _, IngestError, LocalStore, Report, ReportQuery, SessionEnd,
@@ -23,6 +24,8 @@ use custody_station::{
 struct TestStation {
     dir: tempfile::TempDir,
     station: Station,
+    /// The station's clock: on the sample clips' day, 18:00 Beijing, unless a test moves it.
+    clock: Arc<FixedClock>,
 }
 
 fn config(dir: &Path, reserve: u64) -> StationConfig {
@@ -37,15 +40,24 @@ fn config(dir: &Path, reserve: u64) -> StationConfig {
 impl TestStation {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let station = Station::open(config(dir.path(), 0)).unwrap();
-        Self { dir, station }
+        let clock = Arc::new(FixedClock::at(sample_day(18)));
+        let station = Station::open_with_clock(config(dir.path(), 0), clock.clone()).unwrap();
+        Self {
+            dir,
+            station,
+            clock,
+        }
     }
 
     fn reopen(self, reserve: u64) -> Self {
-        let dir = self.dir;
+        let (dir, clock) = (self.dir, self.clock);
         drop(self.station);
-        let station = Station::open(config(dir.path(), reserve)).unwrap();
-        Self { dir, station }
+        let station = Station::open_with_clock(config(dir.path(), reserve), clock.clone()).unwrap();
+        Self {
+            dir,
+            station,
+            clock,
+        }
     }
 
     /// A device with `n` clips of `size` bytes in a slot folder, enrolled.
@@ -90,7 +102,7 @@ impl TestStation {
             &cfg.origin,
             query,
             cfg.utc_offset,
-            Utc::now(),
+            self.station.now(),
         )
         .unwrap()
     }
@@ -386,7 +398,7 @@ fn a_record_from_the_future_is_flagged_and_a_path_out_of_the_device_is_never_rea
     let mut dev = ts.device("A100001", 1, 1000);
     // A clip dated tomorrow (a device clock far ahead, or a made-up record).
     fs::write(dev.root.join("DCIM/100MEDIA/A100001_0002.MP4"), b"tomorrow").unwrap();
-    let tomorrow = Utc::now().fixed_offset() + chrono::Duration::days(1);
+    let tomorrow = ts.station.now().fixed_offset() + chrono::Duration::days(1);
     dev.seal_clip_edited("DCIM/100MEDIA/A100001_0002.MP4", |body| {
         body.created = tomorrow;
         if let custody::Fact::Clip(clip) = &mut body.fact {
@@ -444,18 +456,26 @@ fn a_clip_missing_at_one_dock_is_stored_when_its_file_comes_back() {
 
 #[test]
 fn clips_from_days_ago_are_late_unless_a_lawful_delay_was_declared() {
-    // Sample clips were recorded on 2026-11-20 (Beijing): stored today, they are late.
+    // Sample clips were recorded on 2026-11-20 (Beijing). Docked that evening, on time.
     let ts = TestStation::start();
     let dev = ts.device("A100001", 2, 1000);
+    let out = ts.dock(&dev);
+    assert_eq!(out.late, 0, "{:#?}", out.findings);
+    // Docked three days later, they are late.
+    let ts = TestStation::start();
+    ts.clock.set(sample_day(3 * 24 + 10));
+    let dev = ts.device("A100003", 2, 1000);
     let out = ts.dock(&dev);
     assert_eq!(out.late, 2);
     assert!(out.findings.iter().any(|f| f.code == code::STORED_LATE));
 
+    // Three days later with a lawful delay, within 24 hours of returning: not late.
     let ts = TestStation::start();
+    ts.clock.set(sample_day(3 * 24 + 10));
     let dev = ts.device("A100002", 2, 1000);
     let opts = DockOptions {
         delay_reason: Some("remote".into()),
-        returned: Some(Utc::now()),
+        returned: Some(sample_day(3 * 24 + 8)),
     };
     let out = ts.station.ingest_slot(&dev.root, &opts).unwrap();
     assert_eq!(out.late, 0, "{:#?}", out.findings);

@@ -31,3 +31,17 @@ pub fn custody(args: &[&str]) -> Output {
 pub fn arg(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
+
+/// Runs `custody verify ARGS` as of the evening of the sample clips' day, so the verdict
+/// does not depend on today's date.
+pub fn custody_verify(args: &[&str]) -> Output {
+    let at = sample_time();
+    let mut all = vec!["verify", "--at", &at];
+    all.extend_from_slice(args);
+    custody(&all)
+}
+
+/// The time sample evidence is checked at: 18:00 Beijing on the sample clips' day.
+pub fn sample_time() -> String {
+    custody::testkit::sample_day(18).to_rfc3339()
+}

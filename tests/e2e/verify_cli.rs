@@ -6,7 +6,7 @@ use std::fs;
 
 use custody::testkit::{RECIPES, SampleDevice};
 
-use crate::util::{arg, custody, run_ok};
+use crate::util::{arg, custody_verify, run_ok, sample_time};
 
 fn json_codes(stdout: &[u8]) -> BTreeSet<String> {
     let report: serde_json::Value = serde_json::from_slice(stdout).unwrap();
@@ -58,7 +58,7 @@ fn recorded_device(dir: &std::path::Path) -> SampleDevice {
 fn a_clean_device_of_real_mp4_clips_exits_0_with_a_readable_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let dev = recorded_device(dir.path());
-    let out = custody(&["verify", arg(&dev.root)]);
+    let out = custody_verify(&[arg(&dev.root)]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
@@ -69,7 +69,7 @@ fn a_clean_device_of_real_mp4_clips_exits_0_with_a_readable_verdict() {
     assert!(text.contains("核验通过视频 3 个"), "{text}");
     let key = dev.root.join("custody/devices/A100001/device.pub.pem");
     assert_eq!(
-        custody(&["verify", arg(&dev.root), "--key", arg(&key)])
+        custody_verify(&[arg(&dev.root), "--key", arg(&key)])
             .status
             .code(),
         Some(0)
@@ -83,7 +83,7 @@ fn each_tampering_recipe_exits_1_and_names_its_codes_in_json() {
         let mut dev =
             SampleDevice::with_generated_clips(&dir.path().join("d"), "A100002", 3, 1000).unwrap();
         dev.tamper(&recipe.replace('N', "2")).unwrap();
-        let out = custody(&["verify", "--json", arg(&dev.root)]);
+        let out = custody_verify(&["--json", arg(&dev.root)]);
         assert_eq!(out.status.code(), Some(1), "{recipe}");
         let want: BTreeSet<String> = want.iter().map(|c| (*c).to_owned()).collect();
         assert_eq!(json_codes(&out.stdout), want, "{recipe}");
@@ -96,7 +96,7 @@ fn a_key_nobody_enrolled_is_reported_when_keys_are_pinned() {
     let a = SampleDevice::with_generated_clips(&dir.path().join("a"), "A1", 1, 10).unwrap();
     let b = SampleDevice::with_generated_clips(&dir.path().join("b"), "B1", 1, 10).unwrap();
     let b_key = b.root.join("custody/devices/B1/device.pub.pem");
-    let out = custody(&["verify", "--json", arg(&a.root), "--key", arg(&b_key)]);
+    let out = custody_verify(&["--json", arg(&a.root), "--key", arg(&b_key)]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         json_codes(&out.stdout),
@@ -107,12 +107,12 @@ fn a_key_nobody_enrolled_is_reported_when_keys_are_pinned() {
 #[test]
 fn what_cannot_be_checked_exits_2_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let out = custody(&["verify", arg(&dir.path().join("missing"))]);
+    let out = custody_verify(&[arg(&dir.path().join("missing"))]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
     let bad_key = dir.path().join("bad.pem");
     fs::write(&bad_key, "not a key").unwrap();
-    let out = custody(&["verify", arg(dir.path()), "--key", arg(&bad_key)]);
+    let out = custody_verify(&[arg(dir.path()), "--key", arg(&bad_key)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PUBLIC KEY"));
 }
@@ -126,7 +126,7 @@ fn a_reader_that_stops_early_is_a_normal_end() {
     let dev = SampleDevice::with_generated_clips(&dir.path().join("d"), "A100003", 2, 10).unwrap();
     for json in [false, true] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
-        cmd.arg("verify")
+        cmd.args(["verify", "--at", &sample_time()])
             .args(json.then_some("--json"))
             .arg(&dev.root);
         let mut child = cmd
@@ -179,7 +179,7 @@ fn unreadable_files_are_findings_and_checking_goes_on() {
         Command::new(env!("CARGO_BIN_EXE_custody"))
     };
     let out = cmd
-        .args(["verify", "--json"])
+        .args(["verify", "--at", &sample_time(), "--json"])
         .arg(&dev.root)
         .output()
         .unwrap();

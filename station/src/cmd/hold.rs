@@ -37,7 +37,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
         case: Some(args.case.clone()),
         ..ReportQuery::default()
     };
-    let report = station.report(&query, chrono::Utc::now())?;
+    let report = station.report(&query, station.now())?;
     let mut held = Vec::new();
     for clip in &report.clips {
         let Some(stored) = &clip.stored_sha256 else {

@@ -10,7 +10,7 @@ use custody_station::{ReportQuery, pending_devices};
 pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let station = super::open(config)?;
     let cfg = station.config();
-    let now = chrono::Utc::now();
+    let now = station.now();
     let report = station.report(&ReportQuery::default(), now)?;
     let late: Vec<_> = report.clips.iter().filter(|c| c.late).collect();
     let undocked = pending_devices(&station.ledger(), &cfg.deadline, cfg.utc_offset, now)?;

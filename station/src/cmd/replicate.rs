@@ -27,7 +27,7 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
         &mut BTreeSet::new(),
         &AtomicBool::new(false),
     )?;
-    let lag = station.ledger().replication_lag(chrono::Utc::now())?;
+    let lag = station.ledger().replication_lag(station.now())?;
     if json {
         custody::outln!(
             "{}",

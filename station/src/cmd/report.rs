@@ -51,7 +51,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             .map(|d| day_start(d + chrono::Duration::days(1)))
             .transpose()?,
     };
-    let now = Utc::now();
+    let now = station.now();
     let report = station.report(&query, now)?;
     let dir = args.out.clone().unwrap_or_else(|| station.reports_dir());
     let name = format!(

@@ -58,7 +58,7 @@ impl Station {
         let body = rec.body();
         let serial = &body.device.serial;
         // A record dated after the station's clock (plus tolerance) is kept and flagged.
-        let mut findings = future_records(std::slice::from_ref(rec), Utc::now());
+        let mut findings = future_records(std::slice::from_ref(rec), self.now());
         let mut done = Committed::default();
         let entry = match (&body.fact, copied) {
             (Fact::Clip(clip), Some(copied)) => {
@@ -90,7 +90,7 @@ impl Station {
                     }
                     Err(CopyError::Fatal(e)) => return Err(e),
                 };
-                let stored_at = Utc::now();
+                let stored_at = self.now();
                 let due = deadline(
                     &self.cfg.deadline,
                     self.cfg.utc_offset,
@@ -126,7 +126,7 @@ impl Station {
             _ => None,
         };
         self.ledger()
-            .commit_record(session, rec, entry.as_ref(), &findings, Utc::now())?;
+            .commit_record(session, rec, entry.as_ref(), &findings, self.now())?;
         done.findings = findings;
         Ok(done)
     }

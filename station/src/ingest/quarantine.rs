@@ -4,7 +4,6 @@
 use std::fs::{self};
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
 use custody::{Finding, layout};
 
 use crate::Station;
@@ -76,7 +75,7 @@ impl Station {
             &folder,
             (files, bytes),
             &finding,
-            Utc::now(),
+            self.now(),
         )?;
         let outcome = SessionOutcome {
             session,
@@ -96,7 +95,7 @@ impl Station {
             session,
             SessionEnd::Quarantined,
             &serde_json::to_value(&outcome).unwrap_or_default(),
-            Utc::now(),
+            self.now(),
         )?;
         tracing::warn!(slot, files, bytes, folder, "device quarantined");
         Ok(outcome)

@@ -4,7 +4,6 @@
 use std::fs::{self};
 use std::path::Path;
 
-use chrono::Utc;
 use custody::{RECEIPT_V1, ReceiptBody, ReceiptEntry, encode_proof, layout};
 
 use crate::Station;
@@ -42,7 +41,7 @@ impl Station {
             station: self.cfg.origin.clone(),
             device: device.serial.clone(),
             device_key_id: device.key_id.clone(),
-            issued: Utc::now().with_timezone(&self.cfg.utc_offset),
+            issued: self.now().with_timezone(&self.cfg.utc_offset),
             checkpoint: checkpoint_note.into(),
             entries,
         };
@@ -65,7 +64,7 @@ impl Station {
             (max_seq, size),
             &bytes,
             &sig,
-            Utc::now(),
+            self.now(),
         )?;
         Ok(path
             .strip_prefix(root)

@@ -45,7 +45,7 @@ impl Station {
         if !fs::metadata(slot_dir).is_ok_and(|m| m.is_dir()) {
             return Err(IngestError::NotASlot(slot_dir.into()));
         }
-        let now = Utc::now();
+        let now = self.now();
         let returned = opts.returned.unwrap_or(now);
         let (identity, why_not) = self.identify(slot_dir, &slot)?;
         // One session per device at a time: the second waits, then finds what the first
@@ -87,7 +87,7 @@ impl Station {
             Ok(()) => {
                 let summary = serde_json::to_value(&outcome).unwrap_or_default();
                 self.ledger()
-                    .close_session(session, SessionEnd::Complete, &summary, Utc::now())?;
+                    .close_session(session, SessionEnd::Complete, &summary, self.now())?;
                 tracing::info!(
                     serial = %device.serial,
                     records = outcome.records,
@@ -103,7 +103,7 @@ impl Station {
                     session,
                     SessionEnd::Interrupted,
                     &summary,
-                    Utc::now(),
+                    self.now(),
                 );
                 tracing::warn!(serial = %device.serial, error = %e, "dock session interrupted");
                 Err(e)
@@ -212,7 +212,7 @@ impl Station {
             .filter(|r| seen.insert(r.body().seq))
             .collect();
         self.ledger()
-            .add_findings(session, Some(serial), &findings, Utc::now())?;
+            .add_findings(session, Some(serial), &findings, self.now())?;
         outcome.findings.extend(findings);
 
         // 2. What to copy: every new clip, then every file no verified record covers.
@@ -256,7 +256,7 @@ impl Station {
             });
         }
         self.ledger()
-            .add_findings(session, Some(serial), &unattested_findings, Utc::now())?;
+            .add_findings(session, Some(serial), &unattested_findings, self.now())?;
         outcome.findings.extend(unattested_findings);
         let progress = self.progress.start(
             &outcome.slot,
@@ -335,7 +335,7 @@ impl Station {
                         &job.file,
                         (stored.hash, stored.size),
                         &finding,
-                        Utc::now(),
+                        self.now(),
                     )?;
                     outcome.unattested += 1;
                     outcome.bytes += stored.size;
@@ -351,7 +351,7 @@ impl Station {
         }
 
         // 4. Checkpoint, then the receipt for everything stored and not yet receipted.
-        let checkpoint = self.ledger().sign_checkpoint(&self.signer, Utc::now())?;
+        let checkpoint = self.ledger().sign_checkpoint(&self.signer, self.now())?;
         outcome.checkpoint_size = Some(checkpoint.size);
         outcome.receipt =
             self.deliver_receipt(root, session, device, &checkpoint.note, checkpoint.size)?;

@@ -32,8 +32,26 @@ pub struct Docked {
 
 /// A station of `origin` whose `station.toml` ends with `settings`, and the device `serial`
 /// enrolled (with the real `enroll` command) and docked in slot 1 with `clips` generated
-/// clips of `size` bytes.
+/// clips of `size` bytes, recorded an hour ago.
 pub fn docked(origin: &str, settings: &str, serial: &str, clips: usize, size: usize) -> Docked {
+    docked_recorded(
+        origin,
+        settings,
+        serial,
+        (clips, size),
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    )
+}
+
+/// As [`docked`], the clips recorded at `recorded` by the system clock the station binary
+/// runs on (days ago: they are late when docked now).
+pub fn docked_recorded(
+    origin: &str,
+    settings: &str,
+    serial: &str,
+    (clips, size): (usize, usize),
+    recorded: chrono::DateTime<chrono::Utc>,
+) -> Docked {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("station.toml");
     fs::write(
@@ -45,7 +63,8 @@ pub fn docked(origin: &str, settings: &str, serial: &str, clips: usize, size: us
     )
     .unwrap();
     let slot = dir.path().join("dock/slot-1");
-    let dev = SampleDevice::with_generated_clips(&slot, serial, clips, size).unwrap();
+    let dev =
+        SampleDevice::with_generated_clips_at(&slot, serial, clips, size, Some(recorded)).unwrap();
     let pem = dir.path().join("device.pub.pem");
     fs::write(&pem, dev.public_key().to_pem()).unwrap();
     let out = station(

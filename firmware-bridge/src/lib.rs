@@ -17,5 +17,6 @@
 pub mod codec;
 pub mod message;
 pub mod nmea;
+#[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod transport;

@@ -52,6 +52,7 @@ pub use serve::{STATUS_FILE, run, write_session_report};
 pub use store::local::LocalStore;
 pub use store::s3;
 pub use store::{EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
+pub use tlog::{SignedCheckpoint, TlogError};
 pub use upload::{UPLOADS_DIR, serve as serve_uploads, tls_config};
 
 /// Copy buffer size: 128 KiB chunks beat 1 MiB ones for copy+hash on the reference machine.

@@ -116,9 +116,9 @@ pub fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerC
     Ok(Arc::new(config))
 }
 
-/// Serves uploads on `listen` until the task is dropped: at most [`MAX_CONNECTIONS`] at
-/// once, each TLS handshake within [`HANDSHAKE_TIMEOUT`]; a failing accept is logged and
-/// retried after a growing pause, never the end of the endpoint.
+/// Serves uploads on `listen` until the task is dropped: at most 64 connections at once,
+/// each TLS handshake within 10 s; a failing accept is logged and retried after a
+/// growing pause, never the end of the endpoint.
 ///
 /// # Errors
 /// The address cannot be bound.

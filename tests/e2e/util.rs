@@ -1,5 +1,6 @@
 //! Test harness: run real tools and the `custody` binary, fail loudly when one is missing.
 
+use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -44,4 +45,93 @@ pub fn custody_verify(args: &[&str]) -> Output {
 /// The time sample evidence is checked at: 18:00 Beijing on the sample clips' day.
 pub fn sample_time() -> String {
     custody::testkit::sample_day(18).to_rfc3339()
+}
+
+/// Runs openssl in `dir`; its failure fails the test.
+fn openssl_in(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An agency CA (`ca.pem`) and the station's certificate for 127.0.0.1 (`station.pem`,
+/// `station.key`) in `dir`, made with the openssl CLI.
+pub fn certificates(dir: &Path) {
+    openssl_in(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Custody test CA",
+        ],
+    );
+    openssl_in(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "station.key",
+            "-out",
+            "station.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl_in(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "station.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "station.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

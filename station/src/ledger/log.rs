@@ -45,7 +45,8 @@ impl Ledger {
     /// consistency proof, not assumed).
     ///
     /// # Errors
-    /// [`LedgerError::Inconsistent`], a damaged log, SQL failure.
+    /// [`LedgerError::Log`] ([`crate::TlogError::Inconsistent`] or a damaged log), SQL
+    /// failure.
     pub fn sign_checkpoint(
         &mut self,
         signer: &NoteSigner,

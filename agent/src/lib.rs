@@ -206,7 +206,11 @@ pub async fn upload_once(cfg: AgentConfig) -> anyhow::Result<(upload::UploadRepo
     let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
     let mut sealer = Sealer::load(cfg.clone())?;
     sealer.scan()?;
-    let report = upload::upload(&cfg, &settings, &key, &sealer.sealed_files()).await?;
+    let device = upload::Device {
+        serial: &cfg.serial,
+        storage: &cfg.storage,
+    };
+    let report = upload::upload(device, &settings, &key, &sealer.sealed_files()).await?;
     let inbox = sealer.process_inbox()?;
     Ok((report, inbox))
 }
@@ -233,7 +237,11 @@ async fn upload_loop(
         if state.pending_clips == 0 || (!changed && tokio::time::Instant::now() < retry_at) {
             continue;
         }
-        match upload::upload(cfg, settings, key, &state.sealed_files).await {
+        let device = upload::Device {
+            serial: &cfg.serial,
+            storage: &cfg.storage,
+        };
+        match upload::upload(device, settings, key, &state.sealed_files).await {
             Ok(report) => {
                 tracing::info!(
                     files = report.files,

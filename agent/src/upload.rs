@@ -15,16 +15,24 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use custody::upload::{self, LENGTH_HEADER, OFFSET_HEADER};
-use custody::{SigningKey, layout};
+use custody::{Signer, layout};
 use reqwest::StatusCode;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
-use crate::config::AgentConfig;
 
 /// Bytes sent per request: each chunk is on the station's disk before the next is sent,
 /// so an interrupted upload loses at most one chunk of work.
 pub const CHUNK: usize = 8 << 20;
+
+/// The device being uploaded: its serial and its storage root.
+#[derive(Debug, Clone, Copy)]
+pub struct Device<'a> {
+    /// Product serial.
+    pub serial: &'a str,
+    /// The storage root (as the station sees it when docked).
+    pub storage: &'a Path,
+}
 
 /// Where uploads go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,35 +71,35 @@ pub struct UploadReport {
 /// The station cannot be reached or refuses (the message says why); what was sent stays
 /// on the station and the next upload continues from there.
 pub async fn upload<S: std::hash::BuildHasher>(
-    cfg: &AgentConfig,
+    device: Device<'_>,
     settings: &UploadSettings,
-    key: &SigningKey,
+    key: &dyn Signer,
     sealed: &HashMap<String, u64, S>,
 ) -> anyhow::Result<UploadReport> {
     let client = client(&settings.ca)?;
     let base = settings.url.trim_end_matches('/');
     let mut report = UploadReport::default();
-    for rel in files(cfg, sealed)? {
+    for rel in files(device, sealed)? {
         if let Err(why) = upload::check_path(&rel) {
             // The station would refuse it: say so, and send the rest.
             tracing::warn!(file = %rel, %why, "not uploadable; it stays on the device");
             report.skipped.push(rel);
             continue;
         }
-        send_file(&client, base, cfg, key, &rel, &mut report)
+        send_file(&client, base, device, key, &rel, &mut report)
             .await
             .with_context(|| format!("uploading {rel}"))?;
         report.files += 1;
     }
-    let path = format!("/v1/devices/{}/dock", cfg.serial);
+    let path = format!("/v1/devices/{}/dock", device.serial);
     let resp = signed(
         &client,
         reqwest::Method::POST,
         base,
         &path,
-        &cfg.serial,
+        device.serial,
         key,
-    )
+    )?
     .send()
     .await?;
     let status = resp.status();
@@ -114,7 +122,7 @@ pub async fn upload<S: std::hash::BuildHasher>(
                     .is_some_and(|d| d.len() == 16 && d.bytes().all(|b| b.is_ascii_digit()))
             })
             .context("receipt with an unexpected file name")?;
-        let inbox = layout::inbox_dir(&cfg.storage, &cfg.serial);
+        let inbox = layout::inbox_dir(device.storage, device.serial);
         std::fs::create_dir_all(&inbox)?;
         let json = B64.decode(r["json"].as_str().unwrap_or_default())?;
         let sig = B64.decode(r["sig"].as_str().unwrap_or_default())?;
@@ -122,7 +130,7 @@ pub async fn upload<S: std::hash::BuildHasher>(
         layout::write_atomic(&inbox.join(name), &json)?;
         report.receipt = Some(format!(
             "{}/{name}",
-            inbox.strip_prefix(&cfg.storage).unwrap_or(&inbox).display()
+            inbox.strip_prefix(device.storage).unwrap_or(&inbox).display()
         ));
     }
     Ok(report)
@@ -154,23 +162,25 @@ fn signed(
     base: &str,
     path: &str,
     serial: &str,
-    key: &SigningKey,
-) -> reqwest::RequestBuilder {
+    key: &dyn Signer,
+) -> anyhow::Result<reqwest::RequestBuilder> {
     let time_ms = chrono::Utc::now().timestamp_millis();
-    let sig = key.sign(&upload::auth_message(method.as_str(), path, time_ms));
-    client.request(method, format!("{base}{path}")).header(
+    let sig = key
+        .sign(&upload::auth_message(method.as_str(), path, time_ms))
+        .context("signing the upload request")?;
+    Ok(client.request(method, format!("{base}{path}")).header(
         reqwest::header::AUTHORIZATION,
         upload::auth_header(serial, time_ms, &sig),
-    )
+    ))
 }
 
 /// What a dock would read: the outbox (key, records, signatures) and every media file.
 fn files<S: std::hash::BuildHasher>(
-    cfg: &AgentConfig,
+    device: Device<'_>,
     sealed: &HashMap<String, u64, S>,
 ) -> anyhow::Result<Vec<String>> {
-    let root = &cfg.storage;
-    let device = layout::device_dir(root, &cfg.serial);
+    let root = device.storage;
+    let device = layout::device_dir(root, device.serial);
     let rel = |p: &Path| {
         p.strip_prefix(root)
             .map(|r| r.to_string_lossy().into_owned())
@@ -200,15 +210,15 @@ fn files<S: std::hash::BuildHasher>(
 async fn send_file(
     client: &reqwest::Client,
     base: &str,
-    cfg: &AgentConfig,
-    key: &SigningKey,
+    device: Device<'_>,
+    key: &dyn Signer,
     rel: &str,
     report: &mut UploadReport,
 ) -> anyhow::Result<()> {
-    let path = format!("/v1/devices/{}/files/{rel}", cfg.serial);
-    let mut file = File::open(cfg.storage.join(rel))?;
+    let path = format!("/v1/devices/{}/files/{rel}", device.serial);
+    let mut file = File::open(device.storage.join(rel))?;
     let length = file.metadata()?.len();
-    let resp = signed(client, reqwest::Method::HEAD, base, &path, &cfg.serial, key)
+    let resp = signed(client, reqwest::Method::HEAD, base, &path, device.serial, key)?
         .send()
         .await?;
     let mut offset = match resp.status() {
@@ -232,9 +242,9 @@ async fn send_file(
             reqwest::Method::PATCH,
             base,
             &path,
-            &cfg.serial,
+            device.serial,
             key,
-        )
+        )?
         .header(OFFSET_HEADER, offset)
         .header(LENGTH_HEADER, length)
         .body(chunk)

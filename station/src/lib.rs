@@ -69,7 +69,8 @@ pub struct Station {
     ledger: Mutex<Ledger>,
     store: Arc<dyn EvidenceStore>,
     signer: NoteSigner,
-    receipt_key: SigningKey,
+    /// Signs receipts (the same key as the log's checkpoints), behind the signing seam.
+    receipt_key: Box<dyn custody::Signer>,
     buffers: BufferPool,
     progress: ProgressBoard,
     device_sessions: DeviceSessions,
@@ -111,7 +112,7 @@ impl Station {
         }
         let buffers = BufferPool::new(cfg.parallel_copies.get(), BUF_LEN);
         Ok(Self {
-            receipt_key: SigningKey::from_pkcs8_pem(&pem)?,
+            receipt_key: Box::new(SigningKey::from_pkcs8_pem(&pem)?),
             signer,
             ledger: Mutex::new(ledger),
             store,

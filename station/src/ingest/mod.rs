@@ -52,6 +52,9 @@ pub enum IngestError {
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The station's key (or its holder) could not sign the receipt.
+    #[error("the station cannot sign the receipt")]
+    Sign(#[source] custody::SignError),
     /// The slot is not a folder.
     #[error("slot {0} is not a folder")]
     NotASlot(PathBuf),

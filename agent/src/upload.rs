@@ -20,7 +20,6 @@ use reqwest::StatusCode;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
-
 /// Bytes sent per request: each chunk is on the station's disk before the next is sent,
 /// so an interrupted upload loses at most one chunk of work.
 pub const CHUNK: usize = 8 << 20;
@@ -130,7 +129,10 @@ pub async fn upload<S: std::hash::BuildHasher>(
         layout::write_atomic(&inbox.join(name), &json)?;
         report.receipt = Some(format!(
             "{}/{name}",
-            inbox.strip_prefix(device.storage).unwrap_or(&inbox).display()
+            inbox
+                .strip_prefix(device.storage)
+                .unwrap_or(&inbox)
+                .display()
         ));
     }
     Ok(report)
@@ -218,9 +220,16 @@ async fn send_file(
     let path = format!("/v1/devices/{}/files/{rel}", device.serial);
     let mut file = File::open(device.storage.join(rel))?;
     let length = file.metadata()?.len();
-    let resp = signed(client, reqwest::Method::HEAD, base, &path, device.serial, key)?
-        .send()
-        .await?;
+    let resp = signed(
+        client,
+        reqwest::Method::HEAD,
+        base,
+        &path,
+        device.serial,
+        key,
+    )?
+    .send()
+    .await?;
     let mut offset = match resp.status() {
         StatusCode::OK => offset_of(&resp).context("HEAD without Upload-Offset")?,
         StatusCode::NOT_FOUND => 0,

@@ -110,6 +110,47 @@ fn heard(station: &Station, topic: &str, payload: &[u8], now: DateTime<Utc>) {
     }
 }
 
+/// What a device holds that the station has not stored, as far as the station knows: its
+/// last telemetry, unless the station stored its clips after that telemetry was heard (a
+/// dock or an upload since then took what it counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Clips sealed on the device and not stored.
+    pub clips: u64,
+    /// When the oldest of them finished recording.
+    pub oldest_recorded: Option<DateTime<FixedOffset>>,
+}
+
+/// [`Pending`] for a device whose last telemetry is `t`, heard at `heard_at` (RFC 3339).
+///
+/// # Errors
+/// The ledger cannot be read.
+pub fn pending(
+    ledger: &Ledger,
+    serial: &str,
+    t: &Telemetry,
+    heard_at: &str,
+) -> Result<Pending, crate::LedgerError> {
+    let heard = DateTime::parse_from_rfc3339(heard_at).ok();
+    let stored_since = match (ledger.last_stored(serial)?, heard) {
+        (Some(stored), Some(heard)) => stored >= heard,
+        _ => false,
+    };
+    Ok(if stored_since {
+        // Everything it counted was sealed before that telemetry, hence on the device
+        // when it docked or uploaded afterwards.
+        Pending {
+            clips: 0,
+            oldest_recorded: None,
+        }
+    } else {
+        Pending {
+            clips: t.pending_clips,
+            oldest_recorded: t.oldest_pending_recorded.filter(|_| t.pending_clips > 0),
+        }
+    })
+}
+
 /// A device not docked yet whose oldest pending clip is near or past its deadline.
 #[derive(Debug, Clone, Serialize)]
 pub struct PendingDevice {
@@ -151,7 +192,8 @@ pub fn pending_devices(
         else {
             continue;
         };
-        let Some(oldest) = t.oldest_pending_recorded.filter(|_| t.pending_clips > 0) else {
+        let now_pending = pending(ledger, &heard.serial, &t, &heard.received_at)?;
+        let Some(oldest) = now_pending.oldest_recorded else {
             continue;
         };
         let deadline = end_of_day(oldest.with_timezone(&Utc), offset);
@@ -160,7 +202,7 @@ pub fn pending_devices(
         }
         out.push(PendingDevice {
             serial: heard.serial,
-            pending_clips: t.pending_clips,
+            pending_clips: now_pending.clips,
             oldest_pending_recorded: oldest,
             deadline: deadline.with_timezone(&offset),
             past: now >= deadline,

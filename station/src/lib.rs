@@ -40,7 +40,7 @@ use store::s3::S3Store;
 pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
 pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
 pub use deadline::{Deadline, deadline, end_of_day};
-pub use fleet::{PendingDevice, follow as follow_fleet, pending_devices};
+pub use fleet::{Pending, PendingDevice, follow as follow_fleet, pending, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
 pub use ledger::{
     EnrolledDevice, HeardDevice, Ledger, LedgerError, Queued, ReplicationLag, SessionEnd, SessionId,

@@ -717,3 +717,60 @@ fn the_report_shows_the_number_under_the_case_and_the_annotations() {
         "the finding is not described in Chinese"
     );
 }
+
+/// IT's fleet view right after a dock shows what the station knows: the clips an older
+/// telemetry message counted as pending were stored and receipted, so the device is no
+/// longer listed as holding clips near their deadline.
+#[test]
+fn after_a_dock_older_telemetry_no_longer_counts_stored_clips_as_pending() {
+    use custody::telemetry::{TELEMETRY_V1, Telemetry};
+    let ts = TestStation::start();
+    let dev = ts.device("A100012", 2, 1000);
+    let recorded = dev.records().last().unwrap().body().created;
+    let telemetry = Telemetry {
+        format: TELEMETRY_V1.into(),
+        serial: "A100012".into(),
+        at: recorded,
+        agent_version: "test".into(),
+        firmware: None,
+        battery_percent: Some(80),
+        charging: None,
+        storage_free_bytes: None,
+        pending_clips: 2,
+        oldest_pending_recorded: Some(recorded),
+        clock_error_ms: 500,
+        clock_last_sync: None,
+        gnss: None,
+    };
+    let heard = ts.station.now();
+    ts.station
+        .ledger()
+        .note_telemetry(
+            "A100012",
+            &serde_json::to_string(&telemetry).unwrap(),
+            heard,
+        )
+        .unwrap();
+    // Late in the evening, before the dock: listed, two clips close to their deadline.
+    ts.clock.set(sample_day(23));
+    let policy = &ts.station.config().deadline;
+    let offset = ts.station.config().utc_offset;
+    let listed = |ts: &TestStation| {
+        custody_station::pending_devices(&ts.station.ledger(), policy, offset, ts.station.now())
+            .unwrap()
+    };
+    assert_eq!(listed(&ts).len(), 1);
+    assert_eq!(listed(&ts)[0].pending_clips, 2);
+    // Docked and receipted: nothing pending any more, whatever that telemetry said.
+    let out = ts.dock(&dev);
+    assert!(out.receipt.is_some());
+    assert!(listed(&ts).is_empty());
+    let now = custody_station::pending(
+        &ts.station.ledger(),
+        "A100012",
+        &telemetry,
+        &heard.to_rfc3339(),
+    )
+    .unwrap();
+    assert_eq!((now.clips, now.oldest_recorded), (0, None));
+}

@@ -18,6 +18,11 @@ struct Row {
     status: Option<String>,
     last_heard: Option<String>,
     telemetry: Option<Telemetry>,
+    /// Clips on the device the station has not stored: its telemetry, unless a dock or an
+    /// upload since stored what it counted.
+    pending_clips: Option<u64>,
+    /// When the oldest of them finished recording.
+    oldest_pending_recorded: Option<DateTime<FixedOffset>>,
 }
 
 /// Prints the fleet; exit 0.
@@ -28,22 +33,32 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
         let ledger = station.ledger();
         (ledger.devices()?, ledger.fleet()?)
     };
-    let rows: Vec<Row> = devices
-        .into_iter()
-        .map(|d| {
-            let h = heard.iter().find(|h| h.serial == d.serial);
-            Row {
-                telemetry: h
-                    .and_then(|h| h.telemetry.as_deref())
-                    .and_then(|j| Telemetry::parse(j.as_bytes(), &d.serial).ok()),
-                status: h.and_then(|h| h.status.clone()),
-                last_heard: h.map(|h| h.received_at.clone()),
-                serial: d.serial,
-                hw_profile: d.hw_profile,
-                officers: d.officers,
-            }
-        })
-        .collect();
+    let mut rows: Vec<Row> = Vec::with_capacity(devices.len());
+    for d in devices {
+        let h = heard.iter().find(|h| h.serial == d.serial);
+        let telemetry = h
+            .and_then(|h| h.telemetry.as_deref())
+            .and_then(|j| Telemetry::parse(j.as_bytes(), &d.serial).ok());
+        let pending = match (&telemetry, h) {
+            (Some(t), Some(h)) => Some(custody_station::pending(
+                &station.ledger(),
+                &d.serial,
+                t,
+                &h.received_at,
+            )?),
+            _ => None,
+        };
+        rows.push(Row {
+            telemetry,
+            pending_clips: pending.map(|p| p.clips),
+            oldest_pending_recorded: pending.and_then(|p| p.oldest_recorded),
+            status: h.and_then(|h| h.status.clone()),
+            last_heard: h.map(|h| h.received_at.clone()),
+            serial: d.serial,
+            hw_profile: d.hw_profile,
+            officers: d.officers,
+        });
+    }
     let officers: BTreeSet<&str> = rows
         .iter()
         .flat_map(|r| r.officers.iter().map(|(cert, _)| cert.as_str()))
@@ -78,8 +93,9 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 .to_owned(),
                 t.and_then(|t| t.battery_percent)
                     .map_or_else(|| "—".into(), |b| format!("{b}%")),
-                t.map_or_else(|| "—".into(), |t| t.pending_clips.to_string()),
-                t.and_then(|t| t.oldest_pending_recorded)
+                r.pending_clips
+                    .map_or_else(|| "—".into(), |n| n.to_string()),
+                r.oldest_pending_recorded
                     .map_or_else(|| "—".into(), |d| local(&d.to_rfc3339(), offset)),
                 t.and_then(|t| t.storage_free_bytes)
                     .map_or_else(|| "—".into(), super::human_bytes),

@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::reports::ClipStatus;
 use super::sessions::insert_findings;
-use super::{Ledger, LedgerError, SessionId, db_time, to_i64};
+use super::{Ledger, LedgerError, SessionId, db_time, parse_db_time, to_i64};
 use crate::tlog::{self};
 
 /// The ledger's facts about one clip, as a clip row is committed.
@@ -67,6 +67,20 @@ impl Ledger {
             .verify(&key, &sig)
             .map_err(|e| damaged(e.to_string()))?;
         Ok(Some(rec))
+    }
+
+    /// When the station last stored a clip of `serial` (its latest dock or upload that
+    /// stored anything), if ever.
+    ///
+    /// # Errors
+    /// SQL failure, or a stored time the ledger did not write.
+    pub fn last_stored(&self, serial: &str) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        let at: Option<String> = self.conn.query_row(
+            "SELECT MAX(stored_at) FROM clips WHERE serial = ?1 AND stored_sha256 IS NOT NULL",
+            [serial],
+            |r| r.get(0),
+        )?;
+        at.as_deref().map(parse_db_time).transpose()
     }
 
     /// The device's last record in the ledger: its chain continues from here.

@@ -506,8 +506,8 @@ fn simulated_mcu_of(
     (sim, cfg, slot)
 }
 
-/// Runs the agent on `cfg` in the background while the simulated recorder records about
-/// two 2 s segments; send on the returned channel to stop the agent.
+/// Runs the agent on `cfg` in the background while the simulated recorder records until
+/// two 2 s segments have closed; send on the returned channel to stop the agent.
 async fn record_two_segments(
     cfg: AgentConfig,
     sim: &firmware_bridge::sim::Simulator,
@@ -517,13 +517,60 @@ async fn record_two_segments(
 ) {
     use firmware_bridge::sim::Control;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dir = cfg.recording_dir();
     let agent = tokio::spawn(custody_agent::run(cfg, async {
         let _ = stopped.await;
     }));
-    sim.send(Control::StartRecording);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    sim.send(Control::StopRecording);
+    sim.apply(Control::StartRecording).unwrap();
+    // Two segments closed: two `.MP4` files beside the one still being written.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while closed_segments(&dir) < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        closed_segments(&dir) >= 2,
+        "the recorder closed no two segments"
+    );
+    sim.apply(Control::StopRecording).unwrap();
     (stop, agent)
+}
+
+/// Closed segments in `dir` (written `.part` files are renamed to `.MP4` when closed).
+fn closed_segments(dir: &Path) -> usize {
+    fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "MP4"))
+            .count()
+    })
+}
+
+/// Waits until every closed segment in `dev`'s recording folder has its record: the
+/// agent has sealed all it was given.
+async fn all_sealed(dev: &Device) {
+    let dir = dev.rec_dir();
+    let records = || {
+        fs::read_dir(
+            custody::layout::device_dir(&dev.storage, "A100001").join(custody::layout::RECORDS_DIR),
+        )
+        .map_or(0, |e| {
+            e.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while (closed_segments(&dir) == 0 || records() < closed_segments(&dir))
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        records() >= closed_segments(&dir),
+        "{} records for {} closed segments",
+        records(),
+        closed_segments(&dir)
+    );
 }
 
 /// The device's clip records (seq, fact), once its storage verifies clean with at least
@@ -558,7 +605,7 @@ async fn without_a_gnss_fix_clips_are_sealed_and_state_no_location() {
     assert!(no_fix.iter().any(|l| l.starts_with(b"$GNGGA")));
     let (sim, cfg, _) = simulated_mcu(&dev, no_fix);
     let (stop, agent) = record_two_segments(cfg, &sim).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    all_sealed(&dev).await;
     sim.stop().unwrap();
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
@@ -612,7 +659,6 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_
         "{records} records for {clips} clips at handoff"
     );
     sim.stop().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
     // Every clip states where it was recorded: the capture's fix near Shanghai.

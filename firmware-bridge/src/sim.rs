@@ -104,7 +104,9 @@ pub enum Control {
 /// A running simulator.
 #[derive(Debug)]
 pub struct Simulator {
-    control: mpsc::Sender<Control>,
+    /// Controls for the device thread, each with an optional acknowledgement sent once it
+    /// has been applied.
+    control: mpsc::Sender<(Control, Option<mpsc::SyncSender<()>>)>,
     thread: Option<JoinHandle<io::Result<()>>>,
     link: PathBuf,
 }
@@ -133,10 +135,27 @@ impl Simulator {
         &self.link
     }
 
-    /// Injects a fault or event.
+    /// Injects a fault or event, without waiting for the device to act on it.
     pub fn send(&self, c: Control) {
         // A stopped simulator has nothing to inject into; the caller sees it on stop().
-        let _ = self.control.send(c);
+        let _ = self.control.send((c, None));
+    }
+
+    /// Injects a fault or event and returns once the device has applied it (the clock
+    /// jumped, the storage is full…): a test then asserts on a state that holds, instead
+    /// of sleeping and hoping.
+    ///
+    /// # Errors
+    /// The simulator stopped before it applied the control.
+    pub fn apply(&self, c: Control) -> io::Result<()> {
+        // A rendezvous: the device thread answers right after applying the control.
+        let (done, applied) = mpsc::sync_channel(1);
+        self.control
+            .send((c, Some(done)))
+            .map_err(|_| io::Error::other("the simulator has stopped"))?;
+        applied
+            .recv()
+            .map_err(|_| io::Error::other("the simulator stopped before applying the control"))
     }
 
     /// Stops the device and reports how its thread ended.
@@ -155,7 +174,7 @@ impl Simulator {
 impl Drop for Simulator {
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
-            let _ = self.control.send(Control::Stop);
+            let _ = self.control.send((Control::Stop, None));
             let _ = t.join();
         }
     }
@@ -264,11 +283,18 @@ impl Device {
             + elapsed * i64::from(self.config.drift_ppm) / 1_000_000
     }
 
-    fn run(&mut self, control: &mpsc::Receiver<Control>) -> io::Result<()> {
+    fn run(
+        &mut self,
+        control: &mpsc::Receiver<(Control, Option<mpsc::SyncSender<()>>)>,
+    ) -> io::Result<()> {
         let mut buf = [0u8; 4096];
         loop {
-            while let Ok(c) = control.try_recv() {
-                if !self.apply(c)? {
+            while let Ok((c, done)) = control.try_recv() {
+                let go_on = self.apply(c)?;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                if !go_on {
                     return Ok(());
                 }
             }

@@ -140,7 +140,35 @@ async fn overdue_lists_undocked_devices_from_their_telemetry() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A marker after them (the same client, in order): once the station shows it, it has
+    // handled the two before; only then is "nothing changed" a finding.
+    let mut marker =
+        serde_json::from_slice::<serde_json::Value>(&telemetry("A100003", 0, 48)).unwrap();
+    marker["battery_percent"] = 77.into();
+    client
+        .publish(
+            telemetry_topic("A100003"),
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&marker).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut seen = false;
+    for _ in 0..100 {
+        let out = station(&config, &["--json", "fleet"]);
+        let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        seen = fleet["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["serial"] == "A100003" && d["telemetry"]["battery_percent"] == 77);
+        if seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the station never handled the marker message");
     let out = station(&config, &["overdue", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     terminate(&serve);

@@ -102,10 +102,11 @@ async fn time_sync_measures_offset_and_drift() {
     cfg.drift_ppm = 50_000; // 5 %: fast enough to measure within a test
     let sim = Simulator::start(cfg).unwrap();
     let (bridge, _) = connect(&sim).await;
-    sim.send(Control::ClockJump(-90_000));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    sim.apply(Control::ClockJump(-90_000)).unwrap();
     let first = bridge.sync_time(now_ms).await.unwrap();
     assert!((first.offset_ms + 90_000).abs() < 2_000, "{first:?}");
+    // Drift is measured over elapsed time: this wait is the measurement, not a guess
+    // at when something happened.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = bridge.sync_time(now_ms).await.unwrap();
     // 5 % fast over ~1 s: about 50 ms ahead, measured as ~50,000,000 ppb; the bounds leave
@@ -288,8 +289,7 @@ async fn mass_storage_needs_the_password_and_the_secure_element_signs() {
             .verify(b"record hash", &sig)
             .is_ok()
     );
-    sim.send(Control::StorageFull);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    sim.apply(Control::StorageFull).unwrap();
     assert!(matches!(
         bridge.request(McuMessage::GetStorage).await.unwrap(),
         McuMessage::Storage { free_bytes: 0, .. }
@@ -356,11 +356,21 @@ async fn recording_writes_growing_segments_named_and_closed_as_the_profile_says(
         file.starts_with("DCIM/100MEDIA/A100001_") && file.ends_with(".MP4.part"),
         "{file}"
     );
-    // The file grows while it is written, as on a real recorder.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let early = std::fs::metadata(storage.join(&file)).unwrap().len();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let later = std::fs::metadata(storage.join(&file)).map_or(u64::MAX, |m| m.len());
+    // The file grows while it is written, as on a real recorder: it is seen growing
+    // (or closed, having grown) before a deadline.
+    let size = |f: &str| std::fs::metadata(storage.join(f)).ok().map(|m| m.len());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut early = size(&file);
+    while early.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        early = size(&file);
+    }
+    let early = early.unwrap_or_else(|| panic!("{file} never appeared"));
+    let mut later = early;
+    while later <= early && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        later = size(&file).unwrap_or(later);
+    }
     assert!(later > early, "{file} did not grow: {early} then {later}");
     let pattern = profile().file_pattern().unwrap();
     let mut closed = Vec::new();
@@ -467,8 +477,7 @@ async fn a_full_card_ends_the_recording_and_keeps_what_was_written() {
         matches!(m, McuMessage::RecordingStarted { .. })
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    sim.send(Control::StorageFull);
+    sim.apply(Control::StorageFull).unwrap();
     let McuMessage::SegmentClosed { file, .. } = wait_for(&mut bridge, 10, |m| {
         matches!(m, McuMessage::SegmentClosed { .. })
     })

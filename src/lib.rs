@@ -38,6 +38,7 @@ mod numbering;
 mod receipt;
 mod record;
 pub mod telemetry;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod tlog_proof;
 pub mod upload;

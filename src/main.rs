@@ -1,5 +1,6 @@
 //! `custody`: the offline verifier that clerks and courts run on a folder of evidence
-//! (device storage, archive disc, export package), and a sample-device maker for demos.
+//! (device storage, archive disc, export package); with the `testkit` feature, also a
+//! sample-device maker for demos.
 //!
 //! Exit status: 0 all verified, 1 evidence problems found, 2 could not run.
 
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use custody::{ChainStart, Level, PublicKey, VerifyOptions, VerifyReport, testkit::SampleDevice};
+use custody::{ChainStart, Level, PublicKey, VerifyOptions, VerifyReport};
 
 /// Custody evidence tools (执法记录证据核验).
 #[derive(Parser)]
@@ -43,7 +44,9 @@ enum Command {
         at: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
     /// Write a simulated device (for demos and tests): the given media files become its
-    /// clips, each with a signed record in the device's hash chain.
+    /// clips, each with a signed record in the device's hash chain. Only in builds with
+    /// the `testkit` feature, never in the verifier clerks get.
+    #[cfg(feature = "testkit")]
     SampleDevice {
         /// The device storage folder to create.
         #[arg(long)]
@@ -111,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        #[cfg(feature = "testkit")]
         Command::SampleDevice {
             out,
             serial,
@@ -124,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out.display()
                 );
             }
-            let mut device = SampleDevice::create(&out, &serial, &media)
+            let mut device = custody::testkit::SampleDevice::create(&out, &serial, &media)
                 .with_context(|| format!("writing {}", out.display()))?;
             for recipe in &tamper {
                 device.tamper(recipe)?;

@@ -97,7 +97,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
             keystore::load_or_create(&cfg.state_dir),
         )
     });
-    let sealer = Sealer::open(cfg, key)?;
+    let sealer = Sealer::open(cfg, Arc::new(key))?;
     let sources = telemetry::Sources {
         sensors: sealer.sensors(),
         device: Arc::default(),

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, FixedOffset, Utc};
 use custody::{
     AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1, Fact, Media,
-    MediaHash, ProvisionalNumber, Record, RecordBody, SigningKey, Speaker, TimeSpan, Verified,
+    MediaHash, ProvisionalNumber, Record, RecordBody, Signer, Speaker, TimeSpan, Verified,
 };
 use hw_profiles::Closing;
 use tracing::{info, warn};
@@ -32,7 +32,9 @@ pub const MANIFEST_FILE: &str = "manifest.db";
 /// The agent's sealing state.
 pub struct Sealer {
     cfg: AgentConfig,
-    key: SigningKey,
+    /// Signs every record: the key file in the state folder, or a vendor's secure
+    /// element behind the signing seam.
+    key: Arc<dyn Signer>,
     manifest: Manifest,
     template: RecordTemplate,
     /// Clips being written, by path relative to the storage root.
@@ -55,7 +57,7 @@ impl Sealer {
     ///
     /// # Errors
     /// The manifest cannot be opened or holds a damaged record; the outbox cannot be written.
-    pub fn open(cfg: AgentConfig, key: SigningKey) -> anyhow::Result<Self> {
+    pub fn open(cfg: AgentConfig, key: Arc<dyn Signer>) -> anyhow::Result<Self> {
         fs::create_dir_all(&cfg.state_dir)?;
         let manifest = Manifest::open(&cfg.state_dir.join(MANIFEST_FILE))?;
         let records = manifest.records(&key.public_key())?;
@@ -63,7 +65,7 @@ impl Sealer {
             .iter()
             .filter_map(|r| r.body().media().map(|m| (m.file.clone(), m.size)))
             .collect();
-        let template = RecordTemplate::new(&cfg, &key);
+        let template = RecordTemplate::new(&cfg, &key.public_key());
         let mut sealer = Self {
             cfg,
             key,
@@ -92,7 +94,7 @@ impl Sealer {
     /// As [`crate::keystore::load_or_create`] and [`Sealer::open`].
     pub fn load(cfg: AgentConfig) -> anyhow::Result<Self> {
         let (key, _) = crate::keystore::load_or_create(&cfg.state_dir)?;
-        Self::open(cfg, key)
+        Self::open(cfg, Arc::new(key))
     }
 
     /// Verifies new receipts in the inbox and frees the space of the clips they prove
@@ -362,7 +364,7 @@ impl Sealer {
         let last_sync = last_sync.map(|t| t.with_timezone(&offset));
         let location = readings.location(Utc::now(), offset);
         let template = &self.template;
-        let sealed = self.manifest.seal(&self.key, |seq, prev| {
+        let sealed = self.manifest.seal(self.key.as_ref(), |seq, prev| {
             let number = ProvisionalNumber {
                 device: template.device.serial.clone(),
                 date: start.date_naive(),
@@ -443,7 +445,7 @@ impl Sealer {
             seq: u32::try_from(earlier + 1)?,
         });
         let template = &self.template;
-        let stored = self.manifest.seal(&self.key, |seq, prev| {
+        let stored = self.manifest.seal(self.key.as_ref(), |seq, prev| {
             template.body(
                 seq,
                 prev,
@@ -470,7 +472,7 @@ impl Sealer {
     ) -> anyhow::Result<Record<Verified>> {
         let subject = self.clip_hash(file)?;
         let template = &self.template;
-        let stored = self.manifest.seal(&self.key, |seq, prev| {
+        let stored = self.manifest.seal(self.key.as_ref(), |seq, prev| {
             template.body(
                 seq,
                 prev,
@@ -495,11 +497,11 @@ struct RecordTemplate {
 }
 
 impl RecordTemplate {
-    fn new(cfg: &AgentConfig, key: &SigningKey) -> Self {
+    fn new(cfg: &AgentConfig, key: &custody::PublicKey) -> Self {
         Self {
             device: DeviceRef {
                 serial: cfg.serial.clone(),
-                key_id: key.public_key().key_id(),
+                key_id: key.key_id(),
                 hw_profile: cfg.profile.id.clone(),
                 agent_version: env!("CARGO_PKG_VERSION").into(),
             },

@@ -460,6 +460,19 @@ impl SampleDevice {
     }
 }
 
+/// Runs `cmd` with its stdout closed before it writes (as `| head -n 0` would) and
+/// returns how it ended, with its stderr: a command-line tool must end normally then,
+/// never panic.
+///
+/// # Errors
+/// The command cannot be started.
+pub fn run_with_closed_stdout(cmd: &mut std::process::Command) -> io::Result<std::process::Output> {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    drop(child.stdout.take());
+    child.wait_with_output()
+}
+
 /// A real Mosquitto broker on 127.0.0.1 for tests and demos, stopped when dropped.
 pub struct Mosquitto {
     /// The port it listens on.

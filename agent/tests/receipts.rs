@@ -277,7 +277,7 @@ fn without_an_enrolled_station_key_nothing_is_ever_freed() {
 /// end, never a panic.
 #[test]
 fn the_binary_exits_1_on_a_refused_receipt_and_0_when_its_reader_stops_early() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let agent = |dev: &Device, args: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody-agent"));
         cmd.arg("--config").arg(&dev.config).args(args);
@@ -297,13 +297,7 @@ fn the_binary_exits_1_on_a_refused_receipt_and_0_when_its_reader_stops_early() {
     assert!(dev.clip(&recs[0]).exists());
 
     for args in [&["enroll"][..], &["run", "--once"]] {
-        let mut child = agent(&dev, args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = custody::testkit::run_with_closed_stdout(&mut agent(&dev, args)).unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");

@@ -328,13 +328,7 @@ fn the_verifier_key_prints_for_agents_and_a_reader_that_stops_early_is_no_error(
         &["--json", "report"],
         &["status"],
     ] {
-        let mut child = station(&s.config, args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = custody::testkit::run_with_closed_stdout(&mut station(&s.config, args)).unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
         assert!(!text(&out).contains("panicked"), "{}", text(&out));
     }

@@ -121,7 +121,7 @@ fn what_cannot_be_checked_exits_2_with_a_message() {
 /// written; that is a normal end (exit 0), not a panic (exit 101).
 #[test]
 fn a_reader_that_stops_early_is_a_normal_end() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let dir = tempfile::tempdir().unwrap();
     let dev = SampleDevice::with_generated_clips(&dir.path().join("d"), "A100003", 2, 10).unwrap();
     for json in [false, true] {
@@ -129,13 +129,7 @@ fn a_reader_that_stops_early_is_a_normal_end() {
         cmd.args(["verify", "--at", &sample_time()])
             .args(json.then_some("--json"))
             .arg(&dev.root);
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = custody::testkit::run_with_closed_stdout(&mut cmd).unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");

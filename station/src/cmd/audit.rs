@@ -28,13 +28,7 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
             outcome.session.0
         )?;
         for f in &outcome.findings {
-            custody::outln!(
-                "  {} [{}] {}: {}",
-                custody::describe_zh(f.code).unwrap_or(f.code),
-                f.code,
-                f.subject,
-                f.detail
-            )?;
+            super::print_finding(f)?;
         }
     }
     Ok(if outcome.findings.is_empty() {

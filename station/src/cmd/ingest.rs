@@ -51,13 +51,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             outcome.findings.len()
         )?;
         for f in &outcome.findings {
-            custody::outln!(
-                "  {} [{}] {}: {}",
-                custody::describe_zh(f.code).unwrap_or(f.code),
-                f.code,
-                f.subject,
-                f.detail
-            )?;
+            super::print_finding(f)?;
         }
         if let Some(receipt) = &outcome.receipt {
             custody::outln!("回执已写入设备: {receipt}")?;

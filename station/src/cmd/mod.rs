@@ -31,6 +31,21 @@ pub fn open_for_writing(config: &Path) -> anyhow::Result<Station> {
     Ok(station)
 }
 
+/// Prints one finding as a line of a readable table: what it means in Chinese, its
+/// stable code, what it is about, the detail.
+///
+/// # Errors
+/// Stdout failing (a closed pipe is handled by `main`).
+pub fn print_finding(f: &custody::Finding) -> std::io::Result<()> {
+    custody::outln!(
+        "  {} [{}] {}: {}",
+        custody::describe_zh(f.code).unwrap_or(f.code),
+        f.code,
+        f.subject,
+        f.detail
+    )
+}
+
 /// Bytes as people read them (binary units).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -102,28 +102,58 @@ fn parse_hex_digest(s: &str) -> Result<[u8; DIGEST_LEN], HexDigestError> {
     Ok(out)
 }
 
+/// Why [`for_each_chunk`] stopped: reading the source failed, or the caller's handler did.
+#[derive(Debug)]
+pub enum ChunkError<E> {
+    /// The source failed (other than `Interrupted`, which is retried).
+    Read(io::Error),
+    /// The handler of a chunk failed.
+    Handle(E),
+}
+
+/// Reads `src` to its end through the caller's buffer (so the caller decides the memory
+/// spent), handing each chunk read to `each`; retries `Interrupted`. Returns the bytes
+/// read. The one read loop behind every streamed hash: the store's put, the agent's
+/// follower, [`copy_hashing`].
+///
+/// # Errors
+/// [`ChunkError::Read`] or [`ChunkError::Handle`], at the first failure.
+pub fn for_each_chunk<E>(
+    mut src: impl Read,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, ChunkError<E>> {
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ChunkError::Read(e)),
+        };
+        each(&buf[..n]).map_err(ChunkError::Handle)?;
+        total += n as u64;
+    }
+}
+
 /// Streams `src` into `dst` once, hashing what passes through, using the caller's buffer
 /// (so the caller decides the memory spent). Returns the byte count and the media hash.
 ///
 /// # Errors
 /// Any read or write error other than `Interrupted` (which is retried).
 pub fn copy_hashing(
-    mut src: impl Read,
+    src: impl Read,
     mut dst: impl Write,
     buf: &mut [u8],
 ) -> io::Result<(u64, MediaHash)> {
-    let (mut hasher, mut total) = (Sha256::new(), 0u64);
-    loop {
-        let n = match src.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n])?;
-        total += n as u64;
-    }
+    let mut hasher = Sha256::new();
+    let total = for_each_chunk(src, buf, |chunk| {
+        hasher.update(chunk);
+        dst.write_all(chunk)
+    })
+    .map_err(|e| match e {
+        ChunkError::Read(e) | ChunkError::Handle(e) => e,
+    })?;
     Ok((total, MediaHash(hasher.finalize().into())))
 }
 

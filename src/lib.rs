@@ -48,7 +48,10 @@ pub use calendar::{Calendar, CalendarError};
 pub use chain::{ChainAnchor, ChainReport, ChainStart, RecordFile, verify_chain};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use finding::{Finding, Level, code, describe_zh};
-pub use hash::{DIGEST_LEN, HexDigestError, MediaHash, RecordHash, copy_hashing, hash_reader};
+pub use hash::{
+    ChunkError, DIGEST_LEN, HexDigestError, MediaHash, RecordHash, copy_hashing, for_each_chunk,
+    hash_reader,
+};
 pub use key_file::{KeyFileError, load_or_create_key_pem};
 pub use keys::{
     BadSignature, KeyError, KeyId, PublicKey, SignError, Signature, Signer, SigningKey,

@@ -114,24 +114,23 @@ impl Follower {
             progress = Progress::Restarted;
         }
         file.seek(SeekFrom::Start(self.offset))?;
-        let mut reader = file.take(meta.len() - self.offset);
-        loop {
-            let n = match reader.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.hasher.update(&buf[..n]);
-            self.timeline.feed(&buf[..n]);
-            let keep = HEAD_CHECK.saturating_sub(self.head.len()).min(n);
-            self.head.extend_from_slice(&buf[..keep]);
-            self.offset += n as u64;
+        let reader = file.take(meta.len() - self.offset);
+        custody::for_each_chunk(reader, buf, |chunk| {
+            self.hasher.update(chunk);
+            self.timeline.feed(chunk);
+            let keep = HEAD_CHECK.saturating_sub(self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..keep]);
+            self.offset += chunk.len() as u64;
             self.last_growth = Instant::now();
             if progress == Progress::Idle {
                 progress = Progress::Grew;
             }
-        }
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| match e {
+            custody::ChunkError::Read(e) => e,
+            custody::ChunkError::Handle(never) => match never {},
+        })?;
         Ok(progress)
     }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use custody::{MediaHash, hash_reader};
+use custody::{ChunkError, MediaHash, for_each_chunk, hash_reader};
 use sha2::{Digest as _, Sha256};
 
 use super::{At as _, EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
@@ -147,32 +147,31 @@ impl EvidenceStore for LocalStore {
             .prefix("put-")
             .tempfile_in(&tmp_dir)
             .at(&tmp_dir)?;
-        let (mut hasher, mut size) = (Sha256::new(), 0u64);
-        let (mut advised_before, mut written_back) = (0u64, 0u64);
-        loop {
-            let n = match src.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(StoreError::Source(e)),
-            };
-            hasher.update(&buf[..n]);
-            if let Err(e) = tmp.write_all(&buf[..n]) {
-                return Err(if e.kind() == io::ErrorKind::StorageFull {
-                    self.full(needed)?
-                } else {
-                    StoreError::Io {
-                        path: tmp.path().into(),
-                        source: e,
-                    }
-                });
-            }
-            size += n as u64;
+        let mut hasher = Sha256::new();
+        let (mut size, mut advised_before, mut written_back) = (0u64, 0u64, 0u64);
+        let streamed = for_each_chunk(src, buf, |chunk| {
+            hasher.update(chunk);
+            tmp.write_all(chunk)?;
+            size += chunk.len() as u64;
             if size - written_back >= WRITEBACK_CHUNK {
                 // The chunk before this one again too: its writeback is likely done, so
                 // now its pages can be dropped.
                 start_writeback(tmp.as_file(), advised_before, size);
                 (advised_before, written_back) = (written_back, size);
+            }
+            Ok::<(), io::Error>(())
+        });
+        match streamed {
+            Ok(_) => {}
+            Err(ChunkError::Read(e)) => return Err(StoreError::Source(e)),
+            Err(ChunkError::Handle(e)) if e.kind() == io::ErrorKind::StorageFull => {
+                return Err(self.full(needed)?);
+            }
+            Err(ChunkError::Handle(source)) => {
+                return Err(StoreError::Io {
+                    path: tmp.path().into(),
+                    source,
+                });
             }
         }
         let hash = MediaHash(hasher.finalize().into());

@@ -1,7 +1,7 @@
 //! What reports read, as typed rows: clips with their later bindings and annotations,
 //! unattested files, findings and quarantined slots, filtered by a [`ReportQuery`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -197,19 +197,19 @@ impl Ledger {
             args.push(db_time(t));
             let _ = write!(filter, " AND c.recorded_end < ?{}", args.len());
         }
-        // The latest binding of a clip (by log order) gives its case and number under it.
+        // The latest binding of a clip (by log order, found once per clip through
+        // bindings_by_subject) gives its case and its number under the case.
         let sql = format!(
             "SELECT c.serial, c.seq, c.record_hash, r.log_index, c.number,
-                    (SELECT b.number FROM bindings b JOIN records br ON br.hash = b.record_hash
-                        WHERE b.subject = c.record_hash ORDER BY br.log_index DESC LIMIT 1),
-                    COALESCE((SELECT b.case_number FROM bindings b
-                        JOIN records br ON br.hash = b.record_hash
-                        WHERE b.subject = c.record_hash ORDER BY br.log_index DESC LIMIT 1),
-                        c.case_number),
+                    lb.number, COALESCE(lb.case_number, c.case_number),
                     c.file, c.officer_cert, c.signed_sha256, c.signed_size, c.stored_sha256,
                     c.stored_size, c.recorded_end, c.deadline, c.stored_at, c.late, c.delay_reason,
                     r.bytes
-             FROM clips c JOIN records r ON r.hash = c.record_hash {filter}
+             FROM clips c JOIN records r ON r.hash = c.record_hash
+             LEFT JOIN bindings lb ON lb.record_hash = (
+                 SELECT b.record_hash FROM bindings b JOIN records br ON br.hash = b.record_hash
+                 WHERE b.subject = c.record_hash ORDER BY br.log_index DESC LIMIT 1)
+             {filter}
              ORDER BY c.serial, c.seq"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -253,17 +253,30 @@ impl Ledger {
         Ok(clips)
     }
 
-    /// What annotation records said of each clip (by its record hash), in log order so a
-    /// later annotation overrides an earlier one field by field.
+    /// What annotation records of the devices `serials` said of each of their clips (by
+    /// the clip's record hash), in log order so a later annotation overrides an earlier
+    /// one field by field. An annotation is in its clip's own chain, so only those
+    /// devices' annotations are read.
     ///
     /// # Errors
     /// SQL failure, or a stored annotation that no longer parses.
-    pub fn clip_notes(&self) -> Result<HashMap<RecordHash, ClipNotes>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT bytes FROM records WHERE kind = 'annotation' ORDER BY log_index")?;
-        let mut rows = stmt.query([])?;
+    pub fn clip_notes(
+        &self,
+        serials: &BTreeSet<&str>,
+    ) -> Result<HashMap<RecordHash, ClipNotes>, LedgerError> {
         let mut notes: HashMap<RecordHash, ClipNotes> = HashMap::new();
+        if serials.is_empty() {
+            return Ok(notes);
+        }
+        let places = (1..=serials.len())
+            .map(|n| format!("?{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT bytes FROM records WHERE kind = 'annotation' AND serial IN ({places})
+             ORDER BY log_index"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(serials.iter()))?;
         while let Some(r) = rows.next()? {
             let rec = Record::parse(r.get(0)?)
                 .map_err(|e| LedgerError::Invalid(format!("stored annotation: {e}")))?;

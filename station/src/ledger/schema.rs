@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS bindings (             -- clip bound to a case by a l
     number      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bindings_by_case ON bindings(case_number);
+CREATE INDEX IF NOT EXISTS bindings_by_subject ON bindings(subject);
 CREATE TABLE IF NOT EXISTS unattested (           -- files no record covers, hashed by us
     id        INTEGER PRIMARY KEY,
     session   INTEGER NOT NULL REFERENCES sessions(id),

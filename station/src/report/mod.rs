@@ -177,9 +177,10 @@ fn clip_rows(
     offset: FixedOffset,
     totals: &mut Totals,
 ) -> Result<Vec<ClipRow>, LedgerError> {
-    let notes = ledger.clip_notes()?;
+    let found = ledger.clips(query)?;
+    let notes = ledger.clip_notes(&found.iter().map(|c| c.serial.as_str()).collect())?;
     let mut clips = Vec::new();
-    for c in ledger.clips(query)? {
+    for c in found {
         let status = c.status();
         totals.clips += 1;
         totals.bytes += c.stored.map_or(0, |(_, n)| n);

@@ -72,8 +72,8 @@ pub struct SampleDevice {
     pub serial: String,
     key: SigningKey,
     records: Vec<Record<Verified>>,
-    /// How far its clips' times lie from [`SAMPLE_START`].
-    shift: Duration,
+    /// When its clip 1 started ([`SAMPLE_START`] unless created otherwise).
+    start: DateTime<FixedOffset>,
 }
 
 /// A clip record body with sample officer, agency and times (for tests and demos).
@@ -87,6 +87,17 @@ pub fn sample_clip_body(
     sha256: MediaHash,
 ) -> RecordBody {
     let base = DateTime::parse_from_rfc3339(SAMPLE_START).unwrap_or_default();
+    clip_body_from(base, key, serial, (seq, prev), (file, size, sha256))
+}
+
+/// A sample clip body whose clip 1 starts at `base` (clips follow every 10 minutes).
+fn clip_body_from(
+    base: DateTime<FixedOffset>,
+    key: &PublicKey,
+    serial: &str,
+    (seq, prev): (u64, Option<RecordHash>),
+    (file, size, sha256): (&str, u64, MediaHash),
+) -> RecordBody {
     let minutes = i64::try_from(seq).unwrap_or(0) * 10;
     let start: DateTime<FixedOffset> = base + Duration::minutes(minutes);
     RecordBody {
@@ -161,7 +172,7 @@ impl SampleDevice {
             serial: serial.into(),
             key,
             records: Vec::new(),
-            shift: start.map_or(Duration::zero(), |t| t - sample.with_timezone(&chrono::Utc)),
+            start: start.map_or(sample, |t| t.with_timezone(&sample.timezone())),
         };
         let dir = layout::device_dir(root, serial);
         fs::create_dir_all(dir.join(RECORDS_DIR))?;
@@ -258,27 +269,13 @@ impl SampleDevice {
         let (size, hash) = crate::hash_reader(file, &mut vec![0; 1 << 20])?;
         let seq = self.records.len() as u64 + 1;
         let prev = self.records.last().map(Record::hash);
-        let mut body = sample_clip_body(
+        let mut body = clip_body_from(
+            self.start,
             &self.key.public_key(),
             &self.serial,
-            seq,
-            prev,
-            rel,
-            size,
-            hash,
+            (seq, prev),
+            (rel, size, hash),
         );
-        if !self.shift.is_zero() {
-            body.created += self.shift;
-            if let Fact::Clip(clip) = &mut body.fact {
-                clip.time.start += self.shift;
-                clip.time.end += self.shift;
-                clip.number = format!(
-                    "{}-{}-{seq:06}",
-                    self.serial,
-                    clip.time.start.format("%Y%m%d")
-                );
-            }
-        }
         edit(&mut body);
         let rec = Record::seal(&body, &self.key).map_err(io::Error::other)?;
         layout::write_record(&self.root, &rec)?;

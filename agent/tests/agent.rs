@@ -736,6 +736,16 @@ fn wait_for_record(dev: &Device, seq: u64) -> custody::RecordBody {
     panic!("record {seq} was not sealed within 10 s");
 }
 
+/// Stops a running agent as a service manager does (SIGTERM) and requires a clean exit.
+fn stop_cleanly(mut agent: std::process::Child) {
+    let stopped = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(agent.wait().unwrap().success());
+}
+
 /// The wall clock jumps back an hour mid-recording (an RTC reset, a bad time sync). The
 /// real agent runs under libfaketime (Debian's `faketime`), whose offset the test changes
 /// while the agent runs; the monotonic clock goes on as it does on a device. Clips close by
@@ -752,7 +762,7 @@ fn a_wall_clock_jumping_backwards_loses_no_clip_and_breaks_no_chain() {
     let rec = dev.rec_dir();
     let offset = dev.state.parent().unwrap().join("faketime-offset");
     fs::write(&offset, "+0\n").unwrap();
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_custody-agent"))
+    let agent = Command::new(env!("CARGO_BIN_EXE_custody-agent"))
         .arg("--config")
         .arg(&dev.config)
         .arg("run")
@@ -780,12 +790,7 @@ fn a_wall_clock_jumping_backwards_loses_no_clip_and_breaks_no_chain() {
     let spanning = wait_for_record(&dev, 2);
     fs::write(rec.join("VID_20261120_090200_003.mp4"), vec![4u8; 40_000]).unwrap();
     let after = wait_for_record(&dev, 3);
-    let stopped = Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    assert!(agent.wait().unwrap().success());
+    stop_cleanly(agent);
 
     // The jump was real: the last record is dated before the first.
     assert!(
@@ -883,11 +888,6 @@ fn a_helper_that_ends_on_its_own_is_said_and_sealing_goes_on() {
     fs::write(rec_dir.join("A100001_0001.MP4"), vec![7u8; 4096]).unwrap();
     // Still sealing after the bridge ended.
     wait_for_record(&dev, 1);
-    let stopped = Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    assert!(agent.wait().unwrap().success());
+    stop_cleanly(agent);
     sim.stop().unwrap();
 }

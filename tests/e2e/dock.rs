@@ -230,6 +230,30 @@ impl StationDir {
     }
 }
 
+/// Writes `dir/agent.toml` for device `serial` of model `profile`, enrolled with the
+/// station key `vkey`, with `tables` (its bridge or its upload) after the common ones;
+/// returns its path. `close_idle_ms` overrides when a clip that stopped growing closes.
+fn agent_toml(
+    dir: &Path,
+    (serial, profile, close_idle_ms): (&str, &str, Option<u32>),
+    vkey: &str,
+    tables: &str,
+) -> PathBuf {
+    let close_idle = close_idle_ms.map_or_else(String::new, |ms| format!("close-idle-ms = {ms}\n"));
+    let path = dir.join("agent.toml");
+    fs::write(
+        &path,
+        format!(
+            "serial = \"{serial}\"\nhw-profile = \"{profile}\"\nstorage = \"storage\"\n\
+             state-dir = \"state\"\n{close_idle}[officer]\nname = \"张三\"\n\
+             cert-no = \"42060119001\"\n[agency]\ncode = \"420600\"\n\
+             name = \"襄阳市生态环境局\"\n[station]\nvkey = \"{vkey}\"\n{tables}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// Media files in `dir` (the recorder's clip folder).
 fn media_in(dir: &Path) -> usize {
     fs::read_dir(dir).map_or(0, |entries| {
@@ -261,19 +285,12 @@ fn a_recorder_s_clips_are_sealed_docked_ingested_receipted_and_freed_by_the_real
     let st = StationDir::new(&root.join("station"), "");
     let dev = root.join("A100001");
     fs::create_dir_all(&dev).unwrap();
-    let agent_config = dev.join("agent.toml");
-    fs::write(
-        &agent_config,
-        format!(
-            "serial = \"A100001\"\nhw-profile = \"ga947-recorder\"\nstorage = \"storage\"\n\
-             state-dir = \"state\"\n\n[officer]\nname = \"张三\"\ncert-no = \"42060119001\"\n\n\
-             [agency]\ncode = \"420600\"\nname = \"襄阳市生态环境局\"\n\n\
-             [bridge]\nport = \"ttySIM\"\nmass-storage-password = \"dock-1234\"\n\n\
-             [station]\nvkey = \"{}\"\n",
-            st.vkey
-        ),
-    )
-    .unwrap();
+    let agent_config = agent_toml(
+        &dev,
+        ("A100001", "ga947-recorder", None),
+        &st.vkey,
+        "[bridge]\nport = \"ttySIM\"\nmass-storage-password = \"dock-1234\"\n",
+    );
     st.enroll(&agent_config, "A100001", "ga947-recorder");
 
     // A short shift: two 2 s segments, stop, then docked until the test ends.
@@ -369,20 +386,15 @@ fn a_terminal_uploads_over_https_to_the_serving_station_and_frees_its_clips() {
     );
     let dev = root.join("H200001");
     fs::create_dir_all(&dev).unwrap();
-    let agent_config = dev.join("agent.toml");
-    fs::write(
-        &agent_config,
-        format!(
-            "serial = \"H200001\"\nhw-profile = \"android-terminal\"\nstorage = \"storage\"\n\
-             state-dir = \"state\"\nclose-idle-ms = 0\n\n[officer]\nname = \"张三\"\n\
-             cert-no = \"42060119001\"\n\n[agency]\ncode = \"420600\"\n\
-             name = \"襄阳市生态环境局\"\n\n[station]\nvkey = \"{}\"\n\n\
-             [upload]\nurl = \"https://127.0.0.1:{port}\"\nca = \"{}\"\nauto = false\n",
-            st.vkey,
+    let agent_config = agent_toml(
+        &dev,
+        ("H200001", "android-terminal", Some(0)),
+        &st.vkey,
+        &format!(
+            "[upload]\nurl = \"https://127.0.0.1:{port}\"\nca = \"{}\"\nauto = false\n",
             pki.join("ca.pem").display()
         ),
-    )
-    .unwrap();
+    );
     st.enroll(&agent_config, "H200001", "android-terminal");
     let clips_dir = dev.join("storage/Movies/LawRecorder");
     fs::create_dir_all(&clips_dir).unwrap();

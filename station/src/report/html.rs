@@ -99,8 +99,8 @@ impl Report {
                 .join("、");
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{number}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td>\
+                "<tr><td>{}</td><td>{}</td><td>{number}</td><td>{}</td><td class=\"text\">{}</td>\
+                 <td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"path\">{}</td><td>{}</td>\
                  <td>{}</td><td><code>{}</code></td><td>{status}</td><td>{}</td><td>{}</td>\
                  <td>{}</td><td>{late}</td></tr>",
                 esc(&c.serial),
@@ -157,7 +157,7 @@ impl Report {
                 };
                 let _ = writeln!(
                     h,
-                    "<tr class=\"{}\"><td>{level}</td><td>{}<br><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr class=\"{}\"><td>{level}</td><td class=\"text\">{}<br><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&f.level),
                     esc(&f.title),
                     esc(&f.code),
@@ -198,7 +198,8 @@ impl Report {
 
 const CSS: &str = "body{font-family:'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:2em}\
 table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #999;padding:.25em .5em;\
-font-size:.9em;text-align:left}code{font-size:.8em;word-break:break-all}.ok{color:#060}\
+font-size:.9em;text-align:left}th{white-space:nowrap}td.text{min-width:8em}\
+td.path{word-break:break-all;min-width:10em}code{font-size:.8em;word-break:break-all}.ok{color:#060}\
 .bad,.error{color:#b00}.warning{color:#a60}.note{color:#555;font-size:.85em}";
 
 pub(super) fn scope_text(q: &ReportQuery, offset: FixedOffset) -> String {

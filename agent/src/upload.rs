@@ -138,8 +138,11 @@ pub async fn upload<S: std::hash::BuildHasher>(
     Ok(report)
 }
 
-/// A client that trusts only the configured CA, on ring.
-fn client(ca: &Path) -> anyhow::Result<reqwest::Client> {
+/// An HTTPS client that trusts only the agency CA in `ca` (PEM), on ring.
+///
+/// # Errors
+/// An unreadable or invalid CA file.
+pub fn client(ca: &Path) -> anyhow::Result<reqwest::Client> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in
         CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?

@@ -44,6 +44,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between two failed accepts.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Most bytes of a refused PATCH read and dropped before the answer: two of the agent's
+/// 8 MiB chunks. A longer body is cut off (the connection closes).
+const MAX_REFUSED_BODY: u64 = 16 << 20;
 /// Body frames queued between the connection and the file writer: bounded memory per
 /// upload (hyper frames are at most a few tens of KiB).
 const FRAMES_IN_FLIGHT: usize = 4;
@@ -314,20 +317,21 @@ async fn patch(
     done: PathBuf,
     partial: PathBuf,
 ) -> anyhow::Result<Reply> {
-    let (Some(offset), Some(length)) = (
+    let (offset, length) = (
         header_u64(&req, OFFSET_HEADER),
         header_u64(&req, LENGTH_HEADER),
-    ) else {
-        return Ok(reply(
+    );
+    let body = req.into_body();
+    let (Some(offset), Some(length)) = (offset, length) else {
+        let answer = reply(
             StatusCode::BAD_REQUEST,
             "Upload-Offset and Upload-Length needed",
-        ));
+        );
+        return Ok(refuse(body, answer).await);
     };
     if length > MAX_FILE_BYTES || offset > length {
-        return Ok(reply(
-            StatusCode::BAD_REQUEST,
-            "offset or length out of range",
-        ));
+        let answer = reply(StatusCode::BAD_REQUEST, "offset or length out of range");
+        return Ok(refuse(body, answer).await);
     }
     let complete = {
         let done = done.clone();
@@ -335,36 +339,52 @@ async fn patch(
     };
     if let Some(len) = complete {
         // Complete already: the same file again is a no-op, another one is refused.
-        return Ok(if len == length {
+        let answer = if len == length {
             with_offset(StatusCode::OK, len)
         } else {
             reply(
                 StatusCode::CONFLICT,
                 "a different file is complete under this name",
             )
-        });
+        };
+        return Ok(refuse(body, answer).await);
     }
     let claimed = Writing::claim(endpoint, &partial);
     let held = {
         let partial = partial.clone();
         blocking(move || fs::metadata(partial).map_or(0, |m| m.len())).await?
     };
-    let Some(_writing) = claimed else {
-        return Ok(with_offset(StatusCode::CONFLICT, held));
+    // Another request still writes this file (a client retrying while the station has
+    // not yet seen its last connection break), or the client is not where the station
+    // is: it goes on from what the station holds.
+    let (Some(_writing), true) = (claimed, held == offset) else {
+        return Ok(refuse(body, with_offset(StatusCode::CONFLICT, held)).await);
     };
-    if held != offset {
-        return Ok(with_offset(StatusCode::CONFLICT, held));
-    }
-    Ok(
-        match append(req.into_body(), partial.clone(), offset, length).await {
-            Ok(now) if now == length => match blocking(move || finish(&partial, &done)).await? {
-                Ok(()) => with_offset(StatusCode::OK, now),
-                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
-            },
-            Ok(now) => with_offset(StatusCode::OK, now),
-            Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e:#}")),
+    Ok(match append(body, partial.clone(), offset, length).await {
+        Ok(now) if now == length => match blocking(move || finish(&partial, &done)).await? {
+            Ok(()) => with_offset(StatusCode::OK, now),
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         },
-    )
+        Ok(now) => with_offset(StatusCode::OK, now),
+        Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e:#}")),
+    })
+}
+
+/// Answers a PATCH whose body will not be written with `answer`, after reading the body
+/// (up to [`MAX_REFUSED_BODY`]) and dropping it. Answering before the body is read makes
+/// the connection close under a client still sending, and the client then sees a broken
+/// connection instead of the offset to go on from.
+async fn refuse(mut body: Incoming, answer: Reply) -> Reply {
+    let mut dropped = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            dropped += data.len() as u64;
+            if dropped > MAX_REFUSED_BODY {
+                break;
+            }
+        }
+    }
+    answer
 }
 
 /// Appends the body to the partial file, never past `length`; what arrived is on disk

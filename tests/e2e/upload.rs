@@ -305,3 +305,61 @@ async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
         assert_eq!(read.unwrap_or(0), 0, "closed without a byte");
     }
 }
+
+/// A chunk the station will not write (the client is not where the station is, or another
+/// request still writes the file) is answered 409 with the offset the station holds,
+/// and the client reads that answer: the station reads the refused body first, instead of
+/// answering while the client still sends and leaving it a broken connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_chunk_is_answered_with_the_offset_to_go_on_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (station, port) = start_station(dir.path());
+    let vkey = station.verifier().to_string();
+    let agent = agent_config(
+        dir.path(),
+        "state",
+        &format!("https://127.0.0.1:{port}"),
+        &vkey,
+    );
+    enroll_terminal(&station, dir.path(), &agent);
+    let (key, _) = custody_agent::keystore::load_or_create(&agent.state_dir).unwrap();
+    let client = custody_agent::upload::client(&dir.path().join("ca.pem")).unwrap();
+    let path = format!("/v1/devices/{SERIAL}/files/DCIM/100MEDIA/H200001_0009.MP4");
+    // The station holds nothing of this file; the chunk claims to start at 1 MiB.
+    let chunk = vec![7u8; 8 << 20];
+    let mut answer = None;
+    for _ in 0..100 {
+        let time_ms = chrono::Utc::now().timestamp_millis();
+        let sig = key.sign(&custody::upload::auth_message("PATCH", &path, time_ms));
+        match client
+            .patch(format!("https://127.0.0.1:{port}{path}"))
+            .header(
+                "Authorization",
+                custody::upload::auth_header(SERIAL, time_ms, &sig),
+            )
+            .header(custody::upload::OFFSET_HEADER, 1u64 << 20)
+            .header(custody::upload::LENGTH_HEADER, 32u64 << 20)
+            .body(chunk.clone())
+            .send()
+            .await
+        {
+            Ok(resp) => {
+                answer = Some(resp);
+                break;
+            }
+            // The endpoint binds in its own task: wait until it listens.
+            Err(e) if e.is_connect() => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the refused chunk broke the connection: {e:?}"),
+        }
+    }
+    let resp = answer.expect("the upload endpoint listens");
+    assert_eq!(resp.status().as_u16(), 409);
+    assert_eq!(
+        resp.headers()[custody::upload::OFFSET_HEADER]
+            .to_str()
+            .unwrap(),
+        "0"
+    );
+}

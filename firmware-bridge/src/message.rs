@@ -84,8 +84,20 @@ pub enum McuMessage {
     Sign {
         /// Key slot.
         slot: u8,
-        /// Bytes to sign (at most 512; a record hash in practice).
+        /// Bytes to sign (at most 512).
         message: Vec<u8>,
+    },
+    /// One part of a longer message for the secure element to sign (a whole record): the
+    /// element gathers the parts in order and signs once the last one arrives.
+    SignPart {
+        /// Key slot.
+        slot: u8,
+        /// Length of the whole message (at most [`MAX_SIGNED_MESSAGE`]).
+        total: u32,
+        /// Where this part starts in the message.
+        offset: u32,
+        /// The part (1 to [`MAX_SIGN_BYTES`] bytes).
+        part: Vec<u8>,
     },
 
     // Responses, MCU to agent (0x40..=0x7F).
@@ -196,6 +208,7 @@ mod type_byte {
     pub const FEEDBACK: u8 = 0x09;
     pub const GET_PUBLIC_KEY: u8 = 0x0A;
     pub const SIGN: u8 = 0x0B;
+    pub const SIGN_PART: u8 = 0x0C;
     pub const ACK: u8 = 0x40;
     pub const NAK: u8 = 0x41;
     pub const IDENTITY: u8 = 0x42;
@@ -214,8 +227,11 @@ mod type_byte {
     pub const UNDOCKED: u8 = 0x86;
 }
 
-/// Most bytes a secure element signs in one request.
+/// Most bytes a secure element signs in one request, and the longest part of a
+/// [`McuMessage::SignPart`].
 pub const MAX_SIGN_BYTES: usize = 512;
+/// Longest message signed in parts: a record's limit (`custody::MAX_RECORD_BYTES`).
+pub const MAX_SIGNED_MESSAGE: u32 = 64 * 1024;
 
 /// Reads fields off a payload, refusing to read past its end.
 struct Reader<'a> {
@@ -242,6 +258,9 @@ impl<'a> Reader<'a> {
     }
     fn u16(&mut self) -> Result<u16, MessageError> {
         Ok(u16::from_be_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, MessageError> {
+        Ok(u32::from_be_bytes(self.array()?))
     }
     fn i32(&mut self) -> Result<i32, MessageError> {
         Ok(i32::from_be_bytes(self.array()?))
@@ -369,6 +388,26 @@ impl McuMessage {
                 }
                 Self::Sign { slot, message }
             }
+            k::SIGN_PART => {
+                let (slot, total, offset, part) = (r.u8()?, r.u32()?, r.u32()?, r.bytes()?);
+                let invalid = |why| Err(MessageError::Invalid { kind, why });
+                if part.is_empty() || part.len() > MAX_SIGN_BYTES {
+                    return invalid("a part to sign is 1 to 512 bytes");
+                }
+                if total > MAX_SIGNED_MESSAGE {
+                    return invalid("more than 64 KiB to sign");
+                }
+                // `part.len()` is at most 512: the sum cannot overflow a u64.
+                if u64::from(offset) + part.len() as u64 > u64::from(total) {
+                    return invalid("a part ends after the message");
+                }
+                Self::SignPart {
+                    slot,
+                    total,
+                    offset,
+                    part,
+                }
+            }
             k::ACK => Self::Ack,
             k::NAK => Self::Nak {
                 code: r.u8()?,
@@ -486,6 +525,18 @@ impl McuMessage {
                 w.raw(&[*slot]);
                 w.bytes(message)?;
                 k::SIGN
+            }
+            Self::SignPart {
+                slot,
+                total,
+                offset,
+                part,
+            } => {
+                w.raw(&[*slot]);
+                w.raw(&total.to_be_bytes());
+                w.raw(&offset.to_be_bytes());
+                w.bytes(part)?;
+                k::SIGN_PART
             }
             Self::Ack => k::ACK,
             Self::Nak { code, reason } => {

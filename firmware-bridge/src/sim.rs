@@ -23,9 +23,11 @@ use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 
 use crate::codec::{self, Frame, FrameDecoder, StreamItem};
 use crate::message::{McuMessage, OfficerBinding};
+use secure_element::SecureElement;
 
 mod recording;
 mod script;
+mod secure_element;
 
 pub use recording::{Camera, RecorderEvent};
 pub use script::{ScriptError, Step, parse_script};
@@ -228,6 +230,8 @@ struct Device {
     event_seq: u8,
     nmea_next: Instant,
     nmea_pos: usize,
+    /// The secure element, if the model has one (and its seed makes a key).
+    secure_element: Option<SecureElement>,
 }
 
 impl Device {
@@ -240,8 +244,13 @@ impl Device {
             &config.serial,
             config.segment_seconds,
         )?;
+        let secure_element = config
+            .secure_element_seed
+            .as_ref()
+            .and_then(SecureElement::new);
         Ok(Self {
             camera,
+            secure_element,
             battery_percent: config.battery_percent.min(100),
             config,
             pty: Some(pty),
@@ -542,15 +551,15 @@ impl Device {
                 reason: "wrong mass-storage password".into(),
             },
             McuMessage::Feedback { .. } => McuMessage::Ack,
-            McuMessage::GetPublicKey { .. } | McuMessage::Sign { .. } => {
-                match &self.config.secure_element_seed {
-                    None => McuMessage::Nak {
-                        code: 5,
-                        reason: "no secure element".into(),
-                    },
-                    Some(seed) => secure_element(seed, &frame.msg),
-                }
-            }
+            request @ (McuMessage::GetPublicKey { .. }
+            | McuMessage::Sign { .. }
+            | McuMessage::SignPart { .. }) => match &mut self.secure_element {
+                None => McuMessage::Nak {
+                    code: 5,
+                    reason: "no secure element".into(),
+                },
+                Some(se) => se.answer(request),
+            },
             _ => McuMessage::Nak {
                 code: 1,
                 reason: "not a request this device answers".into(),
@@ -558,26 +567,6 @@ impl Device {
         };
         let bytes = self.frame(frame.seq, &reply)?;
         self.write(&bytes)
-    }
-}
-
-/// The secure element: an Ed25519 key that never leaves the "chip".
-fn secure_element(seed: &[u8; 32], request: &McuMessage) -> McuMessage {
-    use ring::signature::{Ed25519KeyPair, KeyPair as _};
-    let Ok(pair) = Ed25519KeyPair::from_seed_unchecked(seed) else {
-        return McuMessage::Nak {
-            code: 5,
-            reason: "secure element key is broken".into(),
-        };
-    };
-    if let McuMessage::Sign { message, .. } = request {
-        let mut sig = [0u8; 64];
-        sig.copy_from_slice(pair.sign(message).as_ref());
-        McuMessage::Signature { sig }
-    } else {
-        let mut key = [0u8; 32];
-        key.copy_from_slice(pair.public_key().as_ref());
-        McuMessage::PublicKey { key }
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
 use crate::codec::{self, Frame, FrameDecoder, LinkStats, PROTOCOL_VERSION, StreamItem};
-use crate::message::McuMessage;
+use crate::message::{MAX_SIGN_BYTES, MAX_SIGNED_MESSAGE, McuMessage};
 
 /// Events waiting for the agent; beyond this they are dropped and counted (the agent's
 /// folder watcher is the second source of recording events, NMEA repeats every second).
@@ -197,7 +197,7 @@ impl Bridge {
     /// # Errors
     /// [`LinkError`] when there is no usable response.
     pub async fn request(&self, msg: McuMessage) -> Result<McuMessage, LinkError> {
-        let factor = if matches!(msg, McuMessage::Sign { .. }) {
+        let factor = if matches!(msg, McuMessage::Sign { .. } | McuMessage::SignPart { .. }) {
             SIGN_TIMEOUT_FACTOR
         } else {
             1
@@ -225,6 +225,56 @@ impl Bridge {
             }
         }
         Err(LinkError::Timeout { attempts })
+    }
+
+    /// Has the secure element sign exactly `message` with the key in `slot`: in one
+    /// `Sign` request up to 512 bytes, else in `SignPart`s of 512 bytes (PROTOCOL.md).
+    ///
+    /// # Errors
+    /// [`LinkError`] from a request (a `Nak` code 5 when there is no secure element), or
+    /// [`LinkError::Unexpected`] for an answer that is not the one the protocol gives.
+    pub async fn sign(&self, slot: u8, message: &[u8]) -> Result<[u8; 64], LinkError> {
+        if message.len() <= MAX_SIGN_BYTES {
+            let answer = self
+                .request(McuMessage::Sign {
+                    slot,
+                    message: message.to_vec(),
+                })
+                .await?;
+            return signature_of(answer);
+        }
+        let total = u32::try_from(message.len())
+            .ok()
+            .filter(|&n| n <= MAX_SIGNED_MESSAGE)
+            .ok_or_else(|| {
+                LinkError::Unexpected(format!(
+                    "{} bytes are more than a secure element signs",
+                    message.len()
+                ))
+            })?;
+        let mut offset = 0u32;
+        for part in message.chunks(MAX_SIGN_BYTES) {
+            let answer = self
+                .request(McuMessage::SignPart {
+                    slot,
+                    total,
+                    offset,
+                    part: part.to_vec(),
+                })
+                .await?;
+            // A part is at most 512 bytes, the whole at most 64 KiB: no overflow.
+            offset += u32::try_from(part.len()).unwrap_or(u32::MAX);
+            if offset < total {
+                if answer != McuMessage::Ack {
+                    return Err(LinkError::Unexpected(format!(
+                        "SignPart answered with {answer:?}"
+                    )));
+                }
+            } else {
+                return signature_of(answer);
+            }
+        }
+        Err(LinkError::Unexpected("nothing to sign".into()))
     }
 
     /// Synchronises the device clock to `reference_unix_ms`: reads the offset, sets the
@@ -272,6 +322,15 @@ impl Bridge {
         if let Ok(mut c) = self.stats.lock() {
             f(&mut c);
         }
+    }
+}
+
+fn signature_of(answer: McuMessage) -> Result<[u8; 64], LinkError> {
+    match answer {
+        McuMessage::Signature { sig } => Ok(sig),
+        other => Err(LinkError::Unexpected(format!(
+            "a signing request answered with {other:?}"
+        ))),
     }
 }
 

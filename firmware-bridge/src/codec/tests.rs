@@ -34,6 +34,21 @@ fn message() -> impl Strategy<Value = McuMessage> {
         any::<u8>().prop_map(|slot| M::GetPublicKey { slot }),
         (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..=512))
             .prop_map(|(slot, message)| M::Sign { slot, message }),
+        (
+            any::<u8>(),
+            proptest::collection::vec(any::<u8>(), 1..=512),
+            0u32..=crate::message::MAX_SIGNED_MESSAGE - 512,
+            0u32..=512,
+        )
+            .prop_map(|(slot, part, offset, beyond)| {
+                let len = u32::try_from(part.len()).unwrap();
+                M::SignPart {
+                    slot,
+                    total: offset + len + beyond.min(512 - len),
+                    offset,
+                    part,
+                }
+            }),
         Just(M::Ack),
         (any::<u8>(), text()).prop_map(|(code, reason)| M::Nak { code, reason }),
         (text(), "[A-Z0-9]{7}", text(), any::<u8>()).prop_map(
@@ -188,6 +203,28 @@ fn bad_payloads_are_message_errors() {
         McuMessage::parse(kind, &payload).is_err(),
         "serial with a slash"
     );
+    let part = |total: u32, offset: u32, len: usize| {
+        let msg = McuMessage::SignPart {
+            slot: 0,
+            total,
+            offset,
+            part: vec![7; len],
+        };
+        let (kind, payload) = msg.encode().unwrap();
+        McuMessage::parse(kind, &payload)
+    };
+    assert!(part(1024, 512, 512).is_ok(), "the last part of 1 KiB");
+    assert!(
+        part(1024, 600, 512).is_err(),
+        "a part ending after the message"
+    );
+    assert!(
+        part(100, u32::MAX, 1).is_err(),
+        "an offset near the u32 limit"
+    );
+    assert!(part(1024, 0, 0).is_err(), "an empty part");
+    assert!(part(1024, 0, 513).is_err(), "a part over 512 bytes");
+    assert!(part(64 * 1024 + 1, 0, 512).is_err(), "more than 64 KiB");
     assert!(
         McuMessage::Nak {
             code: 1,

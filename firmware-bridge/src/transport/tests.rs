@@ -289,6 +289,14 @@ async fn mass_storage_needs_the_password_and_the_secure_element_signs() {
             .verify(b"record hash", &sig)
             .is_ok()
     );
+    // A whole record (about 1.5 KiB) goes in parts.
+    let record: Vec<u8> = (0..1537u32).map(|i| (i % 253) as u8).collect();
+    let sig = bridge.sign(0, &record).await.unwrap();
+    assert!(
+        UnparsedPublicKey::new(&ED25519, key)
+            .verify(&record, &sig)
+            .is_ok()
+    );
     sim.apply(Control::StorageFull).unwrap();
     assert!(matches!(
         bridge.request(McuMessage::GetStorage).await.unwrap(),

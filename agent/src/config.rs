@@ -56,6 +56,7 @@ struct StationFile {
 struct BridgeFile {
     port: PathBuf,
     mass_storage_password: Option<String>,
+    secure_element_slot: Option<u8>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +102,9 @@ pub struct AgentConfig {
     /// Password that opens USB mass-storage mode when the device docks: the agent asks the
     /// MCU for it once the clips are sealed. Without it the dock's host must ask.
     pub mass_storage_password: Option<String>,
+    /// The secure-element key slot that signs records, when the device key lives in the
+    /// MCU's secure element rather than in the state folder's key file.
+    pub secure_element_slot: Option<u8>,
     /// The station's upload endpoint, for terminals with a network.
     pub upload: Option<crate::upload::UploadSettings>,
     /// The MQTT broker telemetry goes to, if any.
@@ -204,6 +208,13 @@ impl AgentConfig {
         if file.officer.name.trim().is_empty() || file.officer.cert_no.trim().is_empty() {
             bail!("officer.name and officer.cert-no are required");
         }
+        let secure_element_slot = file.bridge.as_ref().and_then(|b| b.secure_element_slot);
+        if secure_element_slot.is_some() && !profile.capabilities.secure_element {
+            bail!(
+                "bridge.secure-element-slot: model {} has no secure element",
+                profile.id
+            );
+        }
         Ok(Self {
             serial: file.serial,
             profile,
@@ -226,6 +237,7 @@ impl AgentConfig {
                 .bridge
                 .as_ref()
                 .and_then(|b| b.mass_storage_password.clone()),
+            secure_element_slot,
             bridge_port: file.bridge.map(|b| base.join(b.port)),
             station: file
                 .station

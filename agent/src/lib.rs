@@ -23,6 +23,7 @@ pub mod keystore;
 mod manifest;
 pub mod media;
 mod sealer;
+pub mod secure_element;
 mod sensors;
 pub mod telemetry;
 pub mod upload;
@@ -59,10 +60,7 @@ const UPLOAD_POLL: Duration = Duration::from_secs(1);
 /// The device key or manifest cannot be opened, or sealing fails (a clip is then left on
 /// the device, unsealed but never lost).
 pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let (key, created) = keystore::load_or_create(&cfg.state_dir)?;
-    if created {
-        tracing::info!(key_id = %key.public_key().key_id(), "device key generated; enrol it with the station");
-    }
+    let (key, signing) = daemon_signer(&cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = Arc::clone(&stop);
     // Bounded: a burst of wakeups needs one scan, not one each.
@@ -79,6 +77,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
                 password,
                 scans: scans_rx.clone(),
             }),
+        signing,
     });
     let telemetry_setup = cfg
         .telemetry
@@ -90,14 +89,12 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
             fallback_clock_error_ms: cfg.clock_error_ms,
             utc_offset: cfg.utc_offset,
         });
-    let uploads = cfg.upload.clone().filter(|u| u.auto).map(|settings| {
-        (
-            cfg.clone(),
-            settings,
-            keystore::load_or_create(&cfg.state_dir),
-        )
-    });
-    let sealer = Sealer::open(cfg, Arc::new(key))?;
+    let uploads = cfg
+        .upload
+        .clone()
+        .filter(|u| u.auto)
+        .map(|settings| (cfg.clone(), settings, Arc::clone(&key)));
+    let sealer = Sealer::open(cfg, key)?;
     let sources = telemetry::Sources {
         sensors: sealer.sensors(),
         device: Arc::default(),
@@ -127,7 +124,6 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     }
     let (uploads_stop, uploads_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some((cfg, settings, key)) = uploads {
-        let (key, _) = key?;
         let (sources, wake) = (sources.clone(), wake.clone());
         helpers.spawn(async move {
             tokio::select! {
@@ -181,6 +177,41 @@ async fn supervise(
     }
 }
 
+/// The daemon's device key: the key file (created on first use), or the secure element,
+/// whose requests the bridge task then serves.
+///
+/// # Errors
+/// An unreadable key file, or a secure element not enrolled.
+fn daemon_signer(
+    cfg: &AgentConfig,
+) -> anyhow::Result<(
+    Arc<dyn custody::Signer>,
+    Option<secure_element::SignService>,
+)> {
+    let Some(slot) = cfg.secure_element_slot else {
+        let (key, created) = keystore::load_or_create(&cfg.state_dir)?;
+        if created {
+            tracing::info!(key_id = %key.public_key().key_id(), "device key generated; enrol it with the station");
+        }
+        return Ok((Arc::new(key), None));
+    };
+    let public = secure_element::pinned_key(&cfg.state_dir)?;
+    let (signer, service) = secure_element::channel(public, slot);
+    Ok((Arc::new(signer), Some(service)))
+}
+
+/// The device key for a command that runs once: the key file (created on first use), or
+/// the secure element over a link of the command's own.
+///
+/// # Errors
+/// An unreadable key file, or a secure element that is not enrolled or cannot be reached.
+pub fn device_signer(cfg: &AgentConfig) -> anyhow::Result<Arc<dyn custody::Signer>> {
+    Ok(match cfg.secure_element_slot {
+        Some(slot) => Arc::new(secure_element::connect(cfg, slot)?),
+        None => Arc::new(keystore::load_or_create(&cfg.state_dir)?.0),
+    })
+}
+
 /// Seals what is closed now, handles new receipts, and returns (for `run --once` and tests).
 ///
 /// # Errors
@@ -203,9 +234,9 @@ pub async fn upload_once(cfg: AgentConfig) -> anyhow::Result<(upload::UploadRepo
         .upload
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no [upload] section in the configuration"))?;
-    let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
     let mut sealer = Sealer::load(cfg.clone())?;
     sealer.scan()?;
+    let key = sealer.signer();
     let device = upload::Device {
         serial: &cfg.serial,
         storage: &cfg.storage,
@@ -221,7 +252,7 @@ pub async fn upload_once(cfg: AgentConfig) -> anyhow::Result<(upload::UploadRepo
 async fn upload_loop(
     cfg: &AgentConfig,
     settings: &upload::UploadSettings,
-    key: &custody::SigningKey,
+    key: &Arc<dyn custody::Signer>,
     sources: &telemetry::Sources,
     wake: &mpsc::SyncSender<()>,
 ) {

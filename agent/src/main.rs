@@ -34,8 +34,9 @@ enum Command {
     /// Seal what is closed, upload the device to the station over HTTPS (resuming an
     /// interrupted upload), and free what the receipt proves stored.
     Upload,
-    /// Print the device public key (PEM) and its fingerprint for IT to enrol; creates the
-    /// key on first use.
+    /// Print the device public key (PEM) and its fingerprint for IT to enrol: the key
+    /// file's (created on first use), or the secure element's, which is then pinned in the
+    /// state folder so that only that element signs for this device.
     Enroll,
     /// Bind a sealed clip to a case (a new signed record; nothing is edited).
     Bind {
@@ -124,8 +125,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             found_problems = !inbox.refused.is_empty();
         }
         Command::Enroll => {
-            let (key, _) = keystore::load_or_create(&cfg.state_dir)?;
-            let public = key.public_key();
+            let public = match cfg.secure_element_slot {
+                Some(slot) => custody_agent::secure_element::enroll(&cfg, slot)?.0,
+                None => keystore::load_or_create(&cfg.state_dir)?.0.public_key(),
+            };
             custody::outln!(
                 "# 设备 {} ({}) 公钥, 请交 IT 登记 / device public key for enrolment",
                 cfg.serial,

@@ -88,13 +88,19 @@ impl Sealer {
         Ok(sealer)
     }
 
-    /// Opens the sealer with the device key from the state folder (created on first use).
+    /// Opens the sealer with the device key: the state folder's key file (created on
+    /// first use) or the secure element ([`crate::device_signer`]).
     ///
     /// # Errors
-    /// As [`crate::keystore::load_or_create`] and [`Sealer::open`].
+    /// As [`crate::device_signer`] and [`Sealer::open`].
     pub fn load(cfg: AgentConfig) -> anyhow::Result<Self> {
-        let (key, _) = crate::keystore::load_or_create(&cfg.state_dir)?;
-        Self::open(cfg, Arc::new(key))
+        let key = crate::device_signer(&cfg)?;
+        Self::open(cfg, key)
+    }
+
+    /// What signs this sealer's records (and the device's upload requests).
+    pub fn signer(&self) -> Arc<dyn Signer> {
+        Arc::clone(&self.key)
     }
 
     /// Verifies new receipts in the inbox and frees the space of the clips they prove
@@ -399,6 +405,12 @@ impl Sealer {
             Err(ManifestError::AlreadySealed { .. }) => {
                 // Another agent process on this device (`upload` beside `run`) sealed it.
                 self.sealed.insert(rel.to_owned(), size);
+                return Ok(None);
+            }
+            Err(ManifestError::Record(custody::RecordError::Sign(why))) => {
+                // The secure element is busy or its link is down: nothing was appended,
+                // and the next scan hashes the clip again and seals it.
+                warn!(file = %rel, %why, "cannot sign the clip's record now; will retry");
                 return Ok(None);
             }
             other => other?,

@@ -16,6 +16,8 @@ use firmware_bridge::transport::{Bridge, LinkConfig, LinkEvent};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::secure_element::SignService;
+
 /// A fix older than this is not stated as the clip's location.
 pub const MAX_FIX_AGE: Duration = Duration::from_mins(2);
 /// How often the RTC state and the battery are read from the MCU.
@@ -88,6 +90,8 @@ pub struct BridgeSetup {
     pub serial: String,
     /// Opens mass-storage mode when docked, once clips are sealed.
     pub handoff: Option<DockHandoff>,
+    /// Signs records with the secure element, when the device key lives there.
+    pub signing: Option<SignService>,
 }
 
 /// Hands the storage to the dock once the sealer has sealed what closed before docking.
@@ -103,15 +107,30 @@ pub struct DockHandoff {
 const SEAL_BEFORE_DOCK: Duration = Duration::from_secs(10);
 
 impl DockHandoff {
-    async fn hand_over(&mut self, bridge: &mut Bridge, wake: &SyncSender<()>) {
+    async fn hand_over(
+        &mut self,
+        bridge: &mut Bridge,
+        wake: &SyncSender<()>,
+        signing: &mut Option<SignService>,
+    ) {
         let seen = *self.scans.borrow_and_update();
         let _ = wake.try_send(());
         // The scan running now may have started before the last clip closed: wait for the
-        // one after it.
-        let sealed = matches!(
-            tokio::time::timeout(SEAL_BEFORE_DOCK, self.scans.wait_for(|n| *n >= seen + 2)).await,
-            Ok(Ok(_))
-        );
+        // one after it, signing what it seals meanwhile.
+        let deadline = tokio::time::Instant::now() + SEAL_BEFORE_DOCK;
+        let sealed = loop {
+            if *self.scans.borrow_and_update() >= seen + 2 {
+                break true;
+            }
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, self.scans.changed()) => {
+                    if !matches!(changed, Ok(Ok(()))) {
+                        break false;
+                    }
+                }
+                Some(job) = SignService::next(signing) => SignService::serve(signing, bridge, job).await,
+            }
+        };
         if !sealed {
             warn!("the sealer is still busy; handing the storage to the dock anyway");
         }
@@ -135,6 +154,7 @@ pub async fn run_bridge(setup: BridgeSetup, sensors: Arc<Mutex<Sensors>>, wake: 
         profile,
         serial,
         mut handoff,
+        mut signing,
     } = setup;
     let Ok(cfg) = firmware_bridge::transport::link_config(&port, &profile) else {
         warn!(model = %profile.id, "this model has no MCU link; sealing without RTC and GNSS data");
@@ -164,7 +184,7 @@ pub async fn run_bridge(setup: BridgeSetup, sensors: Arc<Mutex<Sensors>>, wake: 
                     s.firmware = Some(firmware);
                 }
                 info!(port = %port.display(), "MCU link up");
-                follow(&mut bridge, &sensors, &wake, handoff.as_mut()).await;
+                follow(&mut bridge, &sensors, &wake, handoff.as_mut(), &mut signing).await;
             }
             Err(e) => warn!(error = %e, "MCU link unavailable; retrying"),
         }
@@ -177,12 +197,14 @@ async fn follow(
     sensors: &Mutex<Sensors>,
     wake: &SyncSender<()>,
     mut handoff: Option<&mut DockHandoff>,
+    signing: &mut Option<SignService>,
 ) {
     let mut nmea = NmeaReader::new();
     let mut poll = tokio::time::interval(CLOCK_POLL);
     loop {
         tokio::select! {
             _ = poll.tick() => read_clock_and_battery(bridge, sensors).await,
+            Some(job) = SignService::next(signing) => SignService::serve(signing, bridge, job).await,
             event = bridge.next_event() => match event {
                 None => return,
                 Some(LinkEvent::Mcu(McuMessage::Nmea { text })) => {
@@ -200,7 +222,7 @@ async fn follow(
                     let _ = wake.try_send(());
                 }
                 Some(LinkEvent::Mcu(McuMessage::Docked)) => match handoff.as_deref_mut() {
-                    Some(handoff) => handoff.hand_over(bridge, wake).await,
+                    Some(handoff) => handoff.hand_over(bridge, wake, signing).await,
                     None => {
                         let _ = wake.try_send(());
                     }

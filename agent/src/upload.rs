@@ -72,7 +72,7 @@ pub struct UploadReport {
 pub async fn upload<S: std::hash::BuildHasher>(
     device: Device<'_>,
     settings: &UploadSettings,
-    key: &dyn Signer,
+    key: &Arc<dyn Signer>,
     sealed: &HashMap<String, u64, S>,
 ) -> anyhow::Result<UploadReport> {
     let client = client(&settings.ca)?;
@@ -98,7 +98,8 @@ pub async fn upload<S: std::hash::BuildHasher>(
         &path,
         device.serial,
         key,
-    )?
+    )
+    .await?
     .send()
     .await?;
     let status = resp.status();
@@ -160,18 +161,21 @@ pub fn client(ca: &Path) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// A request with the device's signature over method, path and time.
-fn signed(
+/// A request with the device's signature over method, path and time. Signing may wait
+/// for a secure element: it runs off the async runtime's threads.
+async fn signed(
     client: &reqwest::Client,
     method: reqwest::Method,
     base: &str,
     path: &str,
     serial: &str,
-    key: &dyn Signer,
+    key: &Arc<dyn Signer>,
 ) -> anyhow::Result<reqwest::RequestBuilder> {
     let time_ms = chrono::Utc::now().timestamp_millis();
-    let sig = key
-        .sign(&upload::auth_message(method.as_str(), path, time_ms))
+    let message = upload::auth_message(method.as_str(), path, time_ms);
+    let key = Arc::clone(key);
+    let sig = tokio::task::spawn_blocking(move || key.sign(&message))
+        .await?
         .context("signing the upload request")?;
     Ok(client.request(method, format!("{base}{path}")).header(
         reqwest::header::AUTHORIZATION,
@@ -216,7 +220,7 @@ async fn send_file(
     client: &reqwest::Client,
     base: &str,
     device: Device<'_>,
-    key: &dyn Signer,
+    key: &Arc<dyn Signer>,
     rel: &str,
     report: &mut UploadReport,
 ) -> anyhow::Result<()> {
@@ -230,7 +234,8 @@ async fn send_file(
         &path,
         device.serial,
         key,
-    )?
+    )
+    .await?
     .send()
     .await?;
     let mut offset = match resp.status() {
@@ -256,7 +261,8 @@ async fn send_file(
             &path,
             device.serial,
             key,
-        )?
+        )
+        .await?
         .header(OFFSET_HEADER, offset)
         .header(LENGTH_HEADER, length)
         .body(chunk)

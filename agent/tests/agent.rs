@@ -205,6 +205,55 @@ fn a_zero_length_clip_is_sealed_and_a_vanished_one_is_not() {
     assert!(dev.verify().is_clean());
 }
 
+/// A key holder that refuses while `busy` is set, as a secure element does while it is
+/// busy or its link is down.
+struct BusySigner {
+    key: custody::SigningKey,
+    busy: std::sync::atomic::AtomicBool,
+}
+
+impl custody::Signer for BusySigner {
+    fn public_key(&self) -> custody::PublicKey {
+        self.key.public_key()
+    }
+    fn sign(&self, msg: &[u8]) -> Result<custody::Signature, custody::SignError> {
+        if self.busy.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(custody::SignError("busy".into()));
+        }
+        Ok(self.key.sign(msg))
+    }
+}
+
+#[test]
+fn a_clip_whose_record_cannot_be_signed_now_is_sealed_at_the_next_scan() {
+    use std::sync::atomic::Ordering;
+    let dev = device("ga947-recorder");
+    let signer = std::sync::Arc::new(BusySigner {
+        key: custody::SigningKey::from_seed(&[3; 32]).unwrap(),
+        busy: true.into(),
+    });
+    let mut sealer = Sealer::open(dev.cfg(), signer.clone()).unwrap();
+    fs::write(
+        dev.rec_dir().join("A100001_20261120_090001_0001.MP4"),
+        b"clip",
+    )
+    .unwrap();
+    assert!(
+        sealer.scan().unwrap().is_empty(),
+        "sealed without a signature"
+    );
+    assert!(sealer.records().unwrap().is_empty());
+    signer.busy.store(false, Ordering::SeqCst);
+    let new_records = sealer.scan().unwrap();
+    assert_eq!(new_records.len(), 1);
+    assert_eq!(
+        new_records[0].body().seq,
+        1,
+        "no seq was used up by the failed try"
+    );
+    assert!(dev.verify().is_clean());
+}
+
 #[test]
 fn a_file_replaced_after_sealing_gets_a_new_record_and_the_old_one_shows_the_change() {
     let dev = device("ga947-recorder");
@@ -468,28 +517,54 @@ fn simulated_mcu_of(
     serial: &str,
     nmea: Vec<Vec<u8>>,
 ) -> (firmware_bridge::sim::Simulator, AgentConfig, PathBuf) {
-    use firmware_bridge::message::OfficerBinding;
-    use firmware_bridge::sim::{SimConfig, Simulator};
-    let link = dev.state.parent().unwrap().join("tty");
+    let (cfg, slot) = link_to_mcu(dev, false);
+    let sim = start_mcu(dev, &cfg, serial, nmea, None);
+    (sim, cfg, slot)
+}
+
+/// Adds the `[bridge]` section to `dev`'s configuration (with the secure element's slot 0
+/// as the device key when `secure_element`); returns the configuration and the dock slot.
+fn link_to_mcu(dev: &Device, secure_element: bool) -> (AgentConfig, PathBuf) {
     let mut text = fs::read_to_string(&dev.config).unwrap();
     writeln!(
         text,
         "\n[bridge]\nport = \"{}\"\nmass-storage-password = \"dock-1234\"",
-        link.display()
+        mcu_link(dev).display()
     )
     .unwrap();
-    let slot = dev.state.parent().unwrap().join("dock/slot-1");
+    if secure_element {
+        writeln!(text, "secure-element-slot = 0").unwrap();
+    }
     fs::write(&dev.config, text).unwrap();
-    let cfg = dev.cfg();
-    let sim = Simulator::start(SimConfig {
+    (dev.cfg(), dev.state.parent().unwrap().join("dock/slot-1"))
+}
+
+/// The serial link's path (a symlink to the simulator's pty).
+fn mcu_link(dev: &Device) -> PathBuf {
+    dev.state.parent().unwrap().join("tty")
+}
+
+/// Starts a simulated MCU for `dev` (2 s segments, docking into the slot of
+/// [`link_to_mcu`] with the password `dock-1234`) reporting `serial`, playing `nmea`, with
+/// a secure element holding the key of `seed` if given.
+fn start_mcu(
+    dev: &Device,
+    cfg: &AgentConfig,
+    serial: &str,
+    nmea: Vec<Vec<u8>>,
+    seed: Option<[u8; 32]>,
+) -> firmware_bridge::sim::Simulator {
+    use firmware_bridge::message::OfficerBinding;
+    use firmware_bridge::sim::{SimConfig, Simulator};
+    Simulator::start(SimConfig {
         profile: cfg.profile.clone(),
         serial: serial.into(),
         firmware: "1".into(),
         protocol_version: 1,
-        link,
+        link: mcu_link(dev),
         storage: dev.storage.clone(),
         segment_seconds: Some(2),
-        dock_slot: Some(slot.clone()),
+        dock_slot: Some(dev.state.parent().unwrap().join("dock/slot-1")),
         drift_ppm: 0,
         battery_percent: 90,
         mass_storage_password: "dock-1234".into(),
@@ -500,10 +575,9 @@ fn simulated_mcu_of(
             unit_code: "1".into(),
             unit_name: "局".into(),
         },
-        secure_element_seed: None,
+        secure_element_seed: seed,
     })
-    .unwrap();
-    (sim, cfg, slot)
+    .unwrap()
 }
 
 /// Runs the agent on `cfg` in the background while the simulated recorder records until
@@ -696,6 +770,80 @@ async fn a_simulated_recorder_s_real_mp4_segments_are_sealed_as_they_close_then_
             "{loc:?}"
         );
     }
+}
+
+/// The public key of the simulated secure element holding `seed`.
+fn secure_element_key(seed: [u8; 32]) -> custody::PublicKey {
+    custody::SigningKey::from_seed(&seed).unwrap().public_key()
+}
+
+#[tokio::test]
+async fn a_secure_element_signs_every_record_and_a_swapped_one_is_refused() {
+    use firmware_bridge::sim::Control;
+    const SEED: [u8; 32] = [7; 32];
+    let dev = device("ga947-recorder");
+    let (cfg, slot) = link_to_mcu(&dev, true);
+    let sim = start_mcu(&dev, &cfg, "A100001", Vec::new(), Some(SEED));
+    // Nothing is sealed before IT has the element's key.
+    let out = dev.agent(&["run", "--once"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("custody-agent enroll"),
+        "{out:?}"
+    );
+    // Enrolment reads the key from the element and pins it; no key file is made.
+    let out = dev.agent(&["enroll"], None);
+    assert!(out.status.success(), "{out:?}");
+    let public = secure_element_key(SEED);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&public.to_pem()));
+    assert!(!keystore::key_path(&dev.state).exists());
+    // The daemon seals whole records through the element while the recorder records,
+    // and still seals everything before handing the storage to the dock.
+    let (stop, agent) = record_two_segments(cfg, &sim).await;
+    sim.send(Control::Dock);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !slot.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(slot.exists(), "the storage was never handed to the dock");
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+    let dev_dir = custody::layout::device_dir(&dev.storage, "A100001");
+    assert_eq!(
+        fs::read_to_string(dev_dir.join(custody::layout::PUBLIC_KEY_FILE)).unwrap(),
+        public.to_pem()
+    );
+    let clips = verified_clips(&dev);
+    assert!(clips.len() >= 2 && !keystore::key_path(&dev.state).exists());
+    // A one-shot command opens the link itself: a binding, also signed by the element.
+    let out = dev.agent(
+        &["bind", &clips[0].1.media.file, "襄环罚〔2019〕75号"],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(dev.verify().is_clean());
+    let records = dev.sealer().records().unwrap().len();
+    sim.stop().unwrap();
+    // Another MCU (another element) in the same device: refused, nothing sealed.
+    let swapped = start_mcu(&dev, &dev.cfg(), "A100001", Vec::new(), Some([8; 32]));
+    let out = dev.agent(
+        &["annotate", &clips[0].1.media.file, "--proves", "现场"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("other than the one enrolled"),
+        "{out:?}"
+    );
+    let out = dev.agent(&["enroll"], None);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("MCU replaced"),
+        "{out:?}"
+    );
+    swapped.stop().unwrap();
+    let sim = start_mcu(&dev, &dev.cfg(), "A100001", Vec::new(), Some(SEED));
+    assert_eq!(dev.sealer().records().unwrap().len(), records);
+    sim.stop().unwrap();
 }
 
 #[test]

@@ -37,6 +37,7 @@ mod note;
 mod numbering;
 mod receipt;
 mod record;
+mod station_record;
 pub mod telemetry;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
@@ -75,6 +76,10 @@ pub use record::{
     Agency, Algorithms, AnnotationFact, BindingFact, ClipFact, ClockSource, DeviceRef, FORMAT_V1,
     Fact, Location, MAX_RECORD_BYTES, Media, MediaFacts, Officer, Record, RecordBody, RecordError,
     Speaker, TimeSpan, Unverified, Verified, check_serial,
+};
+pub use station_record::{
+    CaseClosedFact, DocumentFact, STATION_FORMAT_V1, StationFact, StationRecord, StationRecordBody,
+    StationRef,
 };
 pub use tlog_proof::{TlogProof, TlogProofError};
 pub use verify::{

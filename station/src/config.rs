@@ -25,6 +25,8 @@ struct StationFile {
     upload: Option<UploadFile>,
     store: Option<StoreFile>,
     s3: Option<S3File>,
+    numbering: Option<PathBuf>,
+    calendar_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +131,11 @@ pub struct StationConfig {
     pub store: StoreBackend,
     /// With the local store: the bucket every object is also pushed to, in the background.
     pub replicate_to: Option<S3Settings>,
+    /// The agency's numbering template: case numbers in any spelling find their case.
+    pub numbering: Option<custody::NumberingScheme>,
+    /// The official calendar (working days): the shipped years plus the year files of
+    /// `calendar-dir` (newer State Council notices).
+    pub calendar: custody::Calendar,
 }
 
 /// Default reserve: keep 1 GiB free for the ledger and the system.
@@ -249,7 +256,28 @@ impl StationConfig {
             }),
         };
         let (store, replicate_to) = parse_store(file.store, file.s3, base, path)?;
+        let numbering = match file.numbering {
+            None => None,
+            Some(p) => {
+                let p = base.join(p);
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| invalid("numbering", format!("{}: {e}", p.display())))?;
+                Some(
+                    custody::NumberingScheme::from_toml(&text)
+                        .map_err(|e| invalid("numbering", format!("{}: {e}", p.display())))?,
+                )
+            }
+        };
+        let mut calendar = custody::Calendar::embedded()
+            .map_err(|e| invalid("calendar-dir", format!("the shipped calendar: {e}")))?;
+        if let Some(dir) = file.calendar_dir {
+            calendar
+                .load_dir(&base.join(dir))
+                .map_err(|e| invalid("calendar-dir", e.to_string()))?;
+        }
         Ok(Self {
+            numbering,
+            calendar,
             store,
             replicate_to,
             upload,

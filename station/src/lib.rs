@@ -15,6 +15,7 @@
 //! ```
 
 mod audit;
+mod case;
 mod config;
 mod deadline;
 mod fault;
@@ -38,6 +39,7 @@ use ingest::DeviceSessions;
 use store::s3::S3Store;
 
 pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
+pub use case::{CASE_FILE_WORKING_DAYS, CaseDue, CaseHeader, CaseView, DUE_SOON_DAYS};
 pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
 pub use deadline::{Deadline, deadline, end_of_day};
 pub use fleet::{Pending, PendingDevice, follow as follow_fleet, pending, pending_devices};
@@ -69,8 +71,8 @@ pub struct Station {
     ledger: Mutex<Ledger>,
     store: Arc<dyn EvidenceStore>,
     signer: NoteSigner,
-    /// Signs receipts (the same key as the log's checkpoints), behind the signing seam.
-    receipt_key: Box<dyn custody::Signer>,
+    /// Signs receipts and station records (the same key as the log's checkpoints).
+    key: Box<dyn custody::Signer>,
     buffers: BufferPool,
     progress: ProgressBoard,
     device_sessions: DeviceSessions,
@@ -112,7 +114,7 @@ impl Station {
         }
         let buffers = BufferPool::new(cfg.parallel_copies.get(), BUF_LEN);
         Ok(Self {
-            receipt_key: Box::new(SigningKey::from_pkcs8_pem(&pem)?),
+            key: Box::new(SigningKey::from_pkcs8_pem(&pem)?),
             signer,
             ledger: Mutex::new(ledger),
             store,
@@ -151,6 +153,11 @@ impl Station {
             self.cfg.utc_offset,
             now,
         )
+    }
+
+    /// The station key, behind the signing seam: it signs receipts and station records.
+    pub(crate) fn station_key(&self) -> &dyn custody::Signer {
+        self.key.as_ref()
     }
 
     /// The station's time now (its clock: the system's, or the one it was opened with).

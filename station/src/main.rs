@@ -47,6 +47,9 @@ enum Command {
     Replicate,
     /// Read every stored object back; record what is missing or corrupt as findings.
     Audit,
+    /// A case file (案卷): its clips from every device, documents and dates; `case attach`
+    /// and `case close` add to it.
+    Case(cmd::case::Args),
     /// Put a case's stored clips under legal hold in the S3 bucket (or release them).
     Hold(cmd::hold::Args),
 }
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Replicate => cmd::replicate::run(&cli.config, cli.json),
         Command::Audit => cmd::audit::run(&cli.config, cli.json),
         Command::Hold(args) => cmd::hold::run(&cli.config, &args, cli.json),
+        Command::Case(args) => cmd::case::run(&cli.config, &args, cli.json),
     };
     match result {
         Ok(code) => code,

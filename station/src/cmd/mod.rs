@@ -1,6 +1,7 @@
 //! One file per user command.
 
 pub mod audit;
+pub mod case;
 pub mod enroll;
 pub mod fleet;
 pub mod hold;

@@ -1,10 +1,11 @@
-//! `custody-station overdue`: clips stored after their deadline, and devices not docked
-//! yet whose telemetry shows clips near or past theirs.
+//! `custody-station overdue`: clips stored after their deadline, devices not docked yet
+//! whose telemetry shows clips near or past theirs, and case files not archived by their
+//! due date (or close to it).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use custody_station::{ReportQuery, pending_devices};
+use custody_station::{DUE_SOON_DAYS, ReportQuery, pending_devices};
 
 /// Lists both; exit 1 when there is anything to act on.
 pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
@@ -14,8 +15,14 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let report = station.report(&ReportQuery::default(), now)?;
     let late: Vec<_> = report.clips.iter().filter(|c| c.late).collect();
     let undocked = pending_devices(&station.ledger(), &cfg.deadline, cfg.utc_offset, now)?;
+    let today = now.with_timezone(&cfg.utc_offset).date_naive();
+    let cases = station.cases_due(today, DUE_SOON_DAYS)?;
     if json {
-        let out = serde_json::json!({ "late_clips": late, "undocked_devices": undocked });
+        let out = serde_json::json!({
+            "late_clips": late,
+            "undocked_devices": undocked,
+            "case_files_due": cases,
+        });
         custody::outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
         if late.is_empty() {
@@ -67,10 +74,30 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
+        if cases.is_empty() {
+            custody::outln!("没有临近或超过归档期限的案卷。")?;
+        } else {
+            custody::outln!("临近或超过归档期限、尚未归档的案卷（{} 件）：", cases.len())?;
+            for c in &cases {
+                custody::outln!(
+                    "  {}  执法行为结束 {}  应于 {} 前归档  {}",
+                    c.closure.case_number,
+                    c.closure.ended,
+                    c.closure.due,
+                    match c.days_left {
+                        d if d < 0 => format!("已超期 {} 天", -d),
+                        0 => "今天到期".to_owned(),
+                        d => format!("还剩 {d} 天"),
+                    }
+                )?;
+            }
+        }
     }
-    Ok(if late.is_empty() && undocked.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if late.is_empty() && undocked.is_empty() && cases.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }

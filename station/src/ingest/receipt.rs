@@ -48,7 +48,7 @@ impl Station {
         let bytes = body
             .to_bytes()
             .map_err(|e| LedgerError::Invalid(format!("receipt: {e}")))?;
-        let sig = self.receipt_key.sign(&bytes).map_err(IngestError::Sign)?;
+        let sig = self.key.sign(&bytes).map_err(IngestError::Sign)?;
         let dir = layout::inbox_dir(root, &device.serial);
         let path = dir.join(layout::receipt_file_name(size));
         let written = fs::create_dir_all(&dir)

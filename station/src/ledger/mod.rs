@@ -9,6 +9,7 @@
 //! Every statement is behind a typed function here, one module per group of tables
 //! ([`schema`] holds the tables); no connection leaves the ledger.
 
+mod cases;
 mod devices;
 mod evidence;
 mod fleet;
@@ -24,6 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
+pub use cases::{LedgerClosure, LedgerDocument};
 pub use devices::EnrolledDevice;
 pub use evidence::ClipEntry;
 pub use fleet::HeardDevice;

@@ -39,7 +39,8 @@ pub struct ReplicationLag {
 /// `sha256, size, stored_at`.
 const ALL_STORED: &str = "SELECT stored_sha256 AS sha256, stored_size AS size, stored_at FROM clips
         WHERE stored_sha256 IS NOT NULL
-    UNION ALL SELECT sha256, size, stored_at FROM unattested";
+    UNION ALL SELECT sha256, size, stored_at FROM unattested
+    UNION ALL SELECT sha256, size, attached_at FROM documents";
 
 /// Every stored object not yet replicated, one row per reference: `sha256, size, first`.
 fn backlog_sql() -> String {

@@ -119,6 +119,35 @@ CREATE TABLE IF NOT EXISTS replicated (           -- objects the replication buc
     size       INTEGER NOT NULL,
     pushed_at  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS station_records (      -- the station's own signed chain, leaves of the log
+    log_index   INTEGER PRIMARY KEY,              -- leaf i of the log = bytes of log_index i
+    seq         INTEGER NOT NULL UNIQUE,
+    hash        BLOB NOT NULL UNIQUE,
+    kind        TEXT NOT NULL,                    -- StationFact: document, case-closed
+    case_number TEXT NOT NULL,
+    bytes       BLOB NOT NULL,
+    sig         BLOB NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS station_records_by_case ON station_records(case_number);
+CREATE TABLE IF NOT EXISTS documents (            -- 执法文书 attached to a case, stored write-once
+    record_hash BLOB PRIMARY KEY REFERENCES station_records(hash),
+    case_number TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    file        TEXT NOT NULL,
+    sha256      BLOB NOT NULL,
+    size        INTEGER NOT NULL,
+    attached_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_by_case ON documents(case_number);
+CREATE TABLE IF NOT EXISTS case_closures (        -- the act ended; the latest closure counts
+    record_hash BLOB PRIMARY KEY REFERENCES station_records(hash),
+    case_number TEXT NOT NULL,
+    ended       TEXT NOT NULL,
+    due         TEXT NOT NULL,
+    closed_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS case_closures_by_case ON case_closures(case_number);
 CREATE TABLE IF NOT EXISTS receipts (
     id        INTEGER PRIMARY KEY,
     session   INTEGER NOT NULL REFERENCES sessions(id),
@@ -147,4 +176,7 @@ pub(super) const APPEND_ONLY: &[&str] = &[
     "tlog_nodes",
     "checkpoints",
     "receipts",
+    "station_records",
+    "documents",
+    "case_closures",
 ];

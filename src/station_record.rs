@@ -1,0 +1,273 @@
+//! Station records: what the station itself attests, in its own signed hash chain and as
+//! leaves of its transparency log, beside the devices' records. A clerk's document
+//! attached to a case, a case closed, a disc built, burned or checked.
+//!
+//! The same conventions as a device record (docs/record-format.md): pretty JSON with a
+//! final newline, signed as exact bytes with plain Ed25519 by the station key (so that
+//! `openssl pkeyutl -verify -rawin` checks it), `prev` the SHA-256 of the station's
+//! previous record. A station record is only ever held verified.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{MediaHash, RecordHash};
+use crate::keys::{KeyId, PublicKey, Signature, Signer};
+use crate::record::{MAX_RECORD_BYTES, RecordError};
+
+/// The format identifier of station records.
+pub const STATION_FORMAT_V1: &str = "custody-station-record/1";
+
+/// The station that made a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationRef {
+    /// The station's log origin (its name in checkpoints).
+    pub origin: String,
+    /// Id of the station key that signed the record.
+    pub key_id: KeyId,
+}
+
+/// 执法文书: a document a clerk attached to a case, stored write-once like a clip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentFact {
+    /// The case's canonical document number.
+    pub case_number: String,
+    /// The document's title, as the clerk gave it (e.g. 行政处罚决定书).
+    pub title: String,
+    /// The file's name as attached (no folders).
+    pub file: String,
+    /// SHA-256 of the file's bytes (its object in the store).
+    pub sha256: MediaHash,
+    /// Size in bytes.
+    pub size: u64,
+    /// Who attached it.
+    pub attached_by: String,
+}
+
+/// A case's enforcement act ended: the case file is due by `due`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseClosedFact {
+    /// The case's canonical document number.
+    pub case_number: String,
+    /// The day the act ended.
+    pub ended: NaiveDate,
+    /// The case file's due date (20 working days later by the official calendar).
+    pub due: NaiveDate,
+    /// Who closed it.
+    pub closed_by: String,
+}
+
+/// What a station record attests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum StationFact {
+    /// A document attached to a case.
+    Document(DocumentFact),
+    /// A case closed (its act ended).
+    CaseClosed(CaseClosedFact),
+}
+
+impl StationFact {
+    /// The fact's kind as written in the record (`document`, `case-closed`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Document(_) => "document",
+            Self::CaseClosed(_) => "case-closed",
+        }
+    }
+
+    /// The case the fact is about.
+    pub fn case_number(&self) -> &str {
+        match self {
+            Self::Document(d) => &d.case_number,
+            Self::CaseClosed(c) => &c.case_number,
+        }
+    }
+}
+
+/// The body of a station record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationRecordBody {
+    /// [`STATION_FORMAT_V1`].
+    pub format: String,
+    /// Position in the station's chain, from 1.
+    pub seq: u64,
+    /// Hash of the previous station record (`None` for seq 1).
+    pub prev: Option<RecordHash>,
+    /// The station.
+    pub station: StationRef,
+    /// When the station made the record.
+    pub created: DateTime<FixedOffset>,
+    /// What it attests.
+    pub fact: StationFact,
+}
+
+/// A station record whose signature verified: its exact bytes, their hash, the body and
+/// the signature.
+#[derive(Debug, Clone)]
+pub struct StationRecord {
+    bytes: Vec<u8>,
+    hash: RecordHash,
+    body: StationRecordBody,
+    signature: Signature,
+}
+
+impl StationRecord {
+    /// Parses record bytes (size first, then format, then the strict schema) and checks
+    /// the signature with the station's key.
+    ///
+    /// # Errors
+    /// [`RecordError`]: too large, another format, a schema break, a chain rule broken,
+    /// or a signature that does not verify under `key`.
+    pub fn parse_verified(
+        bytes: Vec<u8>,
+        key: &PublicKey,
+        sig: &Signature,
+    ) -> Result<Self, RecordError> {
+        #[derive(Deserialize)]
+        struct Version<'a> {
+            #[serde(borrow)]
+            format: Option<Cow<'a, str>>,
+        }
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(RecordError::TooLarge {
+                len: bytes.len(),
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        match serde_json::from_slice::<Version>(&bytes)?.format {
+            Some(f) if f == STATION_FORMAT_V1 => {}
+            Some(f) => {
+                return Err(RecordError::UnsupportedFormat {
+                    found: f.chars().take(80).collect(),
+                });
+            }
+            None => {
+                return Err(RecordError::Invalid {
+                    field: "format",
+                    why: "missing".into(),
+                });
+            }
+        }
+        let body: StationRecordBody = serde_json::from_slice(&bytes)?;
+        if (body.seq == 1) != body.prev.is_none() || body.seq == 0 {
+            return Err(RecordError::Invalid {
+                field: "prev",
+                why: "seq 1 has no prev, every later record has one".into(),
+            });
+        }
+        if body.station.key_id != key.key_id() {
+            return Err(RecordError::Invalid {
+                field: "station.key_id",
+                why: "is not the id of the station key".into(),
+            });
+        }
+        key.verify(&bytes, sig).map_err(|_| RecordError::Invalid {
+            field: "signature",
+            why: "does not verify under the station key".into(),
+        })?;
+        Ok(Self {
+            hash: RecordHash::of(&bytes),
+            bytes,
+            body,
+            signature: *sig,
+        })
+    }
+
+    /// Writes `body` as record bytes, signs them with `signer`, and checks the result as
+    /// a verifier would.
+    ///
+    /// # Errors
+    /// [`RecordError`] when the body breaks a rule or the signer fails.
+    pub fn seal(body: &StationRecordBody, signer: &dyn Signer) -> Result<Self, RecordError> {
+        let mut bytes = serde_json::to_vec_pretty(body)?;
+        bytes.push(b'\n');
+        let sig = signer
+            .sign(&bytes)
+            .map_err(|e| RecordError::Sign(e.to_string()))?;
+        Self::parse_verified(bytes, &signer.public_key(), &sig)
+    }
+
+    /// The exact bytes, as signed.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// SHA-256 of the bytes.
+    pub fn hash(&self) -> RecordHash {
+        self.hash
+    }
+    /// The parsed body.
+    pub fn body(&self) -> &StationRecordBody {
+        &self.body
+    }
+    /// The signature it was verified with (its `.sig` file's bytes).
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKey;
+
+    fn body(key: &SigningKey, seq: u64, prev: Option<RecordHash>) -> StationRecordBody {
+        StationRecordBody {
+            format: STATION_FORMAT_V1.into(),
+            seq,
+            prev,
+            station: StationRef {
+                origin: "station.example/custody".into(),
+                key_id: key.public_key().key_id(),
+            },
+            created: "2026-11-20T10:00:00+08:00".parse().unwrap(),
+            fact: StationFact::Document(DocumentFact {
+                case_number: "襄环罚〔2019〕75号".into(),
+                title: "行政处罚决定书".into(),
+                file: "决定书.pdf".into(),
+                sha256: MediaHash::of(b"%PDF-1.7"),
+                size: 8,
+                attached_by: "李四".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_sealed_record_verifies_and_a_changed_byte_does_not() {
+        let key = SigningKey::from_seed(&[5; 32]).unwrap();
+        let rec = StationRecord::seal(&body(&key, 1, None), &key).unwrap();
+        assert_eq!(rec.body().fact.kind(), "document");
+        let again =
+            StationRecord::parse_verified(rec.bytes().to_vec(), &key.public_key(), rec.signature())
+                .unwrap();
+        assert_eq!(again.hash(), rec.hash());
+        let mut changed = rec.bytes().to_vec();
+        let at = changed.iter().position(|&b| b == b'8').unwrap();
+        changed[at] = b'9';
+        assert!(
+            StationRecord::parse_verified(changed, &key.public_key(), rec.signature()).is_err()
+        );
+        let other = SigningKey::from_seed(&[6; 32]).unwrap().public_key();
+        assert!(
+            StationRecord::parse_verified(rec.bytes().to_vec(), &other, rec.signature()).is_err()
+        );
+    }
+
+    #[test]
+    fn the_chain_rule_and_the_format_are_checked() {
+        let key = SigningKey::from_seed(&[5; 32]).unwrap();
+        assert!(StationRecord::seal(&body(&key, 2, None), &key).is_err());
+        assert!(StationRecord::seal(&body(&key, 1, Some(RecordHash::of(b"x"))), &key).is_err());
+        let mut device_format = body(&key, 1, None);
+        device_format.format = crate::record::FORMAT_V1.into();
+        assert!(matches!(
+            StationRecord::seal(&device_format, &key),
+            Err(RecordError::UnsupportedFormat { .. })
+        ));
+    }
+}

@@ -1,0 +1,308 @@
+//! The case file (案卷): clips bound from any device, documents stored write-once and
+//! described by station records in the log, closing a case by the official calendar, and
+//! the case files listed as due.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking, and tells its story in order"
+)]
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use custody::testkit::{SampleDevice, sample_day};
+use custody::{BindingFact, Fact, FixedClock, MediaHash, StationFact, StationRecord, leaf_hash};
+use custody_station::{DockOptions, Station, StationConfig};
+
+const CASE: &str = "襄环罚〔2019〕75号";
+
+struct Desk {
+    dir: tempfile::TempDir,
+    station: Station,
+    clock: Arc<FixedClock>,
+}
+
+fn config(dir: &Path) -> StationConfig {
+    let numbering = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/numbering.example.toml");
+    let text = format!(
+        "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
+         reserve-bytes = 0\nnumbering = \"{}\"\n",
+        numbering.display()
+    );
+    StationConfig::parse(&text, &dir.join("station.toml")).unwrap()
+}
+
+impl Desk {
+    fn open() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::at(sample_day(18)));
+        let station = Station::open_with_clock(config(dir.path()), clock.clone()).unwrap();
+        Self {
+            dir,
+            station,
+            clock,
+        }
+    }
+
+    /// Device `serial` with `n` clips, its first bound to the case, enrolled and docked.
+    fn dock_bound(&self, serial: &str, n: usize, number: &str) {
+        let slot = self.dir.path().join("dock").join(serial);
+        let mut dev = SampleDevice::with_generated_clips(&slot, serial, n, 1000).unwrap();
+        let first = dev.records().next().unwrap().clone();
+        dev.add_fact(Fact::Binding(BindingFact {
+            subject: first.hash(),
+            case_number: CASE.into(),
+            number: number.into(),
+        }))
+        .unwrap();
+        let pem = self.dir.path().join(format!("{serial}.pem"));
+        fs::write(&pem, dev.public_key().to_pem()).unwrap();
+        self.station
+            .enroll(
+                serial,
+                "ga947-recorder",
+                &pem,
+                &[("42060119001".into(), "张三".into())],
+            )
+            .unwrap();
+        self.station
+            .ingest_slot(&dev.root, &DockOptions::default())
+            .unwrap();
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = self.dir.path().join(name);
+        fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+#[test]
+fn a_case_joins_clips_from_every_device_and_its_documents_under_any_spelling() {
+    let desk = Desk::open();
+    desk.dock_bound("A100001", 2, "襄环罚〔2019〕75号-视-001");
+    desk.dock_bound("B200002", 1, "襄环罚〔2019〕75号-视-002");
+    let pdf = desk.file(
+        "行政处罚决定书.pdf",
+        b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n",
+    );
+    let log_before = desk.station.ledger().log_size().unwrap();
+    let rec = desk
+        .station
+        .attach_document("襄环罚[2019]75号", &pdf, "行政处罚决定书", "李四")
+        .unwrap();
+    // The record is the station's, signed by the station key, and the log's next leaf.
+    let station_key = desk.station.verifier().public_key();
+    StationRecord::parse_verified(rec.bytes().to_vec(), &station_key, rec.signature()).unwrap();
+    // A checkpoint covers it at once, and proves it in.
+    let ledger = desk.station.ledger();
+    let checkpoint = ledger.latest_checkpoint().unwrap().unwrap();
+    assert_eq!(checkpoint.size, log_before + 1);
+    let proof = ledger.inclusion_proof(log_before, checkpoint.size).unwrap();
+    custody::verify_inclusion(
+        &leaf_hash(rec.bytes()),
+        log_before,
+        checkpoint.size,
+        &proof,
+        &checkpoint.root,
+    )
+    .unwrap();
+    drop(ledger);
+    // The file is stored write-once under its hash.
+    let sha = MediaHash::of(&fs::read(&pdf).unwrap());
+    let StationFact::Document(fact) = &rec.body().fact else {
+        panic!("{:?}", rec.body().fact)
+    };
+    assert_eq!((fact.sha256, fact.case_number.as_str()), (sha, CASE));
+    assert!(desk.station.store().exists(&sha).unwrap());
+    // One view, whatever the spelling: both devices' bound clips and the document.
+    let view = desk.station.case_view("襄环罚（2019）75号").unwrap();
+    assert_eq!(view.header.case_number, CASE);
+    assert_eq!(view.header.act_type, "罚");
+    let mut numbers: Vec<&str> = view.clips.iter().map(|c| c.number.as_str()).collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        ["襄环罚〔2019〕75号-视-001", "襄环罚〔2019〕75号-视-002"]
+    );
+    assert_eq!(view.documents.len(), 1);
+    assert_eq!(view.documents[0].title, "行政处罚决定书");
+    assert_eq!(view.documents[0].attached_by, "李四");
+    // A second document chains to the first station record.
+    let png = desk.file("现场照片.png", b"\x89PNG\r\n\x1A\n0000");
+    let second = desk
+        .station
+        .attach_document(CASE, &png, "现场照片", "李四")
+        .unwrap();
+    assert_eq!(second.body().seq, 2);
+    assert_eq!(second.body().prev, Some(rec.hash()));
+}
+
+#[test]
+fn a_document_that_is_not_what_it_claims_is_refused_and_nothing_is_stored() {
+    let desk = Desk::open();
+    let log = desk.station.ledger().log_size().unwrap();
+    let cases = [
+        (desk.file("空.pdf", b""), "empty"),
+        (desk.file("假.pdf", b"<html>not a pdf</html>"), "not PDF"),
+        (desk.file("笔录.docx", b"PK\x03\x04"), "documents are"),
+    ];
+    for (path, why) in &cases {
+        let err = desk
+            .station
+            .attach_document(CASE, path, "笔录", "李四")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains(why), "{why}: {err:#}");
+    }
+    let missing = desk.dir.path().join("不存在.pdf");
+    let err = desk
+        .station
+        .attach_document(CASE, &missing, "笔录", "李四")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
+    let err = desk
+        .station
+        .attach_document("襄环罚〔2019〕号", &cases[0].0, "笔录", "李四")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("serial"), "{err:#}");
+    // Nothing reached the log or the store.
+    assert_eq!(desk.station.ledger().log_size().unwrap(), log);
+    // Objects live in 256 fan-out folders, made when the store is opened.
+    let objects: usize = fs::read_dir(desk.station.store_root().join("objects"))
+        .unwrap()
+        .map(|fan| fs::read_dir(fan.unwrap().path()).unwrap().count())
+        .sum();
+    assert_eq!(objects, 0, "an object was stored for a refused document");
+}
+
+#[test]
+fn a_closed_case_is_due_twenty_working_days_later_and_listed_when_close() {
+    let desk = Desk::open();
+    // 2026-09-25 (Friday) + 20 working days, across the National Day holiday
+    // (Oct 1–8 off, Sep 28 and Oct 10 worked): 2026-10-30.
+    desk.clock.set(sample_day(18));
+    let rec = desk
+        .station
+        .close_case(CASE, NaiveDate::from_ymd_opt(2026, 9, 25).unwrap(), "王五")
+        .unwrap();
+    let StationFact::CaseClosed(closed) = &rec.body().fact else {
+        panic!()
+    };
+    let due = closed.due;
+    let by_weekdays = NaiveDate::from_ymd_opt(2026, 10, 23).unwrap();
+    assert_ne!(due, by_weekdays, "the holiday was not counted");
+    assert_eq!(
+        custody::Calendar::embedded()
+            .unwrap()
+            .add_working_days(NaiveDate::from_ymd_opt(2026, 9, 25).unwrap(), 20)
+            .unwrap(),
+        due
+    );
+    assert_eq!(desk.station.case_view(CASE).unwrap().header.due, Some(due));
+    // Listed once due within 5 days or past it; not before.
+    let listed = |today| desk.station.cases_due(today, 5).unwrap().len();
+    assert_eq!(listed(due - chrono::Duration::days(6)), 0);
+    assert_eq!(listed(due - chrono::Duration::days(5)), 1);
+    let past = desk
+        .station
+        .cases_due(due + chrono::Duration::days(2), 5)
+        .unwrap();
+    assert_eq!(past[0].days_left, -2);
+    // A date the calendar has no data for is said so, not guessed.
+    desk.clock.set(sample_day(24 * 40));
+    let err = desk
+        .station
+        .close_case(
+            "襄环罚〔2019〕76号",
+            NaiveDate::from_ymd_opt(2026, 12, 20).unwrap(),
+            "王五",
+        )
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("calendar"), "{err:#}");
+    // An act cannot end after today.
+    desk.clock.set(sample_day(18));
+    assert!(
+        desk.station
+            .close_case(CASE, NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(), "王五")
+            .is_err()
+    );
+}
+
+#[test]
+fn the_case_commands_print_chinese_and_json_and_overdue_lists_the_case_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let numbering = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/numbering.example.toml");
+    let config = dir.path().join("station.toml");
+    fs::write(
+        &config,
+        format!(
+            "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
+             reserve-bytes = 0\nnumbering = \"{}\"\n",
+            numbering.display()
+        ),
+    )
+    .unwrap();
+    let pdf = dir.path().join("决定书.pdf");
+    fs::write(&pdf, b"%PDF-1.4\n%%EOF\n").unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_custody-station"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "case",
+        "attach",
+        "襄环罚【2019】75号",
+        pdf.to_str().unwrap(),
+        "--title",
+        "行政处罚决定书",
+        "--by",
+        "李四",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("文书已归入案卷：襄环罚〔2019〕75号"));
+    // 2019-03-01 is in the shipped calendar and in the past whatever the clock says.
+    let out = run(&[
+        "case",
+        "close",
+        CASE,
+        "--ended",
+        "2019-03-01",
+        "--by",
+        "王五",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("案卷应于"));
+    let out = run(&["--json", "case", "襄环罚(2019)75号"]);
+    assert!(out.status.success(), "{out:?}");
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(view["header"]["case_number"], CASE);
+    assert_eq!(view["header"]["ended"], "2019-03-01");
+    assert_eq!(view["documents"][0]["file"], "决定书.pdf");
+    let out = run(&["case", CASE]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("执法文书（1 份）") && text.contains("行政处罚决定书"),
+        "{text}"
+    );
+    // The case file is long past due and not archived: overdue says so and exits 1.
+    let out = run(&["--json", "overdue"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let due: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(due["case_files_due"][0]["case_number"], CASE);
+    assert!(due["case_files_due"][0]["days_left"].as_i64().unwrap() < 0);
+    // A number the template rejects: a clear error, exit 2.
+    let out = run(&["case", "京环罚〔2019〕75号"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("agency code"),
+        "{out:?}"
+    );
+}

@@ -61,6 +61,48 @@ pub struct CaseClosedFact {
     pub closed_by: String,
 }
 
+/// An archive disc image built for a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscBuiltFact {
+    /// The case's canonical document number.
+    pub case_number: String,
+    /// The image's ASCII volume id.
+    pub volume_id: String,
+    /// Disc number in its set, from 1.
+    pub disc: u32,
+    /// Discs in the set.
+    pub of: u32,
+    /// Medium (`cd`, `dvd`, `dvd-dl`, `bd25`, `bd50`, `bd100`).
+    pub medium: String,
+    /// SHA-256 of the image.
+    pub image_sha256: MediaHash,
+    /// Size of the image.
+    pub image_size: u64,
+    /// SHA-256 of the disc's `SHA256SUMS`: what the disc holds.
+    pub sums_sha256: MediaHash,
+    /// Files on the disc.
+    pub files: u64,
+    /// The log size of the checkpoint the disc's proofs lead to.
+    pub checkpoint_size: u64,
+}
+
+/// A disc (or its image) read back and checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscCheckedFact {
+    /// The case's canonical document number.
+    pub case_number: String,
+    /// The disc's volume id.
+    pub volume_id: String,
+    /// What was read: an image file, a drive, a folder.
+    pub source: String,
+    /// Whether everything verified.
+    pub intact: bool,
+    /// Problems found (files named in the ledger's check report).
+    pub problems: u64,
+}
+
 /// What a station record attests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -69,6 +111,10 @@ pub enum StationFact {
     Document(DocumentFact),
     /// A case closed (its act ended).
     CaseClosed(CaseClosedFact),
+    /// A disc image built.
+    DiscBuilt(DiscBuiltFact),
+    /// A disc read back and checked.
+    DiscChecked(DiscCheckedFact),
 }
 
 impl StationFact {
@@ -77,6 +123,8 @@ impl StationFact {
         match self {
             Self::Document(_) => "document",
             Self::CaseClosed(_) => "case-closed",
+            Self::DiscBuilt(_) => "disc-built",
+            Self::DiscChecked(_) => "disc-checked",
         }
     }
 
@@ -85,6 +133,8 @@ impl StationFact {
         match self {
             Self::Document(d) => &d.case_number,
             Self::CaseClosed(c) => &c.case_number,
+            Self::DiscBuilt(d) => &d.case_number,
+            Self::DiscChecked(d) => &d.case_number,
         }
     }
 }

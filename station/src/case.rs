@@ -244,7 +244,7 @@ impl Station {
 
     /// Seals and commits a station record, then signs a checkpoint covering it, so that
     /// its inclusion can be proved at once.
-    fn commit_station_fact(&self, fact: StationFact) -> anyhow::Result<StationRecord> {
+    pub(crate) fn commit_station_fact(&self, fact: StationFact) -> anyhow::Result<StationRecord> {
         let now: DateTime<Utc> = self.now();
         let created = now.with_timezone(&self.config().utc_offset);
         let mut ledger = self.ledger();

@@ -18,6 +18,7 @@ mod audit;
 mod case;
 mod config;
 mod deadline;
+mod disc;
 mod fault;
 mod fleet;
 mod ingest;
@@ -42,6 +43,7 @@ pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
 pub use case::{CASE_FILE_WORKING_DAYS, CaseDue, CaseHeader, CaseView, DUE_SOON_DAYS};
 pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
 pub use deadline::{Deadline, deadline, end_of_day};
+pub use disc::{BuiltDisc, DiscCheck, DiscProblem, Medium, README_FILE, SCRIPT_BEGIN, SCRIPT_END};
 pub use fleet::{Pending, PendingDevice, follow as follow_fleet, pending, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
 pub use ledger::{

@@ -111,6 +111,8 @@ fn print_sealed(rec: &custody::StationRecord, json: bool, what: &str) -> anyhow:
                 c.due,
                 custody_station::CASE_FILE_WORKING_DAYS
             )?,
+            // Disc records are sealed by `disc build` and `disc verify`, which print their own.
+            custody::StationFact::DiscBuilt(_) | custody::StationFact::DiscChecked(_) => {}
         }
         custody::outln!("  采集站记录 第 {} 条：{}", body.seq, rec.hash())?;
     }

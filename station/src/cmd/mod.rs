@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod case;
+pub mod disc;
 pub mod enroll;
 pub mod fleet;
 pub mod hold;

@@ -32,6 +32,22 @@ pub struct LedgerDocument {
     pub attached_at: DateTime<Utc>,
 }
 
+/// A signed record as a disc or an export ships it: its exact bytes, the signature the
+/// ledger keeps for it, and its leaf in the log.
+#[derive(Debug, Clone)]
+pub struct ShippedRecord {
+    /// The device serial, or `None` for a station record.
+    pub serial: Option<String>,
+    /// Seq in its chain (the device's or the station's).
+    pub seq: u64,
+    /// Its leaf index in the log.
+    pub log_index: u64,
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+    /// The signature (64 bytes).
+    pub sig: Vec<u8>,
+}
+
 /// A case's latest closure: when its act ended and when its case file is due.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LedgerClosure {
@@ -113,32 +129,7 @@ impl Ledger {
                 now
             ],
         )?;
-        match &body.fact {
-            StationFact::Document(d) => tx.execute(
-                "INSERT INTO documents (record_hash, case_number, title, file, sha256, size, attached_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    &rec.hash().0[..],
-                    d.case_number,
-                    d.title,
-                    d.file,
-                    &d.sha256.0[..],
-                    to_i64(d.size),
-                    now
-                ],
-            )?,
-            StationFact::CaseClosed(c) => tx.execute(
-                "INSERT INTO case_closures (record_hash, case_number, ended, due, closed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    &rec.hash().0[..],
-                    c.case_number,
-                    c.ended.to_string(),
-                    c.due.to_string(),
-                    now
-                ],
-            )?,
-        };
+        insert_fact_row(&tx, &rec.hash(), &body.fact, &now)?;
         tx.commit()?;
         Ok(rec)
     }
@@ -180,6 +171,112 @@ impl Ledger {
             });
         }
         Ok(out)
+    }
+
+    /// Every device record about the case's clips: each clip record under or bound to the
+    /// case, and the bindings and annotations of those clips, in log order.
+    ///
+    /// # Errors
+    /// SQL failure or a stored annotation that no longer parses.
+    pub fn case_device_records(&self, case: &str) -> Result<Vec<ShippedRecord>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "WITH subjects AS (
+                 SELECT record_hash AS h FROM clips WHERE case_number = ?1
+                 UNION SELECT subject FROM bindings WHERE case_number = ?1)
+             SELECT r.serial, r.seq, r.log_index, r.kind, r.bytes, r.sig FROM records r
+             WHERE r.hash IN (SELECT h FROM subjects)
+                OR r.hash IN (SELECT record_hash FROM bindings WHERE subject IN (SELECT h FROM subjects))
+                OR (r.kind = 'annotation'
+                    AND r.serial IN (SELECT serial FROM clips WHERE record_hash IN (SELECT h FROM subjects)))
+             ORDER BY r.log_index",
+        )?;
+        let subjects: std::collections::HashSet<[u8; 32]> = {
+            let mut s = self.conn.prepare(
+                "SELECT record_hash FROM clips WHERE case_number = ?1
+                 UNION SELECT subject FROM bindings WHERE case_number = ?1",
+            )?;
+            let rows = s.query_map([case], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.filter_map(|h| h.ok().and_then(|h| h.try_into().ok()))
+                .collect()
+        };
+        let mut rows = stmt.query([case])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(3)?;
+            let bytes: Vec<u8> = r.get(4)?;
+            if kind == "annotation" {
+                // Only the annotations of this case's clips.
+                let rec = custody::Record::parse(bytes.clone())
+                    .map_err(|e| LedgerError::Invalid(format!("stored annotation: {e}")))?;
+                match &rec.body().fact {
+                    custody::Fact::Annotation(a) if subjects.contains(&a.subject.0) => {}
+                    _ => continue,
+                }
+            }
+            out.push(ShippedRecord {
+                serial: Some(r.get(0)?),
+                seq: r.get::<_, i64>(1)?.unsigned_abs(),
+                log_index: r.get::<_, i64>(2)?.unsigned_abs(),
+                bytes,
+                sig: r.get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The station records about the case (documents, closures, discs), in log order.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn case_station_records(&self, case: &str) -> Result<Vec<ShippedRecord>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, log_index, bytes, sig FROM station_records WHERE case_number = ?1
+             ORDER BY log_index",
+        )?;
+        let rows = stmt.query_map([case], |r| {
+            Ok(ShippedRecord {
+                serial: None,
+                seq: r.get::<_, i64>(0)?.unsigned_abs(),
+                log_index: r.get::<_, i64>(1)?.unsigned_abs(),
+                bytes: r.get(2)?,
+                sig: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many disc sets were built for `case` so far.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn disc_sets(&self, case: &str) -> Result<u64, LedgerError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM discs WHERE case_number = ?1 AND disc = 1",
+            [case],
+            |r| r.get(0),
+        )?;
+        Ok(n.unsigned_abs())
+    }
+
+    /// The disc built under `volume_id`: its case and the SHA-256 of its `SHA256SUMS`.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn disc(&self, volume_id: &str) -> Result<Option<(String, MediaHash)>, LedgerError> {
+        let row: Option<(String, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT case_number, sums_sha256 FROM discs WHERE volume_id = ?1",
+                [volume_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(case, sums)| {
+            <[u8; 32]>::try_from(sums.as_slice())
+                .map(|h| (case, MediaHash(h)))
+                .map_err(|_| LedgerError::Invalid("a stored hash is not 32 bytes".into()))
+        })
+        .transpose()
     }
 
     /// Every closed case with its latest closure, by due date.
@@ -224,4 +321,69 @@ impl Ledger {
         }
         Ok(out)
     }
+}
+
+/// The table row of a station fact, beside its record.
+fn insert_fact_row(
+    tx: &rusqlite::Transaction<'_>,
+    hash: &RecordHash,
+    fact: &StationFact,
+    now: &str,
+) -> Result<(), LedgerError> {
+    match fact {
+        StationFact::Document(d) => tx.execute(
+            "INSERT INTO documents (record_hash, case_number, title, file, sha256, size, attached_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                &hash.0[..],
+                d.case_number,
+                d.title,
+                d.file,
+                &d.sha256.0[..],
+                to_i64(d.size),
+                now
+            ],
+        )?,
+        StationFact::CaseClosed(c) => tx.execute(
+            "INSERT INTO case_closures (record_hash, case_number, ended, due, closed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                &hash.0[..],
+                c.case_number,
+                c.ended.to_string(),
+                c.due.to_string(),
+                now
+            ],
+        )?,
+        StationFact::DiscBuilt(d) => tx.execute(
+            "INSERT INTO discs (record_hash, case_number, volume_id, disc, disc_count, medium,
+                 image_sha256, image_size, sums_sha256, built_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                &hash.0[..],
+                d.case_number,
+                d.volume_id,
+                d.disc,
+                d.of,
+                d.medium,
+                &d.image_sha256.0[..],
+                to_i64(d.image_size),
+                &d.sums_sha256.0[..],
+                now
+            ],
+        )?,
+        StationFact::DiscChecked(c) => tx.execute(
+            "INSERT INTO disc_checks (record_hash, volume_id, source, intact, problems, checked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                &hash.0[..],
+                c.volume_id,
+                c.source,
+                c.intact,
+                to_i64(c.problems),
+                now
+            ],
+        )?,
+    };
+    Ok(())
 }

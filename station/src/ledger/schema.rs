@@ -148,6 +148,26 @@ CREATE TABLE IF NOT EXISTS case_closures (        -- the act ended; the latest c
     closed_at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS case_closures_by_case ON case_closures(case_number);
+CREATE TABLE IF NOT EXISTS discs (                -- archive disc images built for a case
+    record_hash  BLOB PRIMARY KEY REFERENCES station_records(hash),
+    case_number  TEXT NOT NULL,
+    volume_id    TEXT NOT NULL UNIQUE,
+    disc         INTEGER NOT NULL,
+    disc_count   INTEGER NOT NULL,
+    medium       TEXT NOT NULL,
+    image_sha256 BLOB NOT NULL,
+    image_size   INTEGER NOT NULL,
+    sums_sha256  BLOB NOT NULL,
+    built_at     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS disc_checks (          -- every read-back check of a disc
+    record_hash  BLOB PRIMARY KEY REFERENCES station_records(hash),
+    volume_id    TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    intact       INTEGER NOT NULL,
+    problems     INTEGER NOT NULL,
+    checked_at   TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS receipts (
     id        INTEGER PRIMARY KEY,
     session   INTEGER NOT NULL REFERENCES sessions(id),
@@ -179,4 +199,6 @@ pub(super) const APPEND_ONLY: &[&str] = &[
     "station_records",
     "documents",
     "case_closures",
+    "discs",
+    "disc_checks",
 ];

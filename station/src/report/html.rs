@@ -232,7 +232,7 @@ pub(super) fn scope_text(q: &ReportQuery, offset: FixedOffset) -> String {
 }
 
 /// Escapes text for HTML.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

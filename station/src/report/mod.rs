@@ -4,6 +4,8 @@
 
 mod html;
 
+pub(crate) use html::esc;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

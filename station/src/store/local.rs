@@ -203,6 +203,10 @@ impl EvidenceStore for LocalStore {
         })
     }
 
+    fn local_path(&self, hash: &MediaHash) -> Option<PathBuf> {
+        Some(self.object_path(hash))
+    }
+
     fn get(&self, hash: &MediaHash) -> Result<Box<dyn Read + Send>, StoreError> {
         let path = self.object_path(hash);
         Ok(Box::new(File::open(&path).at(&path)?))

@@ -165,4 +165,10 @@ pub trait EvidenceStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Io`] when it cannot be read.
     fn verify(&self, hash: &MediaHash, buf: &mut [u8]) -> Result<ObjectCheck, StoreError>;
+
+    /// The object's file on this machine, when the store keeps objects as local files
+    /// (a disc image maps it instead of copying it); `None` for a remote store.
+    fn local_path(&self, _hash: &MediaHash) -> Option<PathBuf> {
+        None
+    }
 }

@@ -1,6 +1,6 @@
 //! The case file (案卷): clips bound from any device, documents stored write-once and
-//! described by station records in the log, closing a case by the official calendar, and
-//! the case files listed as due.
+//! described by station records in the log, closing a case by the official calendar, the
+//! case files listed as due, and the case's archive discs, verified as a court would.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -49,8 +49,20 @@ impl Desk {
 
     /// Device `serial` with `n` clips, its first bound to the case, enrolled and docked.
     fn dock_bound(&self, serial: &str, n: usize, number: &str) {
+        self.dock_bound_with(serial, (n, 1000), number, None);
+    }
+
+    /// As [`Desk::dock_bound`], with `(clips, bytes each)` and a tampering recipe applied
+    /// to the device before it docks.
+    fn dock_bound_with(
+        &self,
+        serial: &str,
+        (n, size): (usize, usize),
+        number: &str,
+        recipe: Option<&str>,
+    ) {
         let slot = self.dir.path().join("dock").join(serial);
-        let mut dev = SampleDevice::with_generated_clips(&slot, serial, n, 1000).unwrap();
+        let mut dev = SampleDevice::with_generated_clips(&slot, serial, n, size).unwrap();
         let first = dev.records().next().unwrap().clone();
         dev.add_fact(Fact::Binding(BindingFact {
             subject: first.hash(),
@@ -58,6 +70,9 @@ impl Desk {
             number: number.into(),
         }))
         .unwrap();
+        if let Some(recipe) = recipe {
+            dev.tamper(recipe).unwrap();
+        }
         let pem = self.dir.path().join(format!("{serial}.pem"));
         fs::write(&pem, dev.public_key().to_pem()).unwrap();
         self.station
@@ -305,4 +320,255 @@ fn the_case_commands_print_chinese_and_json_and_overdue_lists_the_case_file() {
         String::from_utf8_lossy(&out.stderr).contains("agency code"),
         "{out:?}"
     );
+}
+
+/// Extracts a disc image into a new folder (user space, as a court's machine reads it).
+fn extract(image: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(image)
+        .args(["-extract", "/"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    dir
+}
+
+/// Runs the verification commands the disc's own README gives, in the disc's root, with
+/// nothing on the PATH but a shell, the coreutils it names and openssl.
+fn run_readme(root: &Path) -> std::process::Output {
+    let readme = fs::read_to_string(root.join(custody_station::README_FILE)).unwrap();
+    let lines: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != custody_station::SCRIPT_BEGIN)
+        .skip(1)
+        .take_while(|l| *l != custody_station::SCRIPT_END)
+        .collect();
+    let script = lines.join("\n");
+    assert!(
+        script.contains("openssl"),
+        "no script in the README:\n{readme}"
+    );
+    let bin = tempfile::tempdir().unwrap();
+    for tool in [
+        "sh",
+        "sha256sum",
+        "cut",
+        "tr",
+        "basenc",
+        "od",
+        "head",
+        "tail",
+        "base64",
+        "mktemp",
+        "cat",
+        "rm",
+        "openssl",
+    ] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} is not installed"));
+        std::os::unix::fs::symlink(found, bin.path().join(tool)).unwrap();
+    }
+    std::process::Command::new(bin.path().join("sh"))
+        .arg("-c")
+        .arg(&script)
+        .current_dir(root)
+        .env_clear()
+        .env("PATH", bin.path())
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Lists an image's files in one view: Rock Ridge (as Linux reads it) by xorriso, Joliet
+/// (as Windows reads it) by bsdtar with Rock Ridge off.
+fn listing(image: &Path, joliet: bool) -> String {
+    let out = if joliet {
+        std::process::Command::new("bsdtar")
+            .args(["--options", "iso9660:!rockridge", "-tf"])
+            .arg(image)
+            .output()
+    } else {
+        std::process::Command::new("xorriso")
+            .args(["-indev"])
+            .arg(image)
+            .args(["-find", "/"])
+            .output()
+    }
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_disc_verifies_alone_by_the_commands_of_its_own_readme() {
+    let desk = Desk::open();
+    // The device also carries a copy of record 1 with a garbage signature: the disc must
+    // ship the signature the record verified with.
+    desk.dock_bound_with(
+        "A100001",
+        (2, 5000),
+        "襄环罚〔2019〕75号-视-001",
+        Some("copy-bad-sig:seq-1"),
+    );
+    let pdf = desk.file("行政处罚决定书.pdf", b"%PDF-1.7\n%%EOF\n");
+    desk.station
+        .attach_document(CASE, &pdf, "行政处罚决定书", "李四")
+        .unwrap();
+    let out = desk.dir.path().join("discs");
+    let discs = desk
+        .station
+        .build_discs("襄环罚[2019]75号", custody_station::Medium::Cd, None, &out)
+        .unwrap();
+    assert_eq!(discs.len(), 1);
+    let image = &discs[0].image;
+    assert_eq!(discs[0].volume_id, "AJ20190075S1D01");
+    // Chinese names intact in both views.
+    for joliet in [false, true] {
+        let files = listing(image, joliet);
+        for name in [
+            "clips/襄环罚〔2019〕75号-视-001.MP4",
+            "documents/行政处罚决定书.pdf",
+            "README-说明.txt",
+        ] {
+            assert!(
+                files.contains(name),
+                "{name} missing (joliet: {joliet}):\n{files}"
+            );
+        }
+    }
+    // The station reads it back clean, and records the check.
+    let log = desk.station.ledger().log_size().unwrap();
+    let check = desk.station.verify_disc(image.to_str().unwrap()).unwrap();
+    assert!(check.is_intact(), "{:#?}", check.problems);
+    assert_eq!(desk.station.ledger().log_size().unwrap(), log + 1);
+    // A court with only coreutils and openssl, by the README's own commands.
+    let disc = extract(image);
+    let out = run_readme(disc.path());
+    assert!(
+        out.status.success() && stdout(&out).contains("全部核验通过"),
+        "{}",
+        stdout(&out)
+    );
+    // One byte of a clip changed: the same commands fail and name the file.
+    let clip = disc.path().join("clips/襄环罚〔2019〕75号-视-001.MP4");
+    let mut bytes = fs::read(&clip).unwrap();
+    bytes[100] ^= 1;
+    let mut perms = fs::metadata(&clip).unwrap().permissions();
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test damages its copy"
+    )]
+    perms.set_readonly(false);
+    fs::set_permissions(&clip, perms).unwrap();
+    fs::write(&clip, bytes).unwrap();
+    let out = run_readme(disc.path());
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("襄环罚〔2019〕75号-视-001.MP4: FAILED"),
+        "{}",
+        stdout(&out)
+    );
+    // The station's check of the damaged copy names it too.
+    let check = desk
+        .station
+        .verify_disc(disc.path().to_str().unwrap())
+        .unwrap();
+    assert!(
+        check
+            .problems
+            .iter()
+            .any(|p| p.file == "clips/襄环罚〔2019〕75号-视-001.MP4"),
+        "{:#?}",
+        check.problems
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_an_image_fails_verify_and_names_the_file() {
+    let desk = Desk::open();
+    desk.dock_bound_with("A100001", (1, 200_000), "襄环罚〔2019〕75号-视-001", None);
+    let out = desk.dir.path().join("discs");
+    let image = desk
+        .station
+        .build_discs(CASE, custody_station::Medium::Cd, None, &out)
+        .unwrap()
+        .remove(0)
+        .image;
+    // Find the clip's bytes in the image and flip one in the middle.
+    let clip = fs::read(
+        fs::read_dir(desk.dir.path().join("dock/A100001/DCIM/100MEDIA"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    let mut iso = fs::read(&image).unwrap();
+    let at = iso
+        .windows(64)
+        .position(|w| w == &clip[..64])
+        .expect("the clip is not in the image");
+    iso[at + 100_000] ^= 0x40;
+    fs::write(&image, iso).unwrap();
+    let check = desk.station.verify_disc(image.to_str().unwrap()).unwrap();
+    assert!(!check.is_intact());
+    let named: Vec<&str> = check.problems.iter().map(|p| p.file.as_str()).collect();
+    assert!(
+        named.contains(&"clips/襄环罚〔2019〕75号-视-001.MP4"),
+        "{:#?}",
+        check.problems
+    );
+}
+
+#[test]
+fn a_case_larger_than_a_disc_spans_discs_that_each_verify_alone() {
+    let desk = Desk::open();
+    for (serial, n) in [("A100001", 1), ("A100002", 2), ("A100003", 3)] {
+        desk.dock_bound_with(serial, (1, 1_000_000), &format!("{CASE}-视-00{n}"), None);
+    }
+    let out = desk.dir.path().join("discs");
+    // Room for one clip per disc (4 MiB are kept for the file system and small files).
+    let capacity = (4 << 20) + 1_200_000;
+    let discs = desk
+        .station
+        .build_discs(CASE, custody_station::Medium::Cd, Some(capacity), &out)
+        .unwrap();
+    assert_eq!(discs.len(), 3, "{discs:#?}");
+    for (i, disc) in discs.iter().enumerate() {
+        assert_eq!((disc.disc, disc.of, disc.clips), (i + 1, 3, 1));
+        let check = desk
+            .station
+            .verify_disc(disc.image.to_str().unwrap())
+            .unwrap();
+        assert!(check.is_intact(), "disc {}: {:#?}", i + 1, check.problems);
+        let root = extract(&disc.image);
+        let run = run_readme(root.path());
+        assert!(run.status.success(), "disc {}: {}", i + 1, stdout(&run));
+        let index = fs::read_to_string(root.path().join("index.html")).unwrap();
+        assert!(
+            index.contains(&format!("光盘 第 {} 张，共 3 张", i + 1)),
+            "{index}"
+        );
+    }
+    // A clip larger than the medium: refused, with what to do.
+    let err = desk
+        .station
+        .build_discs(
+            CASE,
+            custody_station::Medium::Cd,
+            Some((4 << 20) + 500_000),
+            &out,
+        )
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("larger medium"), "{err:#}");
 }

@@ -78,8 +78,8 @@ pub use record::{
     Speaker, TimeSpan, Unverified, Verified, check_serial,
 };
 pub use station_record::{
-    CaseClosedFact, DiscBuiltFact, DiscCheckedFact, DocumentFact, STATION_FORMAT_V1, StationFact,
-    StationRecord, StationRecordBody, StationRef,
+    CaseClosedFact, DiscBuiltFact, DiscBurnedFact, DiscCheckedFact, DocumentFact,
+    STATION_FORMAT_V1, StationFact, StationRecord, StationRecordBody, StationRef,
 };
 pub use tlog_proof::{TlogProof, TlogProofError};
 pub use verify::{

@@ -69,6 +69,8 @@ pub struct DiscBuiltFact {
     pub case_number: String,
     /// The image's ASCII volume id.
     pub volume_id: String,
+    /// Which disc set of the case, from 1 (a case may be archived again).
+    pub set: u64,
     /// Disc number in its set, from 1.
     pub disc: u32,
     /// Discs in the set.
@@ -85,6 +87,23 @@ pub struct DiscBuiltFact {
     pub files: u64,
     /// The log size of the checkpoint the disc's proofs lead to.
     pub checkpoint_size: u64,
+}
+
+/// A disc image written to a disc (or an emulated drive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscBurnedFact {
+    /// The case's canonical document number.
+    pub case_number: String,
+    /// The disc's volume id.
+    pub volume_id: String,
+    /// The drive written to.
+    pub drive: String,
+    /// Whether the burn completed and read back the same bytes; a burn that failed
+    /// part-way is recorded as failed, never as burned.
+    pub burned: bool,
+    /// What happened, in a line.
+    pub detail: String,
 }
 
 /// A disc (or its image) read back and checked.
@@ -113,6 +132,8 @@ pub enum StationFact {
     CaseClosed(CaseClosedFact),
     /// A disc image built.
     DiscBuilt(DiscBuiltFact),
+    /// A disc image burned (or a burn that failed).
+    DiscBurned(DiscBurnedFact),
     /// A disc read back and checked.
     DiscChecked(DiscCheckedFact),
 }
@@ -124,6 +145,7 @@ impl StationFact {
             Self::Document(_) => "document",
             Self::CaseClosed(_) => "case-closed",
             Self::DiscBuilt(_) => "disc-built",
+            Self::DiscBurned(_) => "disc-burned",
             Self::DiscChecked(_) => "disc-checked",
         }
     }
@@ -134,6 +156,7 @@ impl StationFact {
             Self::Document(d) => &d.case_number,
             Self::CaseClosed(c) => &c.case_number,
             Self::DiscBuilt(d) => &d.case_number,
+            Self::DiscBurned(d) => &d.case_number,
             Self::DiscChecked(d) => &d.case_number,
         }
     }

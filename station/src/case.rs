@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use custody::{CaseClosedFact, DocumentFact, DocumentNumber, StationFact, StationRecord};
 use serde::Serialize;
 
-use crate::ledger::{LedgerClosure, LedgerDocument};
+use crate::ledger::{LedgerClosure, LedgerDisc, LedgerDocument};
 use crate::report::ClipRow;
 use crate::{Expected, ReportQuery, Station};
 
@@ -78,6 +78,10 @@ pub struct CaseView {
     pub clips: Vec<ClipRow>,
     /// The documents attached.
     pub documents: Vec<LedgerDocument>,
+    /// The archive discs built for it, with their last burn and check.
+    pub discs: Vec<LedgerDisc>,
+    /// Whether a whole disc set was burned and checked intact (归档).
+    pub archived: bool,
 }
 
 /// A closed case whose file is not archived yet, with how its due date stands.
@@ -119,7 +123,9 @@ impl Station {
         )?;
         let ledger = self.ledger();
         let closure = ledger.case_closure(&case_number)?;
+        let discs = ledger.case_discs(&case_number)?;
         Ok(CaseView {
+            archived: archived(&discs),
             header: CaseHeader {
                 act_type: number.kind,
                 ended: closure.as_ref().map(|c| c.ended),
@@ -128,6 +134,7 @@ impl Station {
             },
             clips: report.clips,
             documents: ledger.case_documents(&case_number)?,
+            discs,
         })
     }
 
@@ -230,9 +237,14 @@ impl Station {
     /// # Errors
     /// A ledger failure.
     pub fn cases_due(&self, today: NaiveDate, soon_days: i64) -> anyhow::Result<Vec<CaseDue>> {
-        Ok(self
-            .ledger()
-            .case_closures()?
+        let ledger = self.ledger();
+        let mut open = Vec::new();
+        for closure in ledger.case_closures()? {
+            if !archived(&ledger.case_discs(&closure.case_number)?) {
+                open.push(closure);
+            }
+        }
+        Ok(open
             .into_iter()
             .map(|closure| CaseDue {
                 days_left: (closure.due - today).num_days(),
@@ -253,6 +265,18 @@ impl Station {
         ledger.sign_checkpoint(&self.signer, now)?;
         Ok(rec)
     }
+}
+
+/// Whether some disc set of a case was wholly burned and checked intact.
+fn archived(discs: &[LedgerDisc]) -> bool {
+    let sets: std::collections::BTreeSet<u64> = discs.iter().map(|d| d.set).collect();
+    sets.into_iter().any(|set| {
+        let in_set: Vec<&LedgerDisc> = discs.iter().filter(|d| d.set == set).collect();
+        in_set.len() as u64 == in_set[0].of
+            && in_set
+                .iter()
+                .all(|d| d.burned == Some(true) && d.intact == Some(true))
+    })
 }
 
 /// Refuses a document whose bytes are not the type its extension names.

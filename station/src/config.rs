@@ -27,6 +27,13 @@ struct StationFile {
     s3: Option<S3File>,
     numbering: Option<PathBuf>,
     calendar_dir: Option<PathBuf>,
+    discs: Option<DiscsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DiscsFile {
+    check_every_years: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +143,8 @@ pub struct StationConfig {
     /// The official calendar (working days): the shipped years plus the year files of
     /// `calendar-dir` (newer State Council notices).
     pub calendar: custody::Calendar,
+    /// Years between periodic checks of a burned disc (`[discs] check-every-years`).
+    pub disc_check_years: u32,
 }
 
 /// Default reserve: keep 1 GiB free for the ledger and the system.
@@ -256,28 +265,12 @@ impl StationConfig {
             }),
         };
         let (store, replicate_to) = parse_store(file.store, file.s3, base, path)?;
-        let numbering = match file.numbering {
-            None => None,
-            Some(p) => {
-                let p = base.join(p);
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| invalid("numbering", format!("{}: {e}", p.display())))?;
-                Some(
-                    custody::NumberingScheme::from_toml(&text)
-                        .map_err(|e| invalid("numbering", format!("{}: {e}", p.display())))?,
-                )
-            }
-        };
-        let mut calendar = custody::Calendar::embedded()
-            .map_err(|e| invalid("calendar-dir", format!("the shipped calendar: {e}")))?;
-        if let Some(dir) = file.calendar_dir {
-            calendar
-                .load_dir(&base.join(dir))
-                .map_err(|e| invalid("calendar-dir", e.to_string()))?;
-        }
+        let (numbering, calendar, disc_check_years) =
+            case_file_settings(file.numbering, file.calendar_dir, file.discs, base, path)?;
         Ok(Self {
             numbering,
             calendar,
+            disc_check_years,
             store,
             replicate_to,
             upload,
@@ -296,6 +289,51 @@ impl StationConfig {
             },
         })
     }
+}
+
+/// The case-file settings: the numbering template, the calendar (shipped years plus
+/// `calendar-dir`), and the years between periodic disc checks.
+fn case_file_settings(
+    numbering: Option<PathBuf>,
+    calendar_dir: Option<PathBuf>,
+    discs: Option<DiscsFile>,
+    base: &Path,
+    path: &Path,
+) -> Result<(Option<custody::NumberingScheme>, custody::Calendar, u32), ConfigError> {
+    let invalid = |field, why: String| ConfigError::Invalid {
+        path: path.into(),
+        field,
+        why,
+    };
+    let numbering = match numbering {
+        None => None,
+        Some(p) => {
+            let p = base.join(p);
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| invalid("numbering", format!("{}: {e}", p.display())))?;
+            Some(
+                custody::NumberingScheme::from_toml(&text)
+                    .map_err(|e| invalid("numbering", format!("{}: {e}", p.display())))?,
+            )
+        }
+    };
+    let mut calendar = custody::Calendar::embedded()
+        .map_err(|e| invalid("calendar-dir", format!("the shipped calendar: {e}")))?;
+    if let Some(dir) = calendar_dir {
+        calendar
+            .load_dir(&base.join(dir))
+            .map_err(|e| invalid("calendar-dir", e.to_string()))?;
+    }
+    let years = discs
+        .and_then(|d| d.check_every_years)
+        .unwrap_or(crate::disc::CHECK_EVERY_YEARS);
+    if !(1..=10).contains(&years) {
+        return Err(invalid(
+            "discs.check-every-years",
+            format!("{years} is outside 1..=10"),
+        ));
+    }
+    Ok((numbering, calendar, years))
 }
 
 /// `[store]` and `[s3]`: where objects are kept, and where they are replicated.

@@ -43,11 +43,15 @@ pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
 pub use case::{CASE_FILE_WORKING_DAYS, CaseDue, CaseHeader, CaseView, DUE_SOON_DAYS};
 pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
 pub use deadline::{Deadline, deadline, end_of_day};
-pub use disc::{BuiltDisc, DiscCheck, DiscProblem, Medium, README_FILE, SCRIPT_BEGIN, SCRIPT_END};
+pub use disc::{
+    BuiltDisc, Burned, CHECK_EVERY_YEARS, CHECK_SAMPLE_PERCENT, DiscCheck, DiscDue, DiscProblem,
+    Medium, README_FILE, SCRIPT_BEGIN, SCRIPT_END,
+};
 pub use fleet::{Pending, PendingDevice, follow as follow_fleet, pending, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
 pub use ledger::{
-    EnrolledDevice, HeardDevice, Ledger, LedgerError, Queued, ReplicationLag, SessionEnd, SessionId,
+    EnrolledDevice, HeardDevice, Ledger, LedgerDisc, LedgerError, Queued, ReplicationLag,
+    SessionEnd, SessionId,
 };
 pub use progress::{ProgressBoard, SlotStatus};
 pub use replicate::{Drained, drain as replicate_drain, run as replicate_run};

@@ -572,3 +572,52 @@ fn a_case_larger_than_a_disc_spans_discs_that_each_verify_alone() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("larger medium"), "{err:#}");
 }
+
+#[test]
+fn a_burn_is_read_back_and_checked_and_a_failed_one_is_recorded_as_failed() {
+    let desk = Desk::open();
+    desk.dock_bound("A100001", 1, "襄环罚〔2019〕75号-视-001");
+    desk.station
+        .close_case(CASE, NaiveDate::from_ymd_opt(2026, 9, 25).unwrap(), "王五")
+        .unwrap();
+    let out = desk.dir.path().join("discs");
+    let image = desk
+        .station
+        .build_discs(CASE, custody_station::Medium::Dvd, None, &out)
+        .unwrap()
+        .remove(0)
+        .image;
+    let today = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    // A drive that fails part-way (every write is "no space left"): recorded as failed.
+    let failed = desk.station.burn_disc(&image, "stdio:/dev/full").unwrap();
+    assert!(!failed.burned && failed.check.is_none(), "{failed:?}");
+    let view = desk.station.case_view(CASE).unwrap();
+    assert_eq!(view.discs[0].burned, Some(false));
+    assert!(!view.archived);
+    assert_eq!(desk.station.cases_due(today, 365).unwrap().len(), 1);
+    // An emulated drive: written (with cdrecord's padding after the image), read back,
+    // checked; the case file is archived and no longer listed as due.
+    let drive = desk.dir.path().join("drive.bin");
+    let drive_name = format!("stdio:{}", drive.display());
+    let burned = desk.station.burn_disc(&image, &drive_name).unwrap();
+    assert!(burned.burned, "{burned:?}");
+    assert!(burned.check.as_ref().unwrap().is_intact(), "{burned:?}");
+    assert!(fs::metadata(&drive).unwrap().len() > fs::metadata(&image).unwrap().len());
+    let view = desk.station.case_view(CASE).unwrap();
+    assert!(view.archived, "{:#?}", view.discs);
+    assert!(desk.station.cases_due(today, 365).unwrap().is_empty());
+    // The periodic check: not due now, due four years after the last check.
+    let now = desk.station.now();
+    assert!(desk.station.discs_due(now, 4).unwrap().is_empty());
+    let later = now + chrono::Duration::days(4 * 366);
+    let due = desk.station.discs_due(later, 4).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].disc.volume_id, burned.volume_id);
+    // An image this station did not build is refused.
+    let other = desk.file("other.iso", b"not an image");
+    let err = desk.station.burn_disc(&other, &drive_name).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("not a disc image this station built"),
+        "{err:#}"
+    );
+}

@@ -112,7 +112,9 @@ fn print_sealed(rec: &custody::StationRecord, json: bool, what: &str) -> anyhow:
                 custody_station::CASE_FILE_WORKING_DAYS
             )?,
             // Disc records are sealed by `disc build` and `disc verify`, which print their own.
-            custody::StationFact::DiscBuilt(_) | custody::StationFact::DiscChecked(_) => {}
+            custody::StationFact::DiscBuilt(_)
+            | custody::StationFact::DiscBurned(_)
+            | custody::StationFact::DiscChecked(_) => {}
         }
         custody::outln!("  采集站记录 第 {} 条：{}", body.seq, rec.hash())?;
     }
@@ -174,6 +176,36 @@ fn print_view(view: &CaseView, offset: chrono::FixedOffset) -> anyhow::Result<()
             super::human_bytes(d.size),
             d.attached_by,
             d.sha256
+        )?;
+    }
+    custody::outln!()?;
+    custody::outln!(
+        "归档光盘（{} 张）：{}",
+        view.discs.len(),
+        if view.archived {
+            "已归档"
+        } else {
+            "尚未归档"
+        }
+    )?;
+    for d in &view.discs {
+        custody::outln!(
+            "  {}  第 {} 套 {}/{}  {}  {}  {}",
+            d.volume_id,
+            d.set,
+            d.disc,
+            d.of,
+            d.medium,
+            match d.burned {
+                Some(true) => "已刻录",
+                Some(false) => "刻录失败",
+                None => "未刻录",
+            },
+            match d.intact {
+                Some(true) => "核验通过",
+                Some(false) => "核验失败",
+                None => "未核验",
+            }
         )?;
     }
     Ok(())

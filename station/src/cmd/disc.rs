@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use custody_station::Medium;
+use custody_station::{DiscCheck, Medium, Station};
 
 /// `disc` actions.
 #[derive(Subcommand)]
@@ -25,6 +25,18 @@ pub enum Action {
         #[arg(long, default_value = "discs")]
         out: PathBuf,
     },
+    /// Burn an image this station built to a drive (e.g. /dev/sr0, or stdio:/path for an
+    /// emulated one), read it back and check it. Exit 1 if the burn or the check failed.
+    Burn {
+        /// The image.
+        image: PathBuf,
+        /// The drive.
+        #[arg(long)]
+        drive: String,
+    },
+    /// List burned discs due for their periodic check (every `[discs] check-every-years`,
+    /// default 4, and at least 10 % of the discs each round). Exit 1 if any is due.
+    Due,
     /// Check a disc image, a drive (e.g. stdio:/path or /dev/sr0) or a folder copied from
     /// a disc: MD5 tags, SHA256SUMS, signatures, proofs, and the ledger. Exit 1 if damaged.
     Verify {
@@ -35,59 +47,131 @@ pub enum Action {
 
 /// Runs the action.
 pub fn run(config: &Path, action: &Action, json: bool) -> anyhow::Result<ExitCode> {
+    let station = super::open(config)?;
     match action {
         Action::Build {
             case,
             media,
             capacity,
             out,
-        } => {
-            let station = super::open(config)?;
-            let discs = station.build_discs(case, *media, *capacity, out)?;
-            if json {
-                custody::outln!("{}", serde_json::to_string_pretty(&discs)?)?;
-            } else {
-                for d in &discs {
-                    custody::outln!(
-                        "光盘 {}/{}  卷标 {}  视音频 {} 个  文书 {} 份  {}  {}",
-                        d.disc,
-                        d.of,
-                        d.volume_id,
-                        d.clips,
-                        d.documents,
-                        super::human_bytes(d.image_size),
-                        d.image.display()
-                    )?;
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => build(&station, case, *media, *capacity, out, json),
+        Action::Burn { image, drive } => burn(&station, image, drive, json),
+        Action::Due => due(&station, json),
         Action::Verify { source } => {
-            let station = super::open(config)?;
             let check = station.verify_disc(source)?;
             if json {
                 custody::outln!("{}", serde_json::to_string_pretty(&check)?)?;
-            } else if check.is_intact() {
-                custody::outln!(
-                    "光盘 {} 核验通过：{} 个文件，签名、包含证明与台账一致",
-                    check.volume_id.as_deref().unwrap_or("?"),
-                    check.files
-                )?;
             } else {
-                custody::outln!(
-                    "光盘 {} 核验失败（{} 处问题）：",
-                    check.volume_id.as_deref().unwrap_or("?"),
-                    check.problems.len()
-                )?;
-                for p in &check.problems {
-                    custody::outln!("  {}: {}", p.file, p.why)?;
-                }
+                print_check(&check)?;
             }
-            Ok(if check.is_intact() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(exit(check.is_intact()))
         }
     }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn build(
+    station: &Station,
+    case: &str,
+    media: Medium,
+    capacity: Option<u64>,
+    out: &Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let discs = station.build_discs(case, media, capacity, out)?;
+    if json {
+        custody::outln!("{}", serde_json::to_string_pretty(&discs)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &discs {
+        custody::outln!(
+            "光盘 {}/{}  卷标 {}  视音频 {} 个  文书 {} 份  {}  {}",
+            d.disc,
+            d.of,
+            d.volume_id,
+            d.clips,
+            d.documents,
+            super::human_bytes(d.image_size),
+            d.image.display()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn burn(station: &Station, image: &Path, drive: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let burned = station.burn_disc(image, drive)?;
+    let ok = burned.burned && burned.check.as_ref().is_some_and(DiscCheck::is_intact);
+    if json {
+        custody::outln!("{}", serde_json::to_string_pretty(&burned)?)?;
+        return Ok(exit(ok));
+    }
+    if burned.burned {
+        custody::outln!(
+            "光盘 {} 已刻录到 {drive}：{}",
+            burned.volume_id,
+            burned.detail
+        )?;
+    } else {
+        custody::outln!(
+            "光盘 {} 刻录失败（已记入台账）：{}",
+            burned.volume_id,
+            burned.detail
+        )?;
+    }
+    if let Some(check) = &burned.check {
+        print_check(check)?;
+    }
+    Ok(exit(ok))
+}
+
+fn due(station: &Station, json: bool) -> anyhow::Result<ExitCode> {
+    let years = station.config().disc_check_years;
+    let due = station.discs_due(station.now(), years)?;
+    if json {
+        custody::outln!("{}", serde_json::to_string_pretty(&due)?)?;
+    } else if due.is_empty() {
+        custody::outln!("没有到期需抽检的光盘（每 {years} 年抽检一次，每次不少于 10%）。")?;
+    } else {
+        custody::outln!(
+            "到期需抽检的光盘（{} 张，每 {years} 年一次，每次不少于 10%）：",
+            due.len()
+        )?;
+        let offset = station.config().utc_offset;
+        for d in &due {
+            custody::outln!(
+                "  {}  {}  光盘 {}/{}  上次核验或刻录 {}",
+                d.disc.volume_id,
+                d.disc.case_number,
+                d.disc.disc,
+                d.disc.of,
+                d.since.with_timezone(&offset).format("%Y-%m-%d")
+            )?;
+        }
+    }
+    Ok(exit(due.is_empty()))
+}
+
+fn print_check(check: &DiscCheck) -> std::io::Result<()> {
+    let volume = check.volume_id.as_deref().unwrap_or("?");
+    if check.is_intact() {
+        return custody::outln!(
+            "光盘 {volume} 核验通过：{} 个文件，签名、包含证明与台账一致",
+            check.files
+        );
+    }
+    custody::outln!(
+        "光盘 {volume} 核验失败（{} 处问题）：",
+        check.problems.len()
+    )?;
+    for p in &check.problems {
+        custody::outln!("  {}: {}", p.file, p.why)?;
+    }
+    Ok(())
 }

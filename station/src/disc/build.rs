@@ -110,6 +110,7 @@ impl Station {
         for (i, units) in plans.into_iter().enumerate() {
             let plan = DiscPlan {
                 case_number: case_number.clone(),
+                set,
                 disc: i + 1,
                 of,
                 volume_id: volume_id(&number, set, i + 1),
@@ -144,6 +145,7 @@ impl Station {
         let rec = self.commit_station_fact(StationFact::DiscBuilt(DiscBuiltFact {
             case_number: plan.case_number.clone(),
             volume_id: plan.volume_id.clone(),
+            set: plan.set,
             disc: u32::try_from(plan.disc).unwrap_or(u32::MAX),
             of: u32::try_from(plan.of).unwrap_or(u32::MAX),
             medium: medium.as_str().into(),

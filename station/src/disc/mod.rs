@@ -9,6 +9,7 @@
 //! shared/reference/discs.md.
 
 mod build;
+mod burn;
 mod readme;
 mod verify;
 mod xorriso;
@@ -17,6 +18,7 @@ use custody::MediaHash;
 use serde::Serialize;
 
 pub use build::{BuiltDisc, README_FILE};
+pub use burn::{Burned, CHECK_EVERY_YEARS, CHECK_SAMPLE_PERCENT, DiscDue};
 pub use readme::{SCRIPT_BEGIN, SCRIPT_END};
 pub use verify::{DiscCheck, DiscProblem};
 
@@ -99,6 +101,8 @@ pub struct ShippedDocument {
 pub struct DiscPlan {
     /// The case's canonical number.
     pub case_number: String,
+    /// The case's disc set, from 1.
+    pub set: u64,
     /// Disc number, from 1.
     pub disc: usize,
     /// Discs in the set.

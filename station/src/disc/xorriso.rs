@@ -92,3 +92,15 @@ fn last_lines(text: &str) -> String {
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
 }
+
+/// Writes `image` to `drive` in one session (`xorriso -as cdrecord -dao`). A drive is a
+/// device (`/dev/sr0`) or an emulated one (`stdio:/path`), which gets the image and then
+/// cdrecord's 320 KiB of zero padding.
+pub fn burn(image: &Path, drive: &str) -> anyhow::Result<()> {
+    let mut cmd = Command::new("xorriso");
+    cmd.args(["-as", "cdrecord", "-v"])
+        .arg(format!("dev={drive}"))
+        .arg("-dao")
+        .arg(image);
+    run(&mut cmd, "burning the disc")
+}

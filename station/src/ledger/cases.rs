@@ -48,6 +48,35 @@ pub struct ShippedRecord {
     pub sig: Vec<u8>,
 }
 
+/// A disc of a case as the ledger keeps it, with its last burn and check.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LedgerDisc {
+    /// The case.
+    pub case_number: String,
+    /// Its volume id.
+    pub volume_id: String,
+    /// Its disc set, from 1.
+    pub set: u64,
+    /// Disc number in the set.
+    pub disc: u64,
+    /// Discs in the set.
+    pub of: u64,
+    /// Medium.
+    pub medium: String,
+    /// SHA-256 of the image.
+    pub image_sha256: MediaHash,
+    /// Size of the image.
+    pub image_size: u64,
+    /// When it was built.
+    pub built_at: DateTime<Utc>,
+    /// Whether the last burn succeeded (`None`: never burned).
+    pub burned: Option<bool>,
+    /// Whether the last check found it intact (`None`: never checked).
+    pub intact: Option<bool>,
+    /// When it was last checked.
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
 /// A case's latest closure: when its act ended and when its case file is due.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LedgerClosure {
@@ -258,6 +287,84 @@ impl Ledger {
         Ok(n.unsigned_abs())
     }
 
+    /// The discs built for `case`, by set and number, each with its last burn and its last
+    /// check.
+    ///
+    /// # Errors
+    /// SQL failure or a stored value the ledger did not write.
+    pub fn case_discs(&self, case: &str) -> Result<Vec<LedgerDisc>, LedgerError> {
+        self.discs_where(case)
+    }
+
+    /// Every disc of every case (for the periodic check schedule).
+    ///
+    /// # Errors
+    /// SQL failure or a stored value the ledger did not write.
+    pub fn all_discs(&self) -> Result<Vec<LedgerDisc>, LedgerError> {
+        self.discs_where("")
+    }
+
+    fn discs_where(&self, case: &str) -> Result<Vec<LedgerDisc>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.case_number, d.volume_id, d.disc_set, d.disc, d.disc_count, d.medium,
+                    d.image_sha256, d.image_size, d.built_at,
+                    (SELECT b.burned FROM disc_burns b JOIN station_records s ON s.hash = b.record_hash
+                      WHERE b.volume_id = d.volume_id ORDER BY s.log_index DESC LIMIT 1),
+                    (SELECT c.intact FROM disc_checks c JOIN station_records s ON s.hash = c.record_hash
+                      WHERE c.volume_id = d.volume_id ORDER BY s.log_index DESC LIMIT 1),
+                    (SELECT c.checked_at FROM disc_checks c JOIN station_records s ON s.hash = c.record_hash
+                      WHERE c.volume_id = d.volume_id ORDER BY s.log_index DESC LIMIT 1)
+             FROM discs d WHERE (?1 = '' OR d.case_number = ?1)
+             ORDER BY d.case_number, d.disc_set, d.disc",
+        )?;
+        let mut rows = stmt.query([case])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let image: Vec<u8> = r.get(6)?;
+            out.push(LedgerDisc {
+                case_number: r.get(0)?,
+                volume_id: r.get(1)?,
+                set: r.get::<_, i64>(2)?.unsigned_abs(),
+                disc: r.get::<_, i64>(3)?.unsigned_abs(),
+                of: r.get::<_, i64>(4)?.unsigned_abs(),
+                medium: r.get(5)?,
+                image_sha256: MediaHash(
+                    <[u8; 32]>::try_from(image.as_slice()).map_err(|_| {
+                        LedgerError::Invalid("a stored hash is not 32 bytes".into())
+                    })?,
+                ),
+                image_size: r.get::<_, i64>(7)?.unsigned_abs(),
+                built_at: parse_db_time(&r.get::<_, String>(8)?)?,
+                burned: r.get(9)?,
+                intact: r.get(10)?,
+                checked_at: r
+                    .get::<_, Option<String>>(11)?
+                    .as_deref()
+                    .map(parse_db_time)
+                    .transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The disc whose image has this SHA-256: its case and volume id.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn disc_by_image(
+        &self,
+        sha256: &MediaHash,
+    ) -> Result<Option<(String, String)>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT case_number, volume_id FROM discs WHERE image_sha256 = ?1",
+                [&sha256.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     /// The disc built under `volume_id`: its case and the SHA-256 of its `SHA256SUMS`.
     ///
     /// # Errors
@@ -356,13 +463,14 @@ fn insert_fact_row(
             ],
         )?,
         StationFact::DiscBuilt(d) => tx.execute(
-            "INSERT INTO discs (record_hash, case_number, volume_id, disc, disc_count, medium,
-                 image_sha256, image_size, sums_sha256, built_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO discs (record_hash, case_number, volume_id, disc_set, disc, disc_count,
+                 medium, image_sha256, image_size, sums_sha256, built_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 &hash.0[..],
                 d.case_number,
                 d.volume_id,
+                to_i64(d.set),
                 d.disc,
                 d.of,
                 d.medium,
@@ -371,6 +479,11 @@ fn insert_fact_row(
                 &d.sums_sha256.0[..],
                 now
             ],
+        )?,
+        StationFact::DiscBurned(b) => tx.execute(
+            "INSERT INTO disc_burns (record_hash, volume_id, drive, burned, detail, burned_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![&hash.0[..], b.volume_id, b.drive, b.burned, b.detail, now],
         )?,
         StationFact::DiscChecked(c) => tx.execute(
             "INSERT INTO disc_checks (record_hash, volume_id, source, intact, problems, checked_at)

@@ -25,7 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
-pub use cases::{LedgerClosure, LedgerDocument, ShippedRecord};
+pub use cases::{LedgerClosure, LedgerDisc, LedgerDocument, ShippedRecord};
 pub use devices::EnrolledDevice;
 pub use evidence::ClipEntry;
 pub use fleet::HeardDevice;

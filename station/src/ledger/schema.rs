@@ -152,6 +152,7 @@ CREATE TABLE IF NOT EXISTS discs (                -- archive disc images built f
     record_hash  BLOB PRIMARY KEY REFERENCES station_records(hash),
     case_number  TEXT NOT NULL,
     volume_id    TEXT NOT NULL UNIQUE,
+    disc_set     INTEGER NOT NULL,
     disc         INTEGER NOT NULL,
     disc_count   INTEGER NOT NULL,
     medium       TEXT NOT NULL,
@@ -159,6 +160,16 @@ CREATE TABLE IF NOT EXISTS discs (                -- archive disc images built f
     image_size   INTEGER NOT NULL,
     sums_sha256  BLOB NOT NULL,
     built_at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS discs_by_case ON discs(case_number);
+CREATE INDEX IF NOT EXISTS discs_by_image ON discs(image_sha256);
+CREATE TABLE IF NOT EXISTS disc_burns (           -- every burn, failed ones included
+    record_hash  BLOB PRIMARY KEY REFERENCES station_records(hash),
+    volume_id    TEXT NOT NULL,
+    drive        TEXT NOT NULL,
+    burned       INTEGER NOT NULL,
+    detail       TEXT NOT NULL,
+    burned_at    TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS disc_checks (          -- every read-back check of a disc
     record_hash  BLOB PRIMARY KEY REFERENCES station_records(hash),
@@ -200,5 +211,6 @@ pub(super) const APPEND_ONLY: &[&str] = &[
     "documents",
     "case_closures",
     "discs",
+    "disc_burns",
     "disc_checks",
 ];

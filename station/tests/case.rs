@@ -621,3 +621,78 @@ fn a_burn_is_read_back_and_checked_and_a_failed_one_is_recorded_as_failed() {
         "{err:#}"
     );
 }
+
+/// Runs once in `scripts/test`, not again under `scripts/test-clock` (it skips tests
+/// named `over_4_gib`): it moves about 25 GB through the disk, on an injected clock.
+#[test]
+fn a_clip_over_4_gib_round_trips_through_a_disc() {
+    use std::io::Write as _;
+    const MIB: usize = 1 << 20;
+    const SIZE: u64 = 4608 * MIB as u64; // 4.5 GiB
+    let desk = Desk::open();
+    let src = desk.dir.path().join("long.MP4");
+    {
+        let mut f = std::io::BufWriter::new(fs::File::create(&src).unwrap());
+        let mut block: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
+        for n in 0..4608u64 {
+            block[..8].copy_from_slice(&n.to_be_bytes());
+            f.write_all(&block).unwrap();
+        }
+        f.flush().unwrap();
+    }
+    let slot = desk.dir.path().join("dock/A100001");
+    let mut dev = SampleDevice::create(&slot, "A100001", &[src.clone()]).unwrap();
+    fs::remove_file(&src).unwrap();
+    let first = dev.records().next().unwrap().clone();
+    dev.add_fact(Fact::Binding(BindingFact {
+        subject: first.hash(),
+        case_number: CASE.into(),
+        number: format!("{CASE}-视-001"),
+    }))
+    .unwrap();
+    let pem = desk.dir.path().join("A100001.pem");
+    fs::write(&pem, dev.public_key().to_pem()).unwrap();
+    desk.station
+        .enroll(
+            "A100001",
+            "ga947-recorder",
+            &pem,
+            &[("42060119001".into(), "张三".into())],
+        )
+        .unwrap();
+    desk.station
+        .ingest_slot(&dev.root, &DockOptions::default())
+        .unwrap();
+    // The device's copy is no longer needed: the store holds the clip.
+    fs::remove_dir_all(slot.join("DCIM")).unwrap();
+    let out = desk.dir.path().join("discs");
+    let discs = desk
+        .station
+        .build_discs(CASE, custody_station::Medium::Bd25, None, &out)
+        .unwrap();
+    assert_eq!(discs.len(), 1);
+    let image = &discs[0].image;
+    // One file of 4.5 GiB (ISO 9660 level 3 writes it in several extents), whole in both views.
+    let rock_ridge = std::process::Command::new("xorriso")
+        .arg("-indev")
+        .arg(image)
+        .args(["-find", "/clips", "-exec", "lsdl"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&rock_ridge.stdout);
+    assert!(listed.contains(&SIZE.to_string()), "{listed}");
+    let joliet = std::process::Command::new("bsdtar")
+        .args(["--options", "iso9660:!rockridge", "-tvf"])
+        .arg(image)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&joliet.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains(&SIZE.to_string()) && l.contains("视-001.MP4")),
+        "{listed}"
+    );
+    let check = desk.station.verify_disc(image.to_str().unwrap()).unwrap();
+    assert!(check.is_intact(), "{:#?}", check.problems);
+}

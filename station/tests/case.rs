@@ -633,7 +633,7 @@ fn a_clip_over_4_gib_round_trips_through_a_disc() {
     let src = desk.dir.path().join("long.MP4");
     {
         let mut f = std::io::BufWriter::new(fs::File::create(&src).unwrap());
-        let mut block: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
+        let mut block: Vec<u8> = (0..MIB).map(|i| u8::try_from(i % 251).unwrap()).collect();
         for n in 0..4608u64 {
             block[..8].copy_from_slice(&n.to_be_bytes());
             f.write_all(&block).unwrap();
@@ -641,7 +641,7 @@ fn a_clip_over_4_gib_round_trips_through_a_disc() {
         f.flush().unwrap();
     }
     let slot = desk.dir.path().join("dock/A100001");
-    let mut dev = SampleDevice::create(&slot, "A100001", &[src.clone()]).unwrap();
+    let mut dev = SampleDevice::create(&slot, "A100001", std::slice::from_ref(&src)).unwrap();
     fs::remove_file(&src).unwrap();
     let first = dev.records().next().unwrap().clone();
     dev.add_fact(Fact::Binding(BindingFact {

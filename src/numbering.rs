@@ -24,6 +24,7 @@ pub struct NumberingScheme {
     pub agency: String,
     prefixes: Vec<String>,
     kinds: Vec<String>,
+    act_types: std::collections::BTreeMap<String, String>,
     seq_width: usize,
     media: [(MediaKind, char); 3],
 }
@@ -122,6 +123,8 @@ struct SchemeFile {
 struct DocumentFile {
     prefixes: Vec<String>,
     kinds: Vec<String>,
+    #[serde(default)]
+    act_types: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +270,16 @@ impl NumberingScheme {
         if !(1..=6).contains(&file.clip.seq_width) {
             return Err("clip.seq-width: between 1 and 6".into());
         }
+        if let Some(kind) = file
+            .document
+            .act_types
+            .keys()
+            .find(|k| !file.document.kinds.contains(k))
+        {
+            return Err(format!(
+                "document.act-types: {kind:?} is not one of document.kinds"
+            ));
+        }
         let m = &file.clip.media;
         if m.video == m.audio || m.video == m.photo || m.audio == m.photo {
             return Err("clip.media: video, audio and photo need different characters".into());
@@ -275,6 +288,7 @@ impl NumberingScheme {
             agency: file.agency,
             prefixes: file.document.prefixes,
             kinds: file.document.kinds,
+            act_types: file.document.act_types,
             seq_width: file.clip.seq_width,
             media: [
                 (MediaKind::Video, m.video),
@@ -292,6 +306,12 @@ impl NumberingScheme {
     /// The document kinds (文书类别) this scheme accepts.
     pub fn kinds(&self) -> &[String] {
         &self.kinds
+    }
+
+    /// The act type (执法行为类别, e.g. 行政处罚) the template gives a document kind, for
+    /// the annual statistics; `None` when it gives none.
+    pub fn act_type(&self, kind: &str) -> Option<&str> {
+        self.act_types.get(kind).map(String::as_str)
     }
 
     /// Parses a document number in any accepted variant.

@@ -111,6 +111,16 @@ fn bad_templates_are_refused_with_the_key_named() {
         NumberingScheme::from_toml(&good.replace("prefixes = [\"襄环\"]", "prefixes = []"))
             .is_err()
     );
+    let e = NumberingScheme::from_toml(&good.replace("\"检\" = ", "\"验\" = ")).unwrap_err();
+    assert!(e.contains("act-types") && e.contains("验"), "{e}");
+}
+
+#[test]
+fn the_template_names_each_kind_s_act_type_for_the_statistics() {
+    let s = scheme();
+    assert_eq!(s.act_type("罚"), Some("行政处罚"));
+    assert_eq!(s.act_type("查封"), Some("行政强制"));
+    assert_eq!(s.act_type("未知"), None);
 }
 
 fn any_clip() -> impl Strategy<Value = ClipNumber> {

@@ -268,7 +268,7 @@ impl Station {
 }
 
 /// Whether some disc set of a case was wholly burned and checked intact.
-fn archived(discs: &[LedgerDisc]) -> bool {
+pub(crate) fn archived(discs: &[LedgerDisc]) -> bool {
     let sets: std::collections::BTreeSet<u64> = discs.iter().map(|d| d.set).collect();
     sets.into_iter().any(|set| {
         let in_set: Vec<&LedgerDisc> = discs.iter().filter(|d| d.set == set).collect();

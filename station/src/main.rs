@@ -50,6 +50,9 @@ enum Command {
     /// A case file (案卷): its clips from every device, documents and dates; `case attach`
     /// and `case close` add to it.
     Case(cmd::case::Args),
+    /// The recording part of the annual statistics (统计年报), per act type: JSON, CSV and
+    /// Chinese HTML, every figure at one checkpoint.
+    Stats(cmd::stats::Args),
     /// Archive discs (光盘) of a case: build the images, verify a disc or image.
     #[command(subcommand)]
     Disc(cmd::disc::Action),
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Audit => cmd::audit::run(&cli.config, cli.json),
         Command::Hold(args) => cmd::hold::run(&cli.config, &args, cli.json),
         Command::Case(args) => cmd::case::run(&cli.config, &args, cli.json),
+        Command::Stats(args) => cmd::stats::run(&cli.config, &args, cli.json),
         Command::Disc(action) => cmd::disc::run(&cli.config, &action, cli.json),
     };
     match result {

@@ -47,7 +47,8 @@ impl Desk {
         }
     }
 
-    /// Device `serial` with `n` clips, its first bound to the case, enrolled and docked.
+    /// Device `serial` with `n` clips, its first bound as clip `number` (of the case that
+    /// number extends), enrolled and docked.
     fn dock_bound(&self, serial: &str, n: usize, number: &str) {
         self.dock_bound_with(serial, (n, 1000), number, None);
     }
@@ -64,9 +65,11 @@ impl Desk {
         let slot = self.dir.path().join("dock").join(serial);
         let mut dev = SampleDevice::with_generated_clips(&slot, serial, n, size).unwrap();
         let first = dev.records().next().unwrap().clone();
+        // The case is the clip number without its media kind and sequence.
+        let case = number.rsplitn(3, '-').nth(2).unwrap();
         dev.add_fact(Fact::Binding(BindingFact {
             subject: first.hash(),
-            case_number: CASE.into(),
+            case_number: case.into(),
             number: number.into(),
         }))
         .unwrap();
@@ -695,4 +698,82 @@ fn a_clip_over_4_gib_round_trips_through_a_disc() {
     );
     let check = desk.station.verify_disc(image.to_str().unwrap()).unwrap();
     assert!(check.is_intact(), "{:#?}", check.problems);
+}
+
+#[test]
+fn the_year_s_statistics_count_per_act_type_at_one_checkpoint() {
+    let desk = Desk::open();
+    desk.dock_bound("A100001", 2, "襄环罚〔2019〕75号-视-001");
+    desk.dock_bound("B200002", 1, "襄环查封〔2026〕3号-视-001");
+    desk.station
+        .close_case(CASE, NaiveDate::from_ymd_opt(2026, 9, 25).unwrap(), "王五")
+        .unwrap();
+    // Clips recorded three days before they docked: stored late, no reason declared.
+    let slot = desk.dir.path().join("dock/C300003");
+    let late = SampleDevice::with_generated_clips_at(
+        &slot,
+        "C300003",
+        1,
+        1000,
+        Some(sample_day(18) - chrono::Duration::days(3)),
+    )
+    .unwrap();
+    let pem = desk.dir.path().join("C300003.pem");
+    fs::write(&pem, late.public_key().to_pem()).unwrap();
+    desk.station
+        .enroll(
+            "C300003",
+            "ga947-recorder",
+            &pem,
+            &[("42060119003".into(), "赵六".into())],
+        )
+        .unwrap();
+    desk.station
+        .ingest_slot(&late.root, &DockOptions::default())
+        .unwrap();
+    let stats = desk.station.statistics(2026).unwrap();
+    let row = |act: &str| {
+        stats
+            .rows
+            .iter()
+            .find(|r| r.act_type == act)
+            .unwrap_or_else(|| panic!("no row {act}: {:#?}", stats.rows))
+    };
+    let fines = row("行政处罚");
+    assert_eq!(
+        (fines.cases, fines.cases_with_av, fines.clips, fines.bound),
+        (1, 1, 1, 1)
+    );
+    let seals = row("行政强制");
+    assert_eq!((seals.cases, seals.clips), (1, 1));
+    let unbound = row(custody_station::UNBOUND);
+    assert_eq!((unbound.cases, unbound.clips, unbound.late), (0, 2, 1));
+    assert_eq!(unbound.late_reasons.get("未申报理由"), Some(&1));
+    assert_eq!(
+        (stats.total.clips, stats.total.cases, stats.total.late),
+        (4, 2, 1)
+    );
+    // Every figure names the checkpoint it was computed at: the log as it is now.
+    let ledger = desk.station.ledger();
+    let checkpoint = ledger.latest_checkpoint().unwrap().unwrap();
+    assert_eq!(stats.checkpoint_size, ledger.log_size().unwrap());
+    assert_eq!(stats.checkpoint_size, checkpoint.size);
+    drop(ledger);
+    // Another year has nothing.
+    assert_eq!(desk.station.statistics(2025).unwrap().total.clips, 0);
+    // Written for people and for spreadsheets.
+    let html = desk
+        .station
+        .write_statistics(&stats, &desk.dir.path().join("stats"))
+        .unwrap();
+    let page = fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("行政处罚") && page.contains(&stats.checkpoint_root),
+        "{page}"
+    );
+    let csv = fs::read_to_string(html.with_extension("csv")).unwrap();
+    assert!(
+        csv.starts_with('\u{feff}') && csv.contains("\"合计\",\"2\""),
+        "{csv}"
+    );
 }

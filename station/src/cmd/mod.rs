@@ -12,6 +12,7 @@ pub mod overdue;
 pub mod replicate;
 pub mod report;
 pub mod serve;
+pub mod stats;
 pub mod status;
 
 use std::path::Path;

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use chrono::Datelike as _;
 use custody_station::{DUE_SOON_DAYS, ReportQuery, pending_devices};
 
 /// Lists both; exit 1 when there is anything to act on.
@@ -17,11 +18,14 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let undocked = pending_devices(&station.ledger(), &cfg.deadline, cfg.utc_offset, now)?;
     let today = now.with_timezone(&cfg.utc_offset).date_naive();
     let cases = station.cases_due(today, DUE_SOON_DAYS)?;
+    // The annual statistics are due by 31 January: remind all month.
+    let stats_due = (today.month() == 1).then(|| today.year() - 1);
     if json {
         let out = serde_json::json!({
             "late_clips": late,
             "undocked_devices": undocked,
             "case_files_due": cases,
+            "statistics_due": stats_due,
         });
         custody::outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
@@ -73,6 +77,11 @@ pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
                         .unwrap_or_default()
                 )?;
             }
+        }
+        if let Some(year) = stats_due {
+            custody::outln!(
+                "{year} 年度统计年报应于 1 月 31 日前报送：custody-station stats --year {year}"
+            )?;
         }
         if cases.is_empty() {
             custody::outln!("没有临近或超过归档期限的案卷。")?;

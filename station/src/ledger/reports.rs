@@ -86,6 +86,8 @@ pub struct LedgerClip {
     pub delay_reason: Option<String>,
     /// 证明对象 as the clip's own record states it, if it did.
     pub proves: Option<String>,
+    /// Its duration from the record's media facts, if the agent could read it.
+    pub duration_ms: Option<u64>,
 }
 
 impl LedgerClip {
@@ -223,6 +225,13 @@ impl Ledger {
                 (Some(h), Some(n)) => Some((media_hash(&h)?, n.unsigned_abs())),
                 _ => None,
             };
+            let (proves, duration_ms) = match Record::parse(r.get(18)?)
+                .map(|rec| rec.body().fact.clone())
+            {
+                Ok(Fact::Clip(clip)) => (clip.proves, clip.media.facts.and_then(|f| f.duration_ms)),
+                Ok(_) => (None, None),
+                Err(e) => return Err(LedgerError::Invalid(format!("stored clip record: {e}"))),
+            };
             clips.push(LedgerClip {
                 serial: r.get(0)?,
                 seq: r.get::<_, i64>(1)?.unsigned_abs(),
@@ -243,11 +252,8 @@ impl Ledger {
                 stored_at: parse_db_time(&r.get::<_, String>(15)?)?,
                 late: r.get(16)?,
                 delay_reason: r.get(17)?,
-                proves: match Record::parse(r.get(18)?).map(|rec| rec.body().fact.clone()) {
-                    Ok(Fact::Clip(clip)) => clip.proves,
-                    Ok(_) => None,
-                    Err(e) => return Err(LedgerError::Invalid(format!("stored clip record: {e}"))),
-                },
+                proves,
+                duration_ms,
             });
         }
         Ok(clips)

@@ -87,6 +87,8 @@ pub struct ClipRow {
     pub speakers: Vec<Speaker>,
     /// 主要对话内容, from annotations.
     pub summary: Option<String>,
+    /// Duration in milliseconds, from the record's media facts.
+    pub duration_ms: Option<u64>,
 }
 
 /// A file stored without a record.
@@ -217,6 +219,7 @@ fn clip_rows(
             proves: note.proves.or(c.proves),
             speakers: note.speakers,
             summary: note.summary,
+            duration_ms: c.duration_ms,
         });
     }
     Ok(clips)

@@ -64,7 +64,8 @@ pub fn sync() {
     assert!(Command::new("sync").status().unwrap().success());
 }
 
-fn peak_rss_kib() -> u64 {
+/// This process's peak RSS in KiB since the last reset (`/proc/self/clear_refs`).
+pub fn peak_rss_kib() -> u64 {
     fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()

@@ -149,6 +149,13 @@ fn a_case_joins_clips_from_every_device_and_its_documents_under_any_spelling() {
     assert_eq!(view.documents.len(), 1);
     assert_eq!(view.documents[0].title, "行政处罚决定书");
     assert_eq!(view.documents[0].attached_by, "李四");
+    // Each clip with its record's times, clock and error, for the clerk.
+    let clip = &view.clips[0];
+    assert!(clip.time.start <= clip.time.end);
+    assert!(
+        clip.time_zh()
+            .contains(&format!("误差 ±{} ms", clip.time.error_ms))
+    );
     // A second document chains to the first station record.
     let png = desk.file("现场照片.png", b"\x89PNG\r\n\x1A\n0000");
     let second = desk

@@ -74,7 +74,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             if json {
                 custody::outln!("{}", serde_json::to_string_pretty(&view)?)?;
             } else {
-                print_view(&view, station.config().utc_offset)?;
+                print_view(&view)?;
             }
             let intact = view.clips.iter().all(|c| c.status == ClipStatus::Verified);
             Ok(if intact {
@@ -121,7 +121,7 @@ fn print_sealed(rec: &custody::StationRecord, json: bool, what: &str) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_view(view: &CaseView, offset: chrono::FixedOffset) -> anyhow::Result<()> {
+fn print_view(view: &CaseView) -> anyhow::Result<()> {
     let h = &view.header;
     custody::outln!("案件 {}（文书类别：{}）", h.case_number, h.act_type)?;
     match (h.ended, h.due) {
@@ -139,7 +139,8 @@ fn print_view(view: &CaseView, offset: chrono::FixedOffset) -> anyhow::Result<()
             vec![
                 c.number.clone(),
                 c.serial.clone(),
-                super::fleet::local(&c.recorded_end, offset),
+                c.time_zh(),
+                c.place_zh(),
                 c.officer_cert.clone(),
                 c.proves.clone().unwrap_or_default(),
                 match c.status {
@@ -157,7 +158,8 @@ fn print_view(view: &CaseView, offset: chrono::FixedOffset) -> anyhow::Result<()
             &[
                 ("编号", false),
                 ("设备", false),
-                ("录制结束", false),
+                ("录制时间（时钟、误差）", false),
+                ("地点", false),
                 ("执法证号", false),
                 ("证明对象", false),
                 ("完整性", false),

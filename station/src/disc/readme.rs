@@ -130,7 +130,7 @@ pub fn index_html(plan: &DiscPlan) -> String {
         vol = esc(&plan.volume_id),
     );
     s.push_str(
-        "<h2>视音频资料</h2>\n<table><tr><th>编号</th><th>录制结束</th><th>执法人员</th>\
+        "<h2>视音频资料</h2>\n<table><tr><th>编号</th><th>录制时间（时钟、误差）</th><th>地点</th><th>执法人员</th>\
          <th>证明对象</th><th>对话人员</th><th>主要内容</th><th>设备</th><th>文件</th></tr>\n",
     );
     for c in &plan.clips {
@@ -161,9 +161,10 @@ fn clip_row(s: &mut String, c: &ShippedClip) {
     let _ = writeln!(
         s,
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-         <td><a href=\"{path}\">{path}</a></td></tr>",
+         <td>{}</td><td><a href=\"{path}\">{path}</a></td></tr>",
         esc(&c.row.number),
-        esc(&c.row.recorded_end),
+        esc(&c.row.time_zh()),
+        esc(&c.row.place_zh()),
         esc(&c.row.officer_cert),
         esc(c.row.proves.as_deref().unwrap_or("")),
         esc(&speakers.join("、")),

@@ -88,6 +88,10 @@ pub struct LedgerClip {
     pub proves: Option<String>,
     /// Its duration from the record's media facts, if the agent could read it.
     pub duration_ms: Option<u64>,
+    /// Start and end with the clock's source and error, as the record states them.
+    pub time: custody::TimeSpan,
+    /// Where it was recorded, if the device had a fix.
+    pub location: Option<custody::Location>,
 }
 
 impl LedgerClip {
@@ -225,11 +229,13 @@ impl Ledger {
                 (Some(h), Some(n)) => Some((media_hash(&h)?, n.unsigned_abs())),
                 _ => None,
             };
-            let (proves, duration_ms) = match Record::parse(r.get(18)?)
-                .map(|rec| rec.body().fact.clone())
-            {
-                Ok(Fact::Clip(clip)) => (clip.proves, clip.media.facts.and_then(|f| f.duration_ms)),
-                Ok(_) => (None, None),
+            let clip = match Record::parse(r.get(18)?).map(|rec| rec.body().fact.clone()) {
+                Ok(Fact::Clip(clip)) => clip,
+                Ok(_) => {
+                    return Err(LedgerError::Invalid(
+                        "a clip row points at another kind of record".into(),
+                    ));
+                }
                 Err(e) => return Err(LedgerError::Invalid(format!("stored clip record: {e}"))),
             };
             clips.push(LedgerClip {
@@ -252,8 +258,10 @@ impl Ledger {
                 stored_at: parse_db_time(&r.get::<_, String>(15)?)?,
                 late: r.get(16)?,
                 delay_reason: r.get(17)?,
-                proves,
-                duration_ms,
+                duration_ms: clip.media.facts.and_then(|f| f.duration_ms),
+                proves: clip.proves,
+                time: clip.time,
+                location: clip.location,
             });
         }
         Ok(clips)

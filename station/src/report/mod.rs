@@ -89,6 +89,36 @@ pub struct ClipRow {
     pub summary: Option<String>,
     /// Duration in milliseconds, from the record's media facts.
     pub duration_ms: Option<u64>,
+    /// Start and end with the clock's source and error (the record's own times).
+    pub time: custody::TimeSpan,
+    /// Where it was recorded (WGS-84), if the device had a fix.
+    pub location: Option<custody::Location>,
+}
+
+impl ClipRow {
+    /// `start – end（clock source, error ±N ms）` for people.
+    pub fn time_zh(&self) -> String {
+        let t = &self.time;
+        format!(
+            "{} – {}（{}，误差 ±{} ms）",
+            t.start.format("%Y-%m-%d %H:%M:%S"),
+            t.end.format("%H:%M:%S"),
+            match t.source {
+                custody::ClockSource::Rtc => "设备时钟",
+                custody::ClockSource::Gnss => "卫星授时",
+                custody::ClockSource::Ntp => "网络授时",
+                custody::ClockSource::Station => "采集站校时",
+            },
+            t.error_ms
+        )
+    }
+
+    /// `latitude, longitude` (WGS-84), or `—` without a fix.
+    pub fn place_zh(&self) -> String {
+        self.location
+            .as_ref()
+            .map_or("—".into(), |l| format!("{:.5}, {:.5}", l.lat, l.lon))
+    }
 }
 
 /// A file stored without a record.
@@ -220,6 +250,8 @@ fn clip_rows(
             speakers: note.speakers,
             summary: note.summary,
             duration_ms: c.duration_ms,
+            time: c.time,
+            location: c.location,
         });
     }
     Ok(clips)

@@ -27,6 +27,7 @@ mod calendar;
 mod chain;
 pub mod cli;
 mod clock;
+mod disc_check;
 mod finding;
 mod hash;
 mod key_file;
@@ -48,6 +49,10 @@ mod verify;
 pub use calendar::{Calendar, CalendarError};
 pub use chain::{ChainAnchor, ChainReport, ChainStart, RecordFile, verify_chain};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use disc_check::{
+    DISC_META_FILE, DiscCheck, DiscMeta, DiscOwnKeys, DiscProblem, DiscTrust, check_disc_folder,
+    disc_meta,
+};
 pub use finding::{Finding, Level, code, describe_zh};
 pub use hash::{
     ChunkError, DIGEST_LEN, HexDigestError, MediaHash, RecordHash, copy_hashing, for_each_chunk,

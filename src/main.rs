@@ -24,14 +24,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Verify a folder: every record's signature and hash chain, every clip's SHA-256, and
-    /// that every file is covered by a record. Exit 0 all verified, 1 problems, 2 cannot run.
+    /// that every file is covered by a record. An archive disc (a folder with `disc.json`,
+    /// a mounted disc or a copy) is checked as one: SHA256SUMS, every signature, every hash
+    /// against its record, the checkpoint and every inclusion proof. Exit 0 all verified,
+    /// 1 problems, 2 cannot run.
     Verify {
         /// The folder: device storage, archive disc or export package.
         folder: PathBuf,
         /// Print the report as JSON for machines.
         #[arg(long)]
         json: bool,
-        /// Trust only these device public keys (PEM); by default the keys in the folder.
+        /// Trust only these public keys (PEM: devices', and a disc's station); by default
+        /// the keys in the folder.
         #[arg(long = "key", value_name = "PEM")]
         keys: Vec<PathBuf>,
         /// The folder holds only some of each device's records (a case disc): do not
@@ -75,6 +79,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// Checks an archive disc's files under the given keys (or the disc's own).
+fn verify_disc(
+    folder: &std::path::Path,
+    trusted: &[PublicKey],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let trust = custody::DiscOwnKeys::new(folder, trusted);
+    let check = custody::check_disc_folder(folder, &trust)
+        .with_context(|| format!("verifying the disc {}", folder.display()))?;
+    let volume = check.volume_id.as_deref().unwrap_or("?");
+    if json {
+        custody::outln!("{}", serde_json::to_string_pretty(&check)?)?;
+    } else if check.is_intact() {
+        custody::outln!(
+            "光盘 {volume}（{}）核验通过：{} 个文件，签名与包含证明均有效",
+            check.case_number.as_deref().unwrap_or("?"),
+            check.files
+        )?;
+    } else {
+        custody::outln!(
+            "光盘 {volume} 核验失败（{} 处问题）：",
+            check.problems.len()
+        )?;
+        for p in &check.problems {
+            custody::outln!("  {}: {}", p.file, p.why)?;
+        }
+    }
+    Ok(if check.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Verify {
@@ -100,6 +138,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     PublicKey::from_pem(&text)
                         .with_context(|| format!("key {}", path.display()))?,
                 );
+            }
+            if custody::disc_meta(&folder).is_some() {
+                return verify_disc(&folder, &opts.trusted_keys, json);
             }
             let report = custody::verify_folder(&folder, &opts)
                 .with_context(|| format!("verifying {}", folder.display()))?;

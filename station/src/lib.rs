@@ -45,8 +45,8 @@ pub use case::{CASE_FILE_WORKING_DAYS, CaseDue, CaseHeader, CaseView, DUE_SOON_D
 pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
 pub use deadline::{Deadline, deadline, end_of_day};
 pub use disc::{
-    BuiltDisc, Burned, CHECK_EVERY_YEARS, CHECK_SAMPLE_PERCENT, DiscCheck, DiscDue, DiscProblem,
-    Medium, README_FILE, SCRIPT_BEGIN, SCRIPT_END,
+    BuiltDisc, Burned, CHECK_EVERY_YEARS, CHECK_SAMPLE_PERCENT, DiscDue, Medium, README_FILE,
+    SCRIPT_BEGIN, SCRIPT_END,
 };
 pub use fleet::{Pending, PendingDevice, follow as follow_fleet, pending, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};

@@ -13,6 +13,7 @@
     reason = "a test harness reports failure by panicking, and tells its story in order"
 )]
 
+mod disc;
 mod dock;
 mod openssl;
 mod upload;

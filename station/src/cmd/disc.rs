@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use custody_station::{DiscCheck, Medium, Station};
+use custody::DiscCheck;
+use custody_station::{Medium, Station};
 
 /// `disc` actions.
 #[derive(Subcommand)]

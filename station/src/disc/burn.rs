@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 use custody::{DiscBurnedFact, MediaHash, StationFact};
 use serde::Serialize;
 
-use super::DiscCheck;
 use super::build::hash_file;
 use crate::ledger::LedgerDisc;
 use crate::{BUF_LEN, Station};
+use custody::DiscCheck;
 
 /// Years between periodic checks of a disc, by default (GB/T 18894).
 pub const CHECK_EVERY_YEARS: u32 = 4;

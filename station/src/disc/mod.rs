@@ -20,7 +20,6 @@ use serde::Serialize;
 pub use build::{BuiltDisc, README_FILE};
 pub use burn::{Burned, CHECK_EVERY_YEARS, CHECK_SAMPLE_PERCENT, DiscDue};
 pub use readme::{SCRIPT_BEGIN, SCRIPT_END};
-pub use verify::{DiscCheck, DiscProblem};
 
 use crate::report::ClipRow;
 

@@ -108,7 +108,8 @@ pub fn readme(plan: &DiscPlan, origin: &str) -> String {
          4. checkpoint.txt：采集站对其透明日志在某一大小时的根哈希的签名。\n\
          5. proofs/：每条记录是该日志的一个叶子（RFC 9162 包含证明），日志只能追加，\n\
             采集站事后无法在不被发现的情况下删改记录。\n\n\
-         采集站核验：custody-station disc verify 光盘或镜像，另与采集站台账核对本盘内容。\n",
+         也可用 Custody 的核验工具：custody verify 光盘目录（可加 --key 指定可信的采集站与\n\
+         设备公钥）；采集站核验：custody-station disc verify 光盘或镜像，另与台账核对本盘内容。\n",
     );
     s
 }

@@ -61,7 +61,9 @@ const DOCUMENT_TYPES: &[DocumentType] = &[
 pub struct CaseHeader {
     /// The canonical document number.
     pub case_number: String,
-    /// 文书类别 from the number (the act type, e.g. 罚).
+    /// 文书类别 from the number (e.g. 罚).
+    pub document_kind: String,
+    /// 执法行为类别 the numbering template gives that kind (e.g. 行政处罚), else the kind.
     pub act_type: String,
     /// The day the act ended, once the case is closed.
     pub ended: Option<NaiveDate>,
@@ -127,7 +129,14 @@ impl Station {
         Ok(CaseView {
             archived: archived(&discs),
             header: CaseHeader {
-                act_type: number.kind,
+                act_type: self
+                    .config()
+                    .numbering
+                    .as_ref()
+                    .and_then(|s| s.act_type(&number.kind))
+                    .unwrap_or(&number.kind)
+                    .to_owned(),
+                document_kind: number.kind,
                 ended: closure.as_ref().map(|c| c.ended),
                 due: closure.as_ref().map(|c| c.due),
                 case_number: case_number.clone(),

@@ -139,7 +139,13 @@ fn a_case_joins_clips_from_every_device_and_its_documents_under_any_spelling() {
     // One view, whatever the spelling: both devices' bound clips and the document.
     let view = desk.station.case_view("襄环罚（2019）75号").unwrap();
     assert_eq!(view.header.case_number, CASE);
-    assert_eq!(view.header.act_type, "罚");
+    assert_eq!(
+        (
+            view.header.document_kind.as_str(),
+            view.header.act_type.as_str()
+        ),
+        ("罚", "行政处罚")
+    );
     let mut numbers: Vec<&str> = view.clips.iter().map(|c| c.number.as_str()).collect();
     numbers.sort_unstable();
     assert_eq!(

@@ -123,7 +123,12 @@ fn print_sealed(rec: &custody::StationRecord, json: bool, what: &str) -> anyhow:
 
 fn print_view(view: &CaseView) -> anyhow::Result<()> {
     let h = &view.header;
-    custody::outln!("案件 {}（文书类别：{}）", h.case_number, h.act_type)?;
+    custody::outln!(
+        "案件 {}（{}，文书类别：{}）",
+        h.case_number,
+        h.act_type,
+        h.document_kind
+    )?;
     match (h.ended, h.due) {
         (Some(ended), Some(due)) => {
             custody::outln!("执法行为结束 {ended}，案卷应于 {due} 前归档")?;

@@ -86,6 +86,29 @@ impl DiscCheck {
     pub fn is_intact(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// The verdict for people, in Chinese: one line when intact, else a line and one per
+    /// problem.
+    pub fn lines_zh(&self) -> Vec<String> {
+        let volume = self.volume_id.as_deref().unwrap_or("?");
+        if self.is_intact() {
+            return vec![format!(
+                "光盘 {volume}（{}）核验通过：{} 个文件，签名与包含证明均有效",
+                self.case_number.as_deref().unwrap_or("?"),
+                self.files
+            )];
+        }
+        let mut lines = vec![format!(
+            "光盘 {volume} 核验失败（{} 处问题）：",
+            self.problems.len()
+        )];
+        lines.extend(
+            self.problems
+                .iter()
+                .map(|p| format!("  {}: {}", p.file, p.why)),
+        );
+        lines
+    }
 }
 
 /// Reads `disc.json` at `root`, if it is a disc's.

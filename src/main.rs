@@ -88,22 +88,11 @@ fn verify_disc(
     let trust = custody::DiscOwnKeys::new(folder, trusted);
     let check = custody::check_disc_folder(folder, &trust)
         .with_context(|| format!("verifying the disc {}", folder.display()))?;
-    let volume = check.volume_id.as_deref().unwrap_or("?");
     if json {
         custody::outln!("{}", serde_json::to_string_pretty(&check)?)?;
-    } else if check.is_intact() {
-        custody::outln!(
-            "光盘 {volume}（{}）核验通过：{} 个文件，签名与包含证明均有效",
-            check.case_number.as_deref().unwrap_or("?"),
-            check.files
-        )?;
     } else {
-        custody::outln!(
-            "光盘 {volume} 核验失败（{} 处问题）：",
-            check.problems.len()
-        )?;
-        for p in &check.problems {
-            custody::outln!("  {}: {}", p.file, p.why)?;
+        for line in check.lines_zh() {
+            custody::outln!("{line}")?;
         }
     }
     Ok(if check.is_intact() {

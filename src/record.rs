@@ -522,31 +522,7 @@ impl Record<Unverified> {
     /// # Errors
     /// [`RecordError`] saying what is wrong and where.
     pub fn parse(bytes: Vec<u8>) -> Result<Self, RecordError> {
-        #[derive(Deserialize)]
-        struct Version<'a> {
-            #[serde(borrow)]
-            format: Option<Cow<'a, str>>,
-        }
-        if bytes.len() > MAX_RECORD_BYTES {
-            return Err(RecordError::TooLarge {
-                len: bytes.len(),
-                max: MAX_RECORD_BYTES,
-            });
-        }
-        match serde_json::from_slice::<Version>(&bytes)?.format {
-            Some(f) if f == FORMAT_V1 => {}
-            Some(f) => {
-                return Err(RecordError::UnsupportedFormat {
-                    found: f.chars().take(80).collect(),
-                });
-            }
-            None => {
-                return Err(RecordError::Invalid {
-                    field: "format",
-                    why: "missing".into(),
-                });
-            }
-        }
+        check_format(&bytes, FORMAT_V1)?;
         let body: RecordBody = serde_json::from_slice(&bytes)?;
         body.validate()?;
         Ok(Self {
@@ -614,6 +590,36 @@ impl Record<Verified> {
                 field: "device.key_id",
                 why: "the key did not verify its own signature".into(),
             })
+    }
+}
+
+/// The checks before any schema: at most [`MAX_RECORD_BYTES`], then a `format` field
+/// naming `want` (device records and station records share the rule).
+///
+/// # Errors
+/// [`RecordError::TooLarge`], [`RecordError::UnsupportedFormat`], a missing format, or
+/// text that is not JSON.
+pub(crate) fn check_format(bytes: &[u8], want: &str) -> Result<(), RecordError> {
+    #[derive(Deserialize)]
+    struct Version<'a> {
+        #[serde(borrow)]
+        format: Option<Cow<'a, str>>,
+    }
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(RecordError::TooLarge {
+            len: bytes.len(),
+            max: MAX_RECORD_BYTES,
+        });
+    }
+    match serde_json::from_slice::<Version>(bytes)?.format {
+        Some(f) if f == want => Ok(()),
+        Some(f) => Err(RecordError::UnsupportedFormat {
+            found: f.chars().take(80).collect(),
+        }),
+        None => Err(RecordError::Invalid {
+            field: "format",
+            why: "missing".into(),
+        }),
     }
 }
 

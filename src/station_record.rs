@@ -7,14 +7,12 @@
 //! `openssl pkeyutl -verify -rawin` checks it), `prev` the SHA-256 of the station's
 //! previous record. A station record is only ever held verified.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{MediaHash, RecordHash};
 use crate::keys::{KeyId, PublicKey, Signature, Signer};
-use crate::record::{MAX_RECORD_BYTES, RecordError};
+use crate::record::{RecordError, check_format};
 
 /// The format identifier of station records.
 pub const STATION_FORMAT_V1: &str = "custody-station-record/1";
@@ -202,31 +200,7 @@ impl StationRecord {
         key: &PublicKey,
         sig: &Signature,
     ) -> Result<Self, RecordError> {
-        #[derive(Deserialize)]
-        struct Version<'a> {
-            #[serde(borrow)]
-            format: Option<Cow<'a, str>>,
-        }
-        if bytes.len() > MAX_RECORD_BYTES {
-            return Err(RecordError::TooLarge {
-                len: bytes.len(),
-                max: MAX_RECORD_BYTES,
-            });
-        }
-        match serde_json::from_slice::<Version>(&bytes)?.format {
-            Some(f) if f == STATION_FORMAT_V1 => {}
-            Some(f) => {
-                return Err(RecordError::UnsupportedFormat {
-                    found: f.chars().take(80).collect(),
-                });
-            }
-            None => {
-                return Err(RecordError::Invalid {
-                    field: "format",
-                    why: "missing".into(),
-                });
-            }
-        }
+        check_format(&bytes, STATION_FORMAT_V1)?;
         let body: StationRecordBody = serde_json::from_slice(&bytes)?;
         if (body.seq == 1) != body.prev.is_none() || body.seq == 0 {
             return Err(RecordError::Invalid {

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use custody::{BindingFact, Fact};
-use custody_station::{DockOptions, LocalStore, Medium, Station, StationConfig};
+use custody_station::{DockOptions, LocalStore, Medium, Station};
 
 #[expect(
     dead_code,
@@ -114,23 +114,11 @@ fn main() {
     }
     let dir = fresh_dir(base.path(), "station");
     let numbering = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/numbering.example.toml");
-    let text = format!(
-        "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"bench.example/station\"\n\
-         reserve-bytes = 0\nnumbering = \"{}\"\n",
-        numbering.display()
+    let station = common::station(
+        &dir,
+        std::slice::from_ref(&dev),
+        &format!("numbering = \"{}\"\n", numbering.display()),
     );
-    let station =
-        Station::open(StationConfig::parse(&text, &dir.join("station.toml")).unwrap()).unwrap();
-    let pem = dir.join("key.pem");
-    fs::write(&pem, dev.public_key().to_pem()).unwrap();
-    station
-        .enroll(
-            &dev.serial,
-            "ga947-recorder",
-            &pem,
-            &[("1".into(), "张三".into())],
-        )
-        .unwrap();
     station
         .ingest_slot(&dev.root, &DockOptions::default())
         .unwrap();

@@ -74,14 +74,11 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Ingests the docked devices as the daemon does (one session per slot, all at once)
-/// into a station whose `station.toml` ends with `store` (its `[store]`/`[s3]`, or
-/// nothing for the local store); answers the time and this process's peak RSS in KiB.
-pub fn ingest(base: &Path, devices: &[SampleDevice], store: &str) -> (Duration, u64) {
-    let dir = fresh_dir(base, "station");
+/// A station in `dir` whose `station.toml` ends with `settings`, with `devices` enrolled.
+pub fn station(dir: &Path, devices: &[SampleDevice], settings: &str) -> Station {
     let text = format!(
         "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"bench.example/station\"\n\
-         reserve-bytes = 0\n{store}"
+         reserve-bytes = 0\n{settings}"
     );
     let station =
         Station::open(StationConfig::parse(&text, &dir.join("station.toml")).unwrap()).unwrap();
@@ -97,6 +94,15 @@ pub fn ingest(base: &Path, devices: &[SampleDevice], store: &str) -> (Duration, 
             )
             .unwrap();
     }
+    station
+}
+
+/// Ingests the docked devices as the daemon does (one session per slot, all at once)
+/// into a station whose `station.toml` ends with `store` (its `[store]`/`[s3]`, or
+/// nothing for the local store); answers the time and this process's peak RSS in KiB.
+pub fn ingest(base: &Path, devices: &[SampleDevice], store: &str) -> (Duration, u64) {
+    let dir = fresh_dir(base, "station");
+    let station = station(&dir, devices, store);
     // Resets the peak so the reading covers only the ingest.
     let _ = fs::write("/proc/self/clear_refs", "5");
     let t = Instant::now();

@@ -160,19 +160,8 @@ fn due(station: &Station, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn print_check(check: &DiscCheck) -> std::io::Result<()> {
-    let volume = check.volume_id.as_deref().unwrap_or("?");
-    if check.is_intact() {
-        return custody::outln!(
-            "光盘 {volume} 核验通过：{} 个文件，签名、包含证明与台账一致",
-            check.files
-        );
-    }
-    custody::outln!(
-        "光盘 {volume} 核验失败（{} 处问题）：",
-        check.problems.len()
-    )?;
-    for p in &check.problems {
-        custody::outln!("  {}: {}", p.file, p.why)?;
+    for line in check.lines_zh() {
+        custody::outln!("{line}")?;
     }
     Ok(())
 }

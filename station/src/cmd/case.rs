@@ -146,7 +146,7 @@ fn print_view(view: &CaseView) -> anyhow::Result<()> {
                 c.serial.clone(),
                 c.time_zh(),
                 c.place_zh(),
-                c.officer_cert.clone(),
+                c.officer_zh(),
                 c.proves.clone().unwrap_or_default(),
                 match c.status {
                     ClipStatus::Verified => "完整".into(),
@@ -165,7 +165,7 @@ fn print_view(view: &CaseView) -> anyhow::Result<()> {
                 ("设备", false),
                 ("录制时间（时钟、误差）", false),
                 ("地点", false),
-                ("执法证号", false),
+                ("执法人员", false),
                 ("证明对象", false),
                 ("完整性", false),
                 ("24小时", false),

@@ -166,7 +166,7 @@ fn clip_row(s: &mut String, c: &ShippedClip) {
         esc(&c.row.number),
         esc(&c.row.time_zh()),
         esc(&c.row.place_zh()),
-        esc(&c.row.officer_cert),
+        esc(&c.row.officer_zh()),
         esc(c.row.proves.as_deref().unwrap_or("")),
         esc(&speakers.join("、")),
         esc(c.row.summary.as_deref().unwrap_or("")),

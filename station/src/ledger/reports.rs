@@ -92,6 +92,8 @@ pub struct LedgerClip {
     pub time: custody::TimeSpan,
     /// Where it was recorded, if the device had a fix.
     pub location: Option<custody::Location>,
+    /// 姓名 of the officer the record names.
+    pub officer_name: String,
 }
 
 impl LedgerClip {
@@ -229,8 +231,10 @@ impl Ledger {
                 (Some(h), Some(n)) => Some((media_hash(&h)?, n.unsigned_abs())),
                 _ => None,
             };
-            let clip = match Record::parse(r.get(18)?).map(|rec| rec.body().fact.clone()) {
-                Ok(Fact::Clip(clip)) => clip,
+            let (clip, officer_name) = match Record::parse(r.get(18)?)
+                .map(|rec| (rec.body().fact.clone(), rec.body().officer.name.clone()))
+            {
+                Ok((Fact::Clip(clip), name)) => (clip, name),
                 Ok(_) => {
                     return Err(LedgerError::Invalid(
                         "a clip row points at another kind of record".into(),
@@ -262,6 +266,7 @@ impl Ledger {
                 proves: clip.proves,
                 time: clip.time,
                 location: clip.location,
+                officer_name,
             });
         }
         Ok(clips)

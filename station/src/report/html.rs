@@ -62,7 +62,7 @@ impl Report {
         h.push_str(
             "<h2>视音频文件</h2><table><tr><th>设备</th><th>序号</th><th>编号</th><th>案件编号</th>\
              <th>证明对象</th><th>对话人员</th><th>主要内容</th>\
-             <th>文件</th><th>执法证号</th><th>大小</th><th>SHA-256</th><th>状态</th>\
+             <th>文件</th><th>执法人员</th><th>大小</th><th>SHA-256</th><th>状态</th>\
              <th>录制结束</th><th>存储时限</th><th>存储时间</th><th>是否超期</th></tr>\n",
         );
         for c in &self.clips {
@@ -114,7 +114,7 @@ impl Report {
                 },
                 esc(c.summary.as_deref().unwrap_or("—")),
                 esc(&c.file),
-                esc(&c.officer_cert),
+                esc(&c.officer_zh()),
                 c.size,
                 esc(&c.signed_sha256),
                 esc(&c.recorded_end),

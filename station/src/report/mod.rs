@@ -93,6 +93,8 @@ pub struct ClipRow {
     pub time: custody::TimeSpan,
     /// Where it was recorded (WGS-84), if the device had a fix.
     pub location: Option<custody::Location>,
+    /// 姓名 of the officer who recorded it.
+    pub officer_name: String,
 }
 
 impl ClipRow {
@@ -111,6 +113,11 @@ impl ClipRow {
             },
             t.error_ms
         )
+    }
+
+    /// `姓名（执法证号）` of the officer.
+    pub fn officer_zh(&self) -> String {
+        format!("{}（{}）", self.officer_name, self.officer_cert)
     }
 
     /// `latitude, longitude` (WGS-84), or `—` without a fix.
@@ -252,6 +259,7 @@ fn clip_rows(
             duration_ms: c.duration_ms,
             time: c.time,
             location: c.location,
+            officer_name: c.officer_name,
         });
     }
     Ok(clips)

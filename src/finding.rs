@@ -51,6 +51,10 @@ pub mod code {
     pub const STORE_OBJECT_UNREADABLE: &str = "store.object.unreadable";
     /// A record or media file that exists but cannot be read (permissions, I/O error).
     pub const FILE_UNREADABLE: &str = "file.unreadable";
+    /// An audit found a leaf of the station's log without its ledger row, a ledger row
+    /// without its leaf, or a row whose bytes are not the leaf's: the ledger was changed
+    /// behind the station.
+    pub const LOG_LEAF_UNMATCHED: &str = "log.leaf.unmatched";
 
     /// Why an agent refused a receipt (nothing it covers is freed).
     /// Larger than any receipt.
@@ -102,6 +106,7 @@ pub fn describe_zh(finding_code: &str) -> Option<&'static str> {
         code::STORE_OBJECT_CORRUPT => "存储对象读回后哈希不符（被改动或损坏）",
         code::STORE_OBJECT_UNREADABLE => "存储对象无法读取（读写错误）",
         code::FILE_UNREADABLE => "文件存在但无法读取（权限或读写错误）",
+        code::LOG_LEAF_UNMATCHED => "透明日志与台账不一致（台账被绕过采集站改动）",
         code::RECEIPT_TOO_LARGE => "回执超出大小上限",
         code::RECEIPT_MALFORMED => "回执格式错误或不完整",
         code::RECEIPT_SIGNATURE_INVALID => "回执签名与登记的采集站密钥不符",

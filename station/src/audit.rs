@@ -66,8 +66,33 @@ pub fn audit(station: &Station, replica: Option<&S3Store>) -> anyhow::Result<Aud
     Ok(out)
 }
 
-/// Reads every object back into `out`, recording each finding at once.
+/// Reads every object back into `out`, recording each finding at once; then checks that
+/// the log and the ledger's records agree leaf by leaf.
 fn check_all(
+    station: &Station,
+    replica: Option<&S3Store>,
+    out: &mut AuditOutcome,
+) -> anyhow::Result<()> {
+    check_objects(station, replica, out)?;
+    let mut found = Vec::new();
+    station.ledger().log_mismatches(|index, why| {
+        found.push(Finding::error(
+            code::LOG_LEAF_UNMATCHED,
+            format!("log leaf {index}"),
+            why.to_owned(),
+        ));
+    })?;
+    if !found.is_empty() {
+        station
+            .ledger()
+            .add_findings(out.session, None, &found, station.now())?;
+        out.findings.extend(found);
+    }
+    Ok(())
+}
+
+/// Reads every stored object back (the store's, then the replica's).
+fn check_objects(
     station: &Station,
     replica: Option<&S3Store>,
     out: &mut AuditOutcome,

@@ -798,3 +798,45 @@ fn the_year_s_statistics_count_per_act_type_at_one_checkpoint() {
         "{csv}"
     );
 }
+
+#[test]
+fn an_audit_finds_station_records_changed_or_removed_behind_the_station() {
+    let desk = Desk::open();
+    let pdf = desk.file("决定书.pdf", b"%PDF-1.7\n%%EOF\n");
+    desk.station
+        .attach_document(CASE, &pdf, "行政处罚决定书", "李四")
+        .unwrap();
+    desk.station
+        .close_case(CASE, NaiveDate::from_ymd_opt(2026, 9, 25).unwrap(), "王五")
+        .unwrap();
+    let clean = custody_station::audit(&desk.station, None).unwrap();
+    assert!(clean.findings.is_empty(), "{:#?}", clean.findings);
+    // Someone with the station's SQL drops the append-only triggers, edits the document's
+    // record and removes the closure.
+    let db = rusqlite::Connection::open(desk.dir.path().join("data/ledger.sqlite")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER station_records_no_update; DROP TRIGGER station_records_no_delete;
+         DROP TRIGGER case_closures_no_delete;
+         UPDATE station_records SET bytes = CAST('{}' AS BLOB) WHERE seq = 1;
+         DELETE FROM case_closures; DELETE FROM station_records WHERE seq = 2;",
+    )
+    .unwrap();
+    let found = custody_station::audit(&desk.station, None).unwrap();
+    let unmatched: Vec<&str> = found
+        .findings
+        .iter()
+        .filter(|f| f.code == custody::code::LOG_LEAF_UNMATCHED)
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert_eq!(unmatched.len(), 2, "{:#?}", found.findings);
+    assert!(
+        unmatched
+            .iter()
+            .any(|d| d.contains("not the bytes of its leaf"))
+    );
+    assert!(
+        unmatched
+            .iter()
+            .any(|d| d.contains("no record in the ledger"))
+    );
+}

@@ -155,20 +155,21 @@ pub fn enroll(cfg: &AgentConfig, slot: u8) -> anyhow::Result<(PublicKey, bool)> 
         }
     })?;
     std::fs::create_dir_all(&cfg.state_dir)?;
-    match pinned_key(&cfg.state_dir) {
-        Ok(pinned) if pinned == public => Ok((public, false)),
-        Ok(pinned) => anyhow::bail!(
-            "the secure element holds key {} but key {} is enrolled for this device (MCU replaced?); IT must re-enrol the device",
-            public.key_id(),
-            pinned.key_id()
-        ),
-        Err(_) => {
-            let path = pinned_key_path(&cfg.state_dir);
-            custody::layout::write_atomic(&path, public.to_pem().as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
-            Ok((public, true))
-        }
+    let path = pinned_key_path(&cfg.state_dir);
+    if !path.exists() {
+        custody::layout::write_atomic(&path, public.to_pem().as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        return Ok((public, true));
     }
+    // A pinned key that cannot be read is an error, never replaced.
+    let pinned = pinned_key(&cfg.state_dir)?;
+    anyhow::ensure!(
+        pinned == public,
+        "the secure element holds key {} but key {} is enrolled for this device (MCU replaced?); IT must re-enrol the device",
+        public.key_id(),
+        pinned.key_id()
+    );
+    Ok((public, false))
 }
 
 /// Opens the MCU link on a thread of its own and returns a signer served over it, for a

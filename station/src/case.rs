@@ -183,7 +183,7 @@ impl Station {
         if size == 0 {
             bail!("{} is empty: nothing to attach", path.display());
         }
-        check_document_type(path, &name)?;
+        check_document_type(&mut file, path, &name)?;
         let mut buf = vec![0; crate::BUF_LEN];
         let stored = self
             .store()
@@ -288,9 +288,10 @@ pub(crate) fn archived(discs: &[LedgerDisc]) -> bool {
     })
 }
 
-/// Refuses a document whose bytes are not the type its extension names.
-fn check_document_type(path: &Path, name: &str) -> anyhow::Result<()> {
-    use std::io::Read as _;
+/// Refuses a document whose bytes are not the type its extension names; leaves `file` at
+/// its start.
+fn check_document_type(file: &mut File, path: &Path, name: &str) -> anyhow::Result<()> {
+    use std::io::{Read as _, Seek as _};
     let ext = Path::new(name)
         .extension()
         .and_then(|e| e.to_str())
@@ -310,8 +311,10 @@ fn check_document_type(path: &Path, name: &str) -> anyhow::Result<()> {
         );
     };
     let mut head = Vec::with_capacity(8);
-    File::open(path)
-        .and_then(|f| f.take(8).read_to_end(&mut head))
+    (&mut *file)
+        .take(8)
+        .read_to_end(&mut head)
+        .and_then(|_| file.rewind())
         .with_context(|| format!("cannot read {}", path.display()))?;
     if !kind.magics.iter().any(|m| head.starts_with(m)) {
         let label = kind.name;

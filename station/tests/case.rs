@@ -19,6 +19,19 @@ use custody_station::{DockOptions, Station, StationConfig};
 
 const CASE: &str = "襄环罚〔2019〕75号";
 
+/// Binds `dev`'s first clip as clip `number` (of the case that number extends: the
+/// number without its media kind and sequence).
+fn bind_first(dev: &mut SampleDevice, number: &str) {
+    let first = dev.records().next().unwrap().clone();
+    let case = number.rsplitn(3, '-').nth(2).unwrap();
+    dev.add_fact(Fact::Binding(BindingFact {
+        subject: first.hash(),
+        case_number: case.into(),
+        number: number.into(),
+    }))
+    .unwrap();
+}
+
 struct Desk {
     dir: tempfile::TempDir,
     station: Station,
@@ -64,23 +77,20 @@ impl Desk {
     ) {
         let slot = self.dir.path().join("dock").join(serial);
         let mut dev = SampleDevice::with_generated_clips(&slot, serial, n, size).unwrap();
-        let first = dev.records().next().unwrap().clone();
-        // The case is the clip number without its media kind and sequence.
-        let case = number.rsplitn(3, '-').nth(2).unwrap();
-        dev.add_fact(Fact::Binding(BindingFact {
-            subject: first.hash(),
-            case_number: case.into(),
-            number: number.into(),
-        }))
-        .unwrap();
+        bind_first(&mut dev, number);
         if let Some(recipe) = recipe {
             dev.tamper(recipe).unwrap();
         }
-        let pem = self.dir.path().join(format!("{serial}.pem"));
+        self.enroll_and_dock(&dev);
+    }
+
+    /// Enrols `dev` (issued to 张三) and docks it.
+    fn enroll_and_dock(&self, dev: &SampleDevice) {
+        let pem = self.dir.path().join(format!("{}.pem", dev.serial));
         fs::write(&pem, dev.public_key().to_pem()).unwrap();
         self.station
             .enroll(
-                serial,
+                &dev.serial,
                 "ga947-recorder",
                 &pem,
                 &[("42060119001".into(), "张三".into())],
@@ -667,26 +677,8 @@ fn a_clip_over_4_gib_round_trips_through_a_disc() {
     let slot = desk.dir.path().join("dock/A100001");
     let mut dev = SampleDevice::create(&slot, "A100001", std::slice::from_ref(&src)).unwrap();
     fs::remove_file(&src).unwrap();
-    let first = dev.records().next().unwrap().clone();
-    dev.add_fact(Fact::Binding(BindingFact {
-        subject: first.hash(),
-        case_number: CASE.into(),
-        number: format!("{CASE}-视-001"),
-    }))
-    .unwrap();
-    let pem = desk.dir.path().join("A100001.pem");
-    fs::write(&pem, dev.public_key().to_pem()).unwrap();
-    desk.station
-        .enroll(
-            "A100001",
-            "ga947-recorder",
-            &pem,
-            &[("42060119001".into(), "张三".into())],
-        )
-        .unwrap();
-    desk.station
-        .ingest_slot(&dev.root, &DockOptions::default())
-        .unwrap();
+    bind_first(&mut dev, &format!("{CASE}-视-001"));
+    desk.enroll_and_dock(&dev);
     // The device's copy is no longer needed: the store holds the clip.
     fs::remove_dir_all(slot.join("DCIM")).unwrap();
     let out = desk.dir.path().join("discs");
@@ -739,19 +731,7 @@ fn the_year_s_statistics_count_per_act_type_at_one_checkpoint() {
         Some(sample_day(18) - chrono::Duration::days(3)),
     )
     .unwrap();
-    let pem = desk.dir.path().join("C300003.pem");
-    fs::write(&pem, late.public_key().to_pem()).unwrap();
-    desk.station
-        .enroll(
-            "C300003",
-            "ga947-recorder",
-            &pem,
-            &[("42060119003".into(), "赵六".into())],
-        )
-        .unwrap();
-    desk.station
-        .ingest_slot(&late.root, &DockOptions::default())
-        .unwrap();
+    desk.enroll_and_dock(&late);
     let stats = desk.station.statistics(2026).unwrap();
     let row = |act: &str| {
         stats

@@ -86,20 +86,20 @@ impl Station {
             );
         }
         let capacity = capacity.unwrap_or_else(|| medium.capacity());
-        let (checkpoint, units, common, serials, set) = {
+        let (checkpoint, units, common, keys, set) = {
             let mut ledger = self.ledger();
             let set = ledger.disc_sets(&case_number)? + 1;
             let checkpoint = ledger.sign_checkpoint(&self.signer, self.now())?;
             let device_records = ledger.case_device_records(&case_number)?;
             let station_records = ledger.case_station_records(&case_number)?;
             let (units, common) = units(&view, device_records, station_records)?;
-            let serials: BTreeSet<String> = view.clips.iter().map(|c| c.serial.clone()).collect();
+            let serials: BTreeSet<&str> = view.clips.iter().map(|c| c.serial.as_str()).collect();
             let mut keys = BTreeMap::new();
             for serial in &serials {
                 let dev = ledger
                     .device(serial)?
                     .with_context(|| format!("device {serial} is not enrolled"))?;
-                keys.insert(serial.clone(), dev.key.to_pem());
+                keys.insert((*serial).to_owned(), dev.key.to_pem());
             }
             (checkpoint, units, common, keys, set)
         };
@@ -122,7 +122,7 @@ impl Station {
                 .flat_map(|u| &u.records)
                 .chain(&common)
                 .collect();
-            built.push(self.build_one(&plan, medium, &records, &serials, &checkpoint, out)?);
+            built.push(self.build_one(&plan, medium, &records, &keys, &checkpoint, out)?);
         }
         Ok(built)
     }

@@ -54,32 +54,32 @@ impl Station {
         let mut check = custody::check_disc_folder(&root, &LedgerTrust(self))?;
         problems.append(&mut check.problems);
         check.problems = problems;
-        // The ledger: the disc holds what the station built.
-        if let Some(volume_id) = &check.volume_id
-            && let Some((case, sums_sha256)) = self.ledger().disc(volume_id)?
-            && (Some(&case) != check.case_number.as_ref() || Some(sums_sha256) != check.sums_sha256)
-        {
-            check.problems.push(DiscProblem::new(
-                "SHA256SUMS",
-                "differs from what the ledger says this disc holds",
-            ));
-        }
+        // The ledger: the disc is one this station built, and holds what it built.
         if let (Some(case_number), Some(volume_id)) =
             (check.case_number.clone(), check.volume_id.clone())
         {
-            if self.ledger().disc(&volume_id)?.is_some() {
-                self.commit_station_fact(StationFact::DiscChecked(DiscCheckedFact {
-                    case_number,
-                    volume_id,
-                    source: source.into(),
-                    intact: check.is_intact(),
-                    problems: check.problems.len() as u64,
-                }))?;
-            } else {
-                check.problems.push(DiscProblem::new(
+            // The guard is released here: committing the check locks the ledger again.
+            let built = self.ledger().disc(&volume_id)?;
+            match built {
+                None => check.problems.push(DiscProblem::new(
                     "disc",
                     "this station's ledger has no disc of this volume id",
-                ));
+                )),
+                Some((case, sums_sha256)) => {
+                    if case != case_number || Some(sums_sha256) != check.sums_sha256 {
+                        check.problems.push(DiscProblem::new(
+                            "SHA256SUMS",
+                            "differs from what the ledger says this disc holds",
+                        ));
+                    }
+                    self.commit_station_fact(StationFact::DiscChecked(DiscCheckedFact {
+                        case_number,
+                        volume_id,
+                        source: source.into(),
+                        intact: check.is_intact(),
+                        problems: check.problems.len() as u64,
+                    }))?;
+                }
             }
         }
         Ok(check)

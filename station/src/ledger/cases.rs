@@ -212,43 +212,44 @@ impl Ledger {
             "WITH subjects AS (
                  SELECT record_hash AS h FROM clips WHERE case_number = ?1
                  UNION SELECT subject FROM bindings WHERE case_number = ?1)
-             SELECT r.serial, r.seq, r.log_index, r.kind, r.bytes, r.sig FROM records r
+             SELECT r.serial, r.seq, r.log_index, r.kind, r.bytes, r.sig,
+                    r.hash IN (SELECT h FROM subjects), r.hash
+             FROM records r
              WHERE r.hash IN (SELECT h FROM subjects)
                 OR r.hash IN (SELECT record_hash FROM bindings WHERE subject IN (SELECT h FROM subjects))
                 OR (r.kind = 'annotation'
                     AND r.serial IN (SELECT serial FROM clips WHERE record_hash IN (SELECT h FROM subjects)))
              ORDER BY r.log_index",
         )?;
-        let subjects: std::collections::HashSet<[u8; 32]> = {
-            let mut s = self.conn.prepare(
-                "SELECT record_hash FROM clips WHERE case_number = ?1
-                 UNION SELECT subject FROM bindings WHERE case_number = ?1",
-            )?;
-            let rows = s.query_map([case], |r| r.get::<_, Vec<u8>>(0))?;
-            rows.filter_map(|h| h.ok().and_then(|h| h.try_into().ok()))
-                .collect()
-        };
         let mut rows = stmt.query([case])?;
-        let mut out = Vec::new();
+        let mut found = Vec::new();
+        let mut subjects = std::collections::HashSet::new();
         while let Some(r) = rows.next()? {
-            let kind: String = r.get(3)?;
-            let bytes: Vec<u8> = r.get(4)?;
-            if kind == "annotation" {
-                // Only the annotations of this case's clips.
-                let rec = custody::Record::parse(bytes.clone())
-                    .map_err(|e| LedgerError::Invalid(format!("stored annotation: {e}")))?;
-                match &rec.body().fact {
-                    custody::Fact::Annotation(a) if subjects.contains(&a.subject.0) => {}
-                    _ => continue,
-                }
+            if r.get::<_, bool>(6)? {
+                subjects.insert(r.get::<_, Vec<u8>>(7)?);
             }
-            out.push(ShippedRecord {
+            let kind: String = r.get(3)?;
+            let record = ShippedRecord {
                 serial: Some(r.get(0)?),
                 seq: r.get::<_, i64>(1)?.unsigned_abs(),
                 log_index: r.get::<_, i64>(2)?.unsigned_abs(),
-                bytes,
+                bytes: r.get(4)?,
                 sig: r.get(5)?,
-            });
+            };
+            found.push((kind == "annotation", record));
+        }
+        // Only the annotations of this case's clips.
+        let mut out = Vec::new();
+        for (annotation, record) in found {
+            if annotation {
+                let rec = custody::Record::parse(record.bytes.clone())
+                    .map_err(|e| LedgerError::Invalid(format!("stored annotation: {e}")))?;
+                match &rec.body().fact {
+                    custody::Fact::Annotation(a) if subjects.contains(&a.subject.0[..]) => {}
+                    _ => continue,
+                }
+            }
+            out.push(record);
         }
         Ok(out)
     }
@@ -399,10 +400,7 @@ impl Ledger {
     /// # Errors
     /// SQL failure or a stored value the ledger did not write.
     pub fn case_closure(&self, case: &str) -> Result<Option<LedgerClosure>, LedgerError> {
-        Ok(self
-            .closures_where(case)?
-            .into_iter()
-            .find(|c| c.case_number == case))
+        Ok(self.closures_where(case)?.into_iter().next())
     }
 
     /// Latest closure per case (of `case` only, unless empty).

@@ -103,11 +103,11 @@ pub fn readme(plan: &DiscPlan, origin: &str) -> String {
         "各步骤的含义：\n\
          1. sha256sum -c SHA256SUMS：光盘上每个文件未被改动。\n\
          2. openssl pkeyutl -verify：每条记录由其设备（或采集站）的 Ed25519 私钥签名，\n\
-            签名覆盖记录文件的全部字节。\n\
+         \x20  签名覆盖记录文件的全部字节。\n\
          3. FILES.txt：每个视音频文件、文书的 SHA-256 与签名记录所载一致。\n\
          4. checkpoint.txt：采集站对其透明日志在某一大小时的根哈希的签名。\n\
          5. proofs/：每条记录是该日志的一个叶子（RFC 9162 包含证明），日志只能追加，\n\
-            采集站事后无法在不被发现的情况下删改记录。\n\n\
+         \x20  采集站事后无法在不被发现的情况下删改记录。\n\n\
          也可用 Custody 的核验工具：custody verify 光盘目录（可加 --key 指定可信的采集站与\n\
          设备公钥）；采集站核验：custody-station disc verify 光盘或镜像，另与台账核对本盘内容。\n",
     );
@@ -137,7 +137,7 @@ pub fn index_html(plan: &DiscPlan) -> String {
     for c in &plan.clips {
         clip_row(&mut s, c);
     }
-    s.push_str("</table>\n<h2>执法文书</h2>\n<table><tr><th>标题</th><th>文件</th><th>大小</th><th>归入人</th></tr>\n");
+    s.push_str("</table>\n<h2>执法文书</h2>\n<table><tr><th>标题</th><th>文件</th><th>大小（字节）</th><th>归入人</th></tr>\n");
     for d in &plan.documents {
         let _ = writeln!(
             s,

@@ -12,12 +12,16 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, FixedOffset};
+
+use crate::access_fact::{AccessAction, AccessFact, DecisionFact, RequestFact, Role};
+use crate::hash::RecordHash;
 use crate::hash::{MediaHash, hash_reader};
 use crate::keys::{PublicKey, Signature};
 use crate::merkle::{leaf_hash, verify_inclusion};
 use crate::note::{Checkpoint, NoteVerifier};
 use crate::record::Record;
-use crate::station_record::StationRecord;
+use crate::station_record::{StationFact, StationRecord, StationRecordBody};
 
 /// The file that identifies a disc (case, volume id, station, disc n of N).
 pub const DISC_META_FILE: &str = "disc.json";
@@ -45,6 +49,20 @@ pub struct DiscMeta {
     pub station: String,
     /// The log size of the checkpoint the proofs lead to.
     pub checkpoint_size: u64,
+    /// Present on an export package: the request it was made under.
+    #[serde(default)]
+    pub package: Option<PackageMeta>,
+}
+
+/// What `disc.json` says of an export package.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackageMeta {
+    /// The request's id (the seq of its station record).
+    pub request: u64,
+    /// The form (`copy`, `disc`, `package`).
+    pub form: String,
+    /// Where it goes.
+    pub destination: String,
 }
 
 /// One thing wrong with a disc.
@@ -77,6 +95,8 @@ pub struct DiscCheck {
     pub files: usize,
     /// SHA-256 of the disc's `SHA256SUMS` (what the disc holds).
     pub sums_sha256: Option<MediaHash>,
+    /// For an export package, the request it was made under.
+    pub package: Option<u64>,
     /// What is wrong (empty: intact).
     pub problems: Vec<DiscProblem>,
 }
@@ -91,15 +111,25 @@ impl DiscCheck {
     /// problem.
     pub fn lines_zh(&self) -> Vec<String> {
         let volume = self.volume_id.as_deref().unwrap_or("?");
+        let noun = if self.package.is_some() {
+            "导出包"
+        } else {
+            "光盘"
+        };
         if self.is_intact() {
+            let approvals = if self.package.is_some() {
+                "，申请、审批与导出记录相符"
+            } else {
+                ""
+            };
             return vec![format!(
-                "光盘 {volume}（{}）核验通过：{} 个文件，签名与包含证明均有效",
+                "{noun} {volume}（{}）核验通过：{} 个文件，签名与包含证明均有效{approvals}",
                 self.case_number.as_deref().unwrap_or("?"),
                 self.files
             )];
         }
         let mut lines = vec![format!(
-            "光盘 {volume} 核验失败（{} 处问题）：",
+            "{noun} {volume} 核验失败（{} 处问题）：",
             self.problems.len()
         )];
         lines.extend(
@@ -137,7 +167,12 @@ pub fn check_disc_folder(root: &Path, trust: &dyn DiscTrust) -> io::Result<DiscC
     check_signatures(root, &listed, trust, &mut problems);
     check_stated_hashes(root, &mut problems);
     check_proofs(root, &listed, trust, &mut problems);
+    let package = meta.as_ref().and_then(|m| m.package.as_ref());
+    if let Some(package) = package {
+        check_package(root, &listed, package, &mut problems);
+    }
     Ok(DiscCheck {
+        package: package.map(|p| p.request),
         volume_id: meta.as_ref().map(|m| m.volume_id.clone()),
         case_number: meta.map(|m| m.case_number),
         files: listed.len(),
@@ -326,6 +361,191 @@ fn proof_holds(root: &Path, file: &str, cp: &Checkpoint) -> bool {
         return false;
     };
     size == cp.size && verify_inclusion(&leaf_hash(&bytes), index, size, &hashes, &cp.root).is_ok()
+}
+
+/// The station records of an export package: its request, the decisions on it and its
+/// export events.
+#[derive(Default)]
+struct PackageRecords {
+    request: Option<(RecordHash, RequestFact)>,
+    decisions: Vec<(String, RecordHash, DecisionFact)>,
+    exports: Vec<(String, DateTime<FixedOffset>, AccessFact)>,
+}
+
+fn is_json(file: &str) -> bool {
+    Path::new(file).extension().is_some_and(|x| x == "json")
+}
+
+/// An export package's request, approvals and export event agree: the package holds
+/// exactly the clips the request names and every approval approved, each approval is by a
+/// department head or the agency head who is not the requester, and the export was made
+/// under those approvals before they expired. (Signatures and proofs are checked apart.)
+fn check_package(
+    root: &Path,
+    listed: &BTreeSet<String>,
+    package: &PackageMeta,
+    problems: &mut Vec<DiscProblem>,
+) {
+    let id = package.request;
+    let mut found = PackageRecords::default();
+    for file in listed
+        .iter()
+        .filter(|f| f.starts_with("station-records/") && is_json(f))
+    {
+        let Some(bytes) = fs::read(root.join(file)).ok() else {
+            continue;
+        };
+        let Ok(body) = serde_json::from_slice::<StationRecordBody>(&bytes) else {
+            problems.push(DiscProblem::new(file, "not a station record"));
+            continue;
+        };
+        let hash = RecordHash::of(&bytes);
+        match body.fact {
+            StationFact::Request(r) if body.seq == id => found.request = Some((hash, r)),
+            StationFact::Decision(d) if d.request == id => {
+                found.decisions.push((file.clone(), hash, d));
+            }
+            StationFact::Access(a) if a.action == AccessAction::Export && a.request == Some(id) => {
+                found.exports.push((file.clone(), body.created, a));
+            }
+            _ => {}
+        }
+    }
+    let Some((request_hash, request)) = &found.request else {
+        problems.push(DiscProblem::new(
+            DISC_META_FILE,
+            &format!("the package carries no record of request {id}"),
+        ));
+        return;
+    };
+    let asked: BTreeSet<RecordHash> = request.records.iter().copied().collect();
+    let approvals = check_approvals(&found, *request_hash, request, &asked, problems);
+    check_export(&found, &approvals, &asked, id, problems);
+    check_shipped_clips(root, listed, &asked, problems);
+}
+
+/// The approving decisions that hold (by a department head or the agency head, not the
+/// requester, of exactly the clips asked); a problem for each that does not.
+fn check_approvals(
+    found: &PackageRecords,
+    request_hash: RecordHash,
+    request: &RequestFact,
+    asked: &BTreeSet<RecordHash>,
+    problems: &mut Vec<DiscProblem>,
+) -> BTreeSet<RecordHash> {
+    let mut approvals = BTreeSet::new();
+    for (file, hash, d) in &found.decisions {
+        let why = if d.request_record != request_hash {
+            "decides another request record"
+        } else if !d.approved {
+            "the request was rejected"
+        } else if d.approver == request.requester {
+            "approved by the requester"
+        } else if !matches!(d.role, Role::DepartmentHead | Role::AgencyHead) {
+            "approved by a role that does not approve"
+        } else if d.records.iter().copied().collect::<BTreeSet<_>>() != *asked {
+            "approves other clips than the request names"
+        } else {
+            approvals.insert(*hash);
+            continue;
+        };
+        problems.push(DiscProblem::new(file, why));
+    }
+    if approvals.is_empty() {
+        problems.push(DiscProblem::new(
+            DISC_META_FILE,
+            "the package carries no valid approval of its request",
+        ));
+    }
+    approvals
+}
+
+/// One export event, under exactly the approvals held, of the clips asked, before the
+/// approvals expired.
+fn check_export(
+    found: &PackageRecords,
+    approvals: &BTreeSet<RecordHash>,
+    asked: &BTreeSet<RecordHash>,
+    id: u64,
+    problems: &mut Vec<DiscProblem>,
+) {
+    match found.exports.as_slice() {
+        [(file, created, a)] => {
+            if a.approvals.iter().copied().collect::<BTreeSet<_>>() != *approvals {
+                problems.push(DiscProblem::new(
+                    file,
+                    "names other approvals than the package carries",
+                ));
+            }
+            if a.records.iter().copied().collect::<BTreeSet<_>>() != *asked {
+                problems.push(DiscProblem::new(file, "exported other clips than approved"));
+            }
+            let expired = found
+                .decisions
+                .iter()
+                .filter(|(_, h, _)| approvals.contains(h))
+                .any(|(_, _, d)| d.expires.is_none_or(|e| e <= *created));
+            if expired {
+                problems.push(DiscProblem::new(file, "made after its approval expired"));
+            }
+        }
+        [] => problems.push(DiscProblem::new(
+            DISC_META_FILE,
+            &format!("the package carries no export event of request {id}"),
+        )),
+        _ => problems.push(DiscProblem::new(
+            DISC_META_FILE,
+            "the package carries several export events: an approval is used once",
+        )),
+    }
+}
+
+/// The package's clip records are exactly the ones asked, and every file under `clips/`
+/// is stated by one of them.
+fn check_shipped_clips(
+    root: &Path,
+    listed: &BTreeSet<String>,
+    asked: &BTreeSet<RecordHash>,
+    problems: &mut Vec<DiscProblem>,
+) {
+    let mut shipped = BTreeSet::new();
+    for file in listed
+        .iter()
+        .filter(|f| f.starts_with("records/") && is_json(f))
+    {
+        let Some(rec) = fs::read(root.join(file))
+            .ok()
+            .and_then(|b| Record::parse(b).ok())
+        else {
+            continue;
+        };
+        if matches!(rec.body().fact, crate::record::Fact::Clip(_)) {
+            if !asked.contains(&rec.hash()) {
+                problems.push(DiscProblem::new(file, "a clip the request does not name"));
+            }
+            shipped.insert(rec.hash());
+        }
+    }
+    if shipped != *asked {
+        problems.push(DiscProblem::new(
+            DISC_META_FILE,
+            &format!(
+                "the package holds {} of the {} clips approved",
+                shipped.intersection(asked).count(),
+                asked.len()
+            ),
+        ));
+    }
+    let files_txt = fs::read_to_string(root.join("FILES.txt")).unwrap_or_default();
+    let stated: BTreeSet<&str> = files_txt
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .collect();
+    for file in listed.iter().filter(|f| f.starts_with("clips/")) {
+        if !stated.contains(file.as_str()) {
+            problems.push(DiscProblem::new(file, "a file no approved record states"));
+        }
+    }
 }
 
 /// Every regular file under `root`, as paths relative to it (symlinks not followed).

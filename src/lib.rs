@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod access_fact;
 mod calendar;
 mod chain;
 pub mod cli;
@@ -46,12 +47,15 @@ mod tlog_proof;
 pub mod upload;
 mod verify;
 
+pub use access_fact::{
+    AccessAction, AccessFact, DecisionFact, ExportForm, MAX_EVENT_RECORDS, RequestFact, Role,
+};
 pub use calendar::{Calendar, CalendarError};
 pub use chain::{ChainAnchor, ChainReport, ChainStart, RecordFile, verify_chain};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use disc_check::{
-    DISC_META_FILE, DiscCheck, DiscMeta, DiscOwnKeys, DiscProblem, DiscTrust, check_disc_folder,
-    disc_meta,
+    DISC_META_FILE, DiscCheck, DiscMeta, DiscOwnKeys, DiscProblem, DiscTrust, PackageMeta,
+    check_disc_folder, disc_meta,
 };
 pub use finding::{Finding, Level, code, describe_zh};
 pub use hash::{

@@ -1,6 +1,7 @@
 //! Station records: what the station itself attests, in its own signed hash chain and as
 //! leaves of its transparency log, beside the devices' records. A clerk's document
-//! attached to a case, a case closed, a disc built, burned or checked.
+//! attached to a case, a case closed, a disc built, burned or checked; and supervised
+//! access: every access event, request and decision ([`crate::access_fact`]).
 //!
 //! The same conventions as a device record (docs/record-format.md): pretty JSON with a
 //! final newline, signed as exact bytes with plain Ed25519 by the station key (so that
@@ -10,6 +11,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::access_fact::{AccessFact, DecisionFact, RequestFact};
 use crate::hash::{MediaHash, RecordHash};
 use crate::keys::{KeyId, PublicKey, Signature, Signer};
 use crate::record::{RecordError, check_format};
@@ -134,6 +136,12 @@ pub enum StationFact {
     DiscBurned(DiscBurnedFact),
     /// A disc read back and checked.
     DiscChecked(DiscCheckedFact),
+    /// Someone accessed evidence (or logged in, or failed to).
+    Access(AccessFact),
+    /// A request to view or copy clips.
+    Request(RequestFact),
+    /// A decision on a request.
+    Decision(DecisionFact),
 }
 
 impl StationFact {
@@ -145,18 +153,30 @@ impl StationFact {
             Self::DiscBuilt(_) => "disc-built",
             Self::DiscBurned(_) => "disc-burned",
             Self::DiscChecked(_) => "disc-checked",
+            Self::Access(_) => "access",
+            Self::Request(_) => "request",
+            Self::Decision(_) => "decision",
         }
     }
 
-    /// The case the fact is about.
-    pub fn case_number(&self) -> &str {
+    /// The case the fact is about, if it is about one.
+    pub fn case_number(&self) -> Option<&str> {
         match self {
-            Self::Document(d) => &d.case_number,
-            Self::CaseClosed(c) => &c.case_number,
-            Self::DiscBuilt(d) => &d.case_number,
-            Self::DiscBurned(d) => &d.case_number,
-            Self::DiscChecked(d) => &d.case_number,
+            Self::Document(d) => Some(&d.case_number),
+            Self::CaseClosed(c) => Some(&c.case_number),
+            Self::DiscBuilt(d) => Some(&d.case_number),
+            Self::DiscBurned(d) => Some(&d.case_number),
+            Self::DiscChecked(d) => Some(&d.case_number),
+            Self::Access(a) => a.case_number.as_deref(),
+            Self::Request(r) => r.case_number.as_deref(),
+            Self::Decision(_) => None,
         }
+    }
+
+    /// Whether the fact belongs in the case file itself (documents, closures, discs), as
+    /// opposed to the supervision of access to it.
+    pub fn is_case_file(&self) -> bool {
+        !matches!(self, Self::Access(_) | Self::Request(_) | Self::Decision(_))
     }
 }
 

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use custody::{BindingFact, Fact};
-use custody_station::{DockOptions, LocalStore, Medium, Station};
+use custody::{BindingFact, Fact, Role};
+use custody_station::{Actor, Credential, DockOptions, LocalStore, Medium, NewPerson, Station};
 
 #[expect(
     dead_code,
@@ -81,11 +81,13 @@ fn bare(base: &Path, objects: &[(PathBuf, String, String)]) -> Duration {
 }
 
 /// `disc build` then `disc verify` of the image, as the station does them.
-fn ours(station: &Station, base: &Path) -> (Duration, u64) {
+fn ours(station: &Station, clerk: &Actor, base: &Path) -> (Duration, u64) {
     let out = fresh_dir(base, "discs");
     let _ = fs::write("/proc/self/clear_refs", "5");
     let t = Instant::now();
-    let discs = station.build_discs(CASE, Medium::Bd25, None, &out).unwrap();
+    let discs = station
+        .build_discs(clerk, CASE, Medium::Bd25, None, &out)
+        .unwrap();
     for d in &discs {
         let check = station.verify_disc(d.image.to_str().unwrap()).unwrap();
         assert!(check.is_intact(), "{:?}", check.problems);
@@ -124,7 +126,18 @@ fn main() {
         .unwrap();
     fs::remove_dir_all(&dev.root).unwrap();
     let store = LocalStore::open(&station.store_root(), 0, false).unwrap();
-    let view = station.case_view(CASE).unwrap();
+    let new = NewPerson {
+        login: "clerk",
+        name: "内勤",
+        department: "法制大队",
+        badge: None,
+        roles: &[Role::Clerk],
+    };
+    station.add_person(&new, "bench-password").unwrap();
+    let clerk = station
+        .login("clerk", Credential::Password("bench-password"), None)
+        .unwrap();
+    let view = station.case_view(&clerk, CASE).unwrap();
     let objects: Vec<(PathBuf, String, String)> = view
         .clips
         .iter()
@@ -144,7 +157,7 @@ fn main() {
             sync();
             std::thread::sleep(Duration::from_secs(2));
             if method == 0 {
-                let (t, r) = ours(&station, base.path());
+                let (t, r) = ours(&station, &clerk, base.path());
                 (took, rss) = (took.min(t), rss.max(r));
             } else {
                 bare_took = bare_took.min(bare(base.path(), &objects));

@@ -75,13 +75,18 @@ fn check_all(
 ) -> anyhow::Result<()> {
     check_objects(station, replica, out)?;
     let mut found = Vec::new();
-    station.ledger().log_mismatches(|index, why| {
-        found.push(Finding::error(
-            code::LOG_LEAF_UNMATCHED,
-            format!("log leaf {index}"),
-            why.to_owned(),
-        ));
-    })?;
+    {
+        let ledger = station.ledger();
+        let mut each = |index: u64, why: &str| {
+            found.push(Finding::error(
+                code::LOG_LEAF_UNMATCHED,
+                format!("log leaf {index}"),
+                why.to_owned(),
+            ));
+        };
+        ledger.log_mismatches(&mut each)?;
+        ledger.access_mismatches(&mut each)?;
+    }
     if !found.is_empty() {
         station
             .ledger()

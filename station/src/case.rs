@@ -8,12 +8,15 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use custody::{CaseClosedFact, DocumentFact, DocumentNumber, StationFact, StationRecord};
+use custody::{
+    AccessAction, CaseClosedFact, DocumentFact, DocumentNumber, RecordHash, Role, StationFact,
+    StationRecord,
+};
 use serde::Serialize;
 
 use crate::ledger::{LedgerClosure, LedgerDisc, LedgerDocument};
 use crate::report::ClipRow;
-use crate::{Expected, ReportQuery, Station};
+use crate::{Actor, Expected, ReportQuery, Station};
 
 /// Working days from the end of the act to the case file's due date.
 pub const CASE_FILE_WORKING_DAYS: u32 = 20;
@@ -78,6 +81,8 @@ pub struct CaseView {
     pub header: CaseHeader,
     /// Every clip recorded under the case or bound to it, from any device.
     pub clips: Vec<ClipRow>,
+    /// Clips of the case the viewer may not see (not listed).
+    pub hidden: usize,
     /// The documents attached.
     pub documents: Vec<LedgerDocument>,
     /// The archive discs built for it, with their last burn and check.
@@ -109,11 +114,43 @@ impl Station {
         Ok(scheme.parse_document(input)?)
     }
 
-    /// The case view of `input` (any spelling of its number).
+    /// The case view of `input` (any spelling of its number) as `actor` may see it: an
+    /// officer their own clips only, IT nothing. The access event naming every clip shown
+    /// is in the ledger and the log before the view is returned.
+    ///
+    /// # Errors
+    /// A refused role (IT; an officer with no clip in the case), a number the scheme
+    /// rejects, or a ledger failure (nothing is shown then).
+    pub fn case_view(&self, actor: &Actor, input: &str) -> anyhow::Result<CaseView> {
+        actor.refuse_it("case files")?;
+        let mut view = self.case_file(input)?;
+        let all = view.clips.len();
+        view.clips.retain(|c| actor.sees_clip(c));
+        view.hidden = all - view.clips.len();
+        if actor.role() == Role::Officer && view.clips.is_empty() {
+            bail!(
+                "refused: no clip of case {} is yours (民警 see their own clips)",
+                view.header.case_number
+            );
+        }
+        let records: Vec<RecordHash> = view.clips.iter().map(|c| c.record).collect();
+        self.record_access(
+            actor,
+            AccessAction::CaseView,
+            Some(&view.header.case_number),
+            &records,
+            None,
+            &[],
+        )?;
+        Ok(view)
+    }
+
+    /// The whole case file of `input`, unchecked and unlogged: for the station's own work
+    /// on it (discs), never served as is.
     ///
     /// # Errors
     /// A number the scheme rejects, or a ledger failure.
-    pub fn case_view(&self, input: &str) -> anyhow::Result<CaseView> {
+    pub(crate) fn case_file(&self, input: &str) -> anyhow::Result<CaseView> {
         let number = self.case_number(input)?;
         let case_number = number.to_string();
         let report = self.report(
@@ -142,6 +179,7 @@ impl Station {
                 case_number: case_number.clone(),
             },
             clips: report.clips,
+            hidden: 0,
             documents: ledger.case_documents(&case_number)?,
             discs,
         })

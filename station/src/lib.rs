@@ -14,6 +14,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+mod access;
 mod audit;
 mod case;
 mod config;
@@ -40,6 +41,11 @@ use custody::{Clock, NoteSigner, NoteVerifier, SigningKey, SystemClock, load_or_
 use ingest::DeviceSessions;
 use store::s3::S3Store;
 
+pub use access::{
+    APPROVAL_DAYS, AccessEntry, Actor, Authenticator, Credential, Exported, LOCKOUT_FAILURES,
+    LOCKOUT_MINUTES, MAX_APPROVAL_DAYS, MIN_PASSWORD_CHARS, NewPerson, NewRequest,
+    PasswordAuthenticator, RequestState, RequestStatus, Requirement, hash_password,
+};
 pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
 pub use case::{CASE_FILE_WORKING_DAYS, CaseDue, CaseHeader, CaseView, DUE_SOON_DAYS};
 pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
@@ -51,8 +57,8 @@ pub use disc::{
 pub use fleet::{Pending, PendingDevice, follow as follow_fleet, pending, pending_devices};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
 pub use ledger::{
-    EnrolledDevice, HeardDevice, Ledger, LedgerDisc, LedgerError, Queued, ReplicationLag,
-    SessionEnd, SessionId,
+    AccessQuery, EnrolledDevice, HeardDevice, Ledger, LedgerAccessEvent, LedgerDisc, LedgerError,
+    LedgerPerson, LedgerRequest, Queued, ReplicationLag, SessionEnd, SessionId,
 };
 pub use progress::{ProgressBoard, SlotStatus};
 pub use replicate::{Drained, drain as replicate_drain, run as replicate_run};
@@ -85,6 +91,8 @@ pub struct Station {
     progress: ProgressBoard,
     device_sessions: DeviceSessions,
     clock: Arc<dyn Clock>,
+    /// Checks logins: local passwords unless another authenticator is set.
+    authenticator: Box<dyn Authenticator>,
 }
 
 impl Station {
@@ -130,6 +138,7 @@ impl Station {
             progress: ProgressBoard::default(),
             device_sessions: DeviceSessions::default(),
             clock,
+            authenticator: Box::new(PasswordAuthenticator),
             cfg: Arc::new(cfg),
         })
     }
@@ -166,6 +175,18 @@ impl Station {
     /// The station key, behind the signing seam: it signs receipts and station records.
     pub(crate) fn station_key(&self) -> &dyn custody::Signer {
         self.key.as_ref()
+    }
+
+    /// Replaces how logins are checked (certificates, an agency identity provider).
+    #[must_use]
+    pub fn with_authenticator(mut self, authenticator: Box<dyn Authenticator>) -> Self {
+        self.authenticator = authenticator;
+        self
+    }
+
+    /// How logins are checked.
+    pub(crate) fn authenticator(&self) -> &dyn Authenticator {
+        self.authenticator.as_ref()
     }
 
     /// The station's time now (its clock: the system's, or the one it was opened with).

@@ -58,6 +58,28 @@ enum Command {
     Disc(cmd::disc::Action),
     /// Put a case's stored clips under legal hold in the S3 bucket (or release them).
     Hold(cmd::hold::Args),
+    /// The station's people: add, roles, disable, enable, passwd, list.
+    #[command(subcommand)]
+    User(cmd::user::Action),
+    /// Ask to view or copy clips (调阅/复制申请): a case or clips, purpose, form,
+    /// destination.
+    Request(cmd::request::RequestArgs),
+    /// Every request and where it stands.
+    Requests(cmd::login::LoginArgs),
+    /// Approve a request (department head of the collecting department; agency head for
+    /// outside the agency and for the second approval of sensitive footage).
+    Approve(cmd::request::DecideArgs),
+    /// Reject a request, with its reason.
+    Reject(cmd::request::DecideArgs),
+    /// Write the export package of an approved request (once, by its requester): a
+    /// folder that verifies with sha256sum and openssl alone, and an ISO image of it.
+    Export(cmd::request::ExportArgs),
+    /// Play a clip (its bytes to stdout or a file): one's own, one's department's as its
+    /// head, or under an approved view request.
+    Play(cmd::play::Args),
+    /// The access log: who saw or copied what, when, under which approval, each event
+    /// with its inclusion proof.
+    Access(cmd::access::Args),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +103,14 @@ fn main() -> ExitCode {
         Command::Case(args) => cmd::case::run(&cli.config, &args, cli.json),
         Command::Stats(args) => cmd::stats::run(&cli.config, &args, cli.json),
         Command::Disc(action) => cmd::disc::run(&cli.config, &action, cli.json),
+        Command::User(action) => cmd::user::run(&cli.config, &action, cli.json),
+        Command::Request(args) => cmd::request::request(&cli.config, &args, cli.json),
+        Command::Requests(args) => cmd::request::list(&cli.config, &args, cli.json),
+        Command::Approve(args) => cmd::request::decide(&cli.config, &args, true, cli.json),
+        Command::Reject(args) => cmd::request::decide(&cli.config, &args, false, cli.json),
+        Command::Export(args) => cmd::request::export(&cli.config, &args, cli.json),
+        Command::Play(args) => cmd::play::run(&cli.config, &args),
+        Command::Access(args) => cmd::access::run(&cli.config, &args, cli.json),
     };
     match result {
         Ok(code) => code,

@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use custody::testkit::{SampleDevice, sample_day};
-use custody::{BindingFact, Fact, FixedClock, MediaHash, StationFact, StationRecord, leaf_hash};
-use custody_station::{DockOptions, Station, StationConfig};
+use custody::{
+    BindingFact, Fact, FixedClock, MediaHash, Role, StationFact, StationRecord, leaf_hash,
+};
+use custody_station::{Actor, Credential, DockOptions, NewPerson, Station, StationConfig};
 
 const CASE: &str = "襄环罚〔2019〕75号";
 
@@ -36,7 +38,12 @@ struct Desk {
     dir: tempfile::TempDir,
     station: Station,
     clock: Arc<FixedClock>,
+    /// 内勤 李四, logged in.
+    clerk: Actor,
 }
+
+/// A password long enough for the station's accounts.
+const PASSWORD: &str = "correct-horse-battery";
 
 fn config(dir: &Path) -> StationConfig {
     let numbering = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/numbering.example.toml");
@@ -53,10 +60,22 @@ impl Desk {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at(sample_day(18)));
         let station = Station::open_with_clock(config(dir.path()), clock.clone()).unwrap();
+        let new = NewPerson {
+            login: "lisi",
+            name: "李四",
+            department: "法制大队",
+            badge: None,
+            roles: &[Role::Clerk],
+        };
+        station.add_person(&new, PASSWORD).unwrap();
+        let clerk = station
+            .login("lisi", Credential::Password(PASSWORD), None)
+            .unwrap();
         Self {
             dir,
             station,
             clock,
+            clerk,
         }
     }
 
@@ -147,7 +166,10 @@ fn a_case_joins_clips_from_every_device_and_its_documents_under_any_spelling() {
     assert_eq!((fact.sha256, fact.case_number.as_str()), (sha, CASE));
     assert!(desk.station.store().exists(&sha).unwrap());
     // One view, whatever the spelling: both devices' bound clips and the document.
-    let view = desk.station.case_view("襄环罚（2019）75号").unwrap();
+    let view = desk
+        .station
+        .case_view(&desk.clerk, "襄环罚（2019）75号")
+        .unwrap();
     assert_eq!(view.header.case_number, CASE);
     assert_eq!(
         (
@@ -172,14 +194,23 @@ fn a_case_joins_clips_from_every_device_and_its_documents_under_any_spelling() {
         clip.time_zh()
             .contains(&format!("误差 ±{} ms", clip.time.error_ms))
     );
-    // A second document chains to the first station record.
+    // The clerk's view was an access event naming the clips shown, in the station's chain
+    // after the document; a second document chains to that event.
+    let events = desk
+        .station
+        .ledger()
+        .access_events(&custody_station::AccessQuery::default())
+        .unwrap();
+    let viewed = events.last().unwrap();
+    assert_eq!(viewed.fact.action, custody::AccessAction::CaseView);
+    assert_eq!(viewed.fact.records.len(), view.clips.len());
     let png = desk.file("现场照片.png", b"\x89PNG\r\n\x1A\n0000");
     let second = desk
         .station
         .attach_document(CASE, &png, "现场照片", "李四")
         .unwrap();
-    assert_eq!(second.body().seq, 2);
-    assert_eq!(second.body().prev, Some(rec.hash()));
+    assert_eq!(second.body().seq, rec.body().seq + 2);
+    assert_eq!(second.body().prev, Some(viewed.record));
 }
 
 #[test]
@@ -242,7 +273,14 @@ fn a_closed_case_is_due_twenty_working_days_later_and_listed_when_close() {
             .unwrap(),
         due
     );
-    assert_eq!(desk.station.case_view(CASE).unwrap().header.due, Some(due));
+    assert_eq!(
+        desk.station
+            .case_view(&desk.clerk, CASE)
+            .unwrap()
+            .header
+            .due,
+        Some(due)
+    );
     // Listed once due within 5 days or past it; not before.
     let listed = |today| desk.station.cases_due(today, 5).unwrap().len();
     assert_eq!(listed(due - chrono::Duration::days(6)), 0);
@@ -289,14 +327,37 @@ fn the_case_commands_print_chinese_and_json_and_overdue_lists_the_case_file() {
     let pdf = dir.path().join("决定书.pdf");
     fs::write(&pdf, b"%PDF-1.4\n%%EOF\n").unwrap();
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_custody-station"))
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_custody-station"))
             .arg("--config")
             .arg(&config)
             .args(args)
             .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // A command that asks no password may exit before reading it.
+        let _ = writeln!(stdin, "{PASSWORD}");
+        drop(stdin);
+        child.wait_with_output().unwrap()
     };
+    let out = run(&[
+        "user",
+        "add",
+        "lisi",
+        "--name",
+        "李四",
+        "--department",
+        "法制大队",
+        "--role",
+        "clerk",
+        "--password-fd",
+        "0",
+    ]);
+    assert!(out.status.success(), "{out:?}");
     let out = run(&[
         "case",
         "attach",
@@ -321,13 +382,14 @@ fn the_case_commands_print_chinese_and_json_and_overdue_lists_the_case_file() {
     ]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("案卷应于"));
-    let out = run(&["--json", "case", "襄环罚(2019)75号"]);
+    let clerk = ["--as", "lisi", "--password-fd", "0"];
+    let out = run(&[&["--json", "case", "襄环罚(2019)75号"][..], &clerk].concat());
     assert!(out.status.success(), "{out:?}");
     let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(view["header"]["case_number"], CASE);
     assert_eq!(view["header"]["ended"], "2019-03-01");
     assert_eq!(view["documents"][0]["file"], "决定书.pdf");
-    let out = run(&["case", CASE]);
+    let out = run(&[&["case", CASE][..], &clerk].concat());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("执法文书（1 份）") && text.contains("行政处罚决定书"),
@@ -340,7 +402,7 @@ fn the_case_commands_print_chinese_and_json_and_overdue_lists_the_case_file() {
     assert_eq!(due["case_files_due"][0]["case_number"], CASE);
     assert!(due["case_files_due"][0]["days_left"].as_i64().unwrap() < 0);
     // A number the template rejects: a clear error, exit 2.
-    let out = run(&["case", "京环罚〔2019〕75号"]);
+    let out = run(&[&["case", "京环罚〔2019〕75号"][..], &clerk].concat());
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("agency code"),
@@ -452,7 +514,13 @@ fn a_disc_verifies_alone_by_the_commands_of_its_own_readme() {
     let out = desk.dir.path().join("discs");
     let discs = desk
         .station
-        .build_discs("襄环罚[2019]75号", custody_station::Medium::Cd, None, &out)
+        .build_discs(
+            &desk.clerk,
+            "襄环罚[2019]75号",
+            custody_station::Medium::Cd,
+            None,
+            &out,
+        )
         .unwrap();
     assert_eq!(discs.len(), 1);
     let image = &discs[0].image;
@@ -525,7 +593,7 @@ fn a_flipped_byte_in_an_image_fails_verify_and_names_the_file() {
     let out = desk.dir.path().join("discs");
     let image = desk
         .station
-        .build_discs(CASE, custody_station::Medium::Cd, None, &out)
+        .build_discs(&desk.clerk, CASE, custody_station::Medium::Cd, None, &out)
         .unwrap()
         .remove(0)
         .image;
@@ -575,7 +643,13 @@ fn a_case_larger_than_a_disc_spans_discs_that_each_verify_alone() {
     let capacity = (4 << 20) + 1_200_000;
     let discs = desk
         .station
-        .build_discs(CASE, custody_station::Medium::Cd, Some(capacity), &out)
+        .build_discs(
+            &desk.clerk,
+            CASE,
+            custody_station::Medium::Cd,
+            Some(capacity),
+            &out,
+        )
         .unwrap();
     assert_eq!(discs.len(), 3, "{discs:#?}");
     for (i, disc) in discs.iter().enumerate() {
@@ -598,6 +672,7 @@ fn a_case_larger_than_a_disc_spans_discs_that_each_verify_alone() {
     let err = desk
         .station
         .build_discs(
+            &desk.clerk,
             CASE,
             custody_station::Medium::Cd,
             Some((4 << 20) + 500_000),
@@ -617,15 +692,18 @@ fn a_burn_is_read_back_and_checked_and_a_failed_one_is_recorded_as_failed() {
     let out = desk.dir.path().join("discs");
     let image = desk
         .station
-        .build_discs(CASE, custody_station::Medium::Dvd, None, &out)
+        .build_discs(&desk.clerk, CASE, custody_station::Medium::Dvd, None, &out)
         .unwrap()
         .remove(0)
         .image;
     let today = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     // A drive that fails part-way (every write is "no space left"): recorded as failed.
-    let failed = desk.station.burn_disc(&image, "stdio:/dev/full").unwrap();
+    let failed = desk
+        .station
+        .burn_disc(&desk.clerk, &image, "stdio:/dev/full")
+        .unwrap();
     assert!(!failed.burned && failed.check.is_none(), "{failed:?}");
-    let view = desk.station.case_view(CASE).unwrap();
+    let view = desk.station.case_view(&desk.clerk, CASE).unwrap();
     assert_eq!(view.discs[0].burned, Some(false));
     assert!(!view.archived);
     assert_eq!(desk.station.cases_due(today, 365).unwrap().len(), 1);
@@ -633,11 +711,14 @@ fn a_burn_is_read_back_and_checked_and_a_failed_one_is_recorded_as_failed() {
     // checked; the case file is archived and no longer listed as due.
     let drive = desk.dir.path().join("drive.bin");
     let drive_name = format!("stdio:{}", drive.display());
-    let burned = desk.station.burn_disc(&image, &drive_name).unwrap();
+    let burned = desk
+        .station
+        .burn_disc(&desk.clerk, &image, &drive_name)
+        .unwrap();
     assert!(burned.burned, "{burned:?}");
     assert!(burned.check.as_ref().unwrap().is_intact(), "{burned:?}");
     assert!(fs::metadata(&drive).unwrap().len() > fs::metadata(&image).unwrap().len());
-    let view = desk.station.case_view(CASE).unwrap();
+    let view = desk.station.case_view(&desk.clerk, CASE).unwrap();
     assert!(view.archived, "{:#?}", view.discs);
     assert!(desk.station.cases_due(today, 365).unwrap().is_empty());
     // The periodic check: not due now, due four years after the last check.
@@ -649,7 +730,10 @@ fn a_burn_is_read_back_and_checked_and_a_failed_one_is_recorded_as_failed() {
     assert_eq!(due[0].disc.volume_id, burned.volume_id);
     // An image this station did not build is refused.
     let other = desk.file("other.iso", b"not an image");
-    let err = desk.station.burn_disc(&other, &drive_name).unwrap_err();
+    let err = desk
+        .station
+        .burn_disc(&desk.clerk, &other, &drive_name)
+        .unwrap_err();
     assert!(
         format!("{err:#}").contains("not a disc image this station built"),
         "{err:#}"
@@ -684,7 +768,7 @@ fn a_clip_over_4_gib_round_trips_through_a_disc() {
     let out = desk.dir.path().join("discs");
     let discs = desk
         .station
-        .build_discs(CASE, custody_station::Medium::Bd25, None, &out)
+        .build_discs(&desk.clerk, CASE, custody_station::Medium::Bd25, None, &out)
         .unwrap();
     assert_eq!(discs.len(), 1);
     let image = &discs[0].image;
@@ -797,8 +881,8 @@ fn an_audit_finds_station_records_changed_or_removed_behind_the_station() {
     db.execute_batch(
         "DROP TRIGGER station_records_no_update; DROP TRIGGER station_records_no_delete;
          DROP TRIGGER case_closures_no_delete;
-         UPDATE station_records SET bytes = CAST('{}' AS BLOB) WHERE seq = 1;
-         DELETE FROM case_closures; DELETE FROM station_records WHERE seq = 2;",
+         UPDATE station_records SET bytes = CAST('{}' AS BLOB) WHERE kind = 'document';
+         DELETE FROM case_closures; DELETE FROM station_records WHERE kind = 'case-closed';",
     )
     .unwrap();
     let found = custody_station::audit(&desk.station, None).unwrap();

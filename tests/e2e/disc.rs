@@ -6,16 +6,28 @@ use std::fs;
 use std::sync::Arc;
 
 use custody::testkit::{SampleDevice, sample_day};
-use custody::{BindingFact, Fact, FixedClock, SigningKey};
-use custody_station::{DockOptions, Medium, Station, StationConfig};
+use custody::{BindingFact, Fact, FixedClock, Role, SigningKey};
+use custody_station::{Actor, Credential, DockOptions, Medium, NewPerson, Station, StationConfig};
 
 use crate::util::{arg, custody, run_ok};
 
-const CASE: &str = "襄环罚〔2019〕75号";
+/// The case the station's clips are bound to.
+pub const CASE: &str = "襄环罚〔2019〕75号";
+/// The password of every person the tests add.
+pub const PASSWORD: &str = "correct-horse-battery";
 
-#[test]
-fn custody_verify_checks_a_disc_and_names_what_is_wrong() {
-    let dir = tempfile::tempdir().unwrap();
+/// Adds a person and logs them in.
+pub fn person(station: &Station, new: &NewPerson<'_>) -> Actor {
+    station.add_person(new, PASSWORD).unwrap();
+    station
+        .login(new.login, Credential::Password(PASSWORD), None)
+        .unwrap()
+}
+
+/// A station in `dir` with device A100001 (issued to 张三, 42060119001) docked: 2 clips,
+/// the first bound to [`CASE`], its key in `dir/A100001.pem`; and the clerk (内勤 李四)
+/// logged in.
+pub fn bound_case_station(dir: &std::path::Path) -> (Station, Actor) {
     let numbering =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/numbering.example.toml");
     let text = format!(
@@ -23,11 +35,10 @@ fn custody_verify_checks_a_disc_and_names_what_is_wrong() {
          reserve-bytes = 0\nnumbering = \"{}\"\n",
         numbering.display()
     );
-    let cfg = StationConfig::parse(&text, &dir.path().join("station.toml")).unwrap();
+    let cfg = StationConfig::parse(&text, &dir.join("station.toml")).unwrap();
     let station = Station::open_with_clock(cfg, Arc::new(FixedClock::at(sample_day(18)))).unwrap();
     let mut dev =
-        SampleDevice::with_generated_clips(&dir.path().join("dock/A100001"), "A100001", 2, 4000)
-            .unwrap();
+        SampleDevice::with_generated_clips(&dir.join("dock/A100001"), "A100001", 2, 4000).unwrap();
     let first = dev.records().next().unwrap().clone();
     dev.add_fact(Fact::Binding(BindingFact {
         subject: first.hash(),
@@ -35,7 +46,7 @@ fn custody_verify_checks_a_disc_and_names_what_is_wrong() {
         number: format!("{CASE}-视-001"),
     }))
     .unwrap();
-    let pem = dir.path().join("A100001.pem");
+    let pem = dir.join("A100001.pem");
     fs::write(&pem, dev.public_key().to_pem()).unwrap();
     station
         .enroll(
@@ -48,8 +59,27 @@ fn custody_verify_checks_a_disc_and_names_what_is_wrong() {
     station
         .ingest_slot(&dev.root, &DockOptions::default())
         .unwrap();
+    let clerk = person(
+        &station,
+        &NewPerson {
+            login: "lisi",
+            name: "李四",
+            department: "法制大队",
+            badge: None,
+            roles: &[Role::Clerk],
+        },
+    );
+    (station, clerk)
+}
+
+#[test]
+fn custody_verify_checks_a_disc_and_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let (station, clerk) = bound_case_station(dir.path());
+    // The device's key, as the agency publishes it (written when it was enrolled).
+    let pem = dir.path().join("A100001.pem");
     let image = station
-        .build_discs(CASE, Medium::Cd, None, &dir.path().join("discs"))
+        .build_discs(&clerk, CASE, Medium::Cd, None, &dir.path().join("discs"))
         .unwrap()
         .remove(0)
         .image;

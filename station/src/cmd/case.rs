@@ -15,6 +15,8 @@ pub struct Args {
     /// The case's document number, in any spelling the numbering template accepts.
     #[arg(required = true)]
     case: Option<String>,
+    #[command(flatten)]
+    login: super::login::LoginArgs,
     #[command(subcommand)]
     action: Option<Action>,
 }
@@ -70,7 +72,8 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
         None => {
             let station = super::open(config)?;
             let case = args.case.as_deref().unwrap_or_default();
-            let view = station.case_view(case)?;
+            let actor = super::login::login(&station, &args.login)?;
+            let view = station.case_view(&actor, case)?;
             if json {
                 custody::outln!("{}", serde_json::to_string_pretty(&view)?)?;
             } else {
@@ -96,7 +99,7 @@ fn print_sealed(rec: &custody::StationRecord, json: bool, what: &str) -> anyhow:
         });
         custody::outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        custody::outln!("{what}：{}", body.fact.case_number())?;
+        custody::outln!("{what}：{}", body.fact.case_number().unwrap_or("—"))?;
         match &body.fact {
             custody::StationFact::Document(d) => custody::outln!(
                 "  {}（{}，{}，SHA-256 {}）",
@@ -111,10 +114,13 @@ fn print_sealed(rec: &custody::StationRecord, json: bool, what: &str) -> anyhow:
                 c.due,
                 custody_station::CASE_FILE_WORKING_DAYS
             )?,
-            // Disc records are sealed by `disc build` and `disc verify`, which print their own.
+            // Disc and access records are sealed by the commands that print their own.
             custody::StationFact::DiscBuilt(_)
             | custody::StationFact::DiscBurned(_)
-            | custody::StationFact::DiscChecked(_) => {}
+            | custody::StationFact::DiscChecked(_)
+            | custody::StationFact::Access(_)
+            | custody::StationFact::Request(_)
+            | custody::StationFact::Decision(_) => {}
         }
         custody::outln!("  采集站记录 第 {} 条：{}", body.seq, rec.hash())?;
     }
@@ -137,6 +143,9 @@ fn print_view(view: &CaseView) -> anyhow::Result<()> {
     }
     custody::outln!()?;
     custody::outln!("视音频资料（{} 个）：", view.clips.len())?;
+    if view.hidden > 0 {
+        custody::outln!("  （另有 {} 个不属于您的视音频资料未列出）", view.hidden)?;
+    }
     let rows: Vec<Vec<String>> = view
         .clips
         .iter()

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use custody::DiscCheck;
-use custody_station::{Medium, Station};
+use custody_station::{Actor, Medium, Station};
 
 /// `disc` actions.
 #[derive(Subcommand)]
@@ -25,6 +25,8 @@ pub enum Action {
         /// Where the images go.
         #[arg(long, default_value = "discs")]
         out: PathBuf,
+        #[command(flatten)]
+        login: super::login::LoginArgs,
     },
     /// Burn an image this station built to a drive (e.g. /dev/sr0, or stdio:/path for an
     /// emulated one), read it back and check it. Exit 1 if the burn or the check failed.
@@ -34,6 +36,8 @@ pub enum Action {
         /// The drive.
         #[arg(long)]
         drive: String,
+        #[command(flatten)]
+        login: super::login::LoginArgs,
     },
     /// List burned discs due for their periodic check (every `[discs] check-every-years`,
     /// default 4, and at least 10 % of the discs each round). Exit 1 if any is due.
@@ -55,8 +59,19 @@ pub fn run(config: &Path, action: &Action, json: bool) -> anyhow::Result<ExitCod
             media,
             capacity,
             out,
-        } => build(&station, case, *media, *capacity, out, json),
-        Action::Burn { image, drive } => burn(&station, image, drive, json),
+            login,
+        } => {
+            let actor = super::login::login(&station, login)?;
+            build(&station, &actor, case, *media, *capacity, out, json)
+        }
+        Action::Burn {
+            image,
+            drive,
+            login,
+        } => {
+            let actor = super::login::login(&station, login)?;
+            burn(&station, &actor, image, drive, json)
+        }
         Action::Due => due(&station, json),
         Action::Verify { source } => {
             let check = station.verify_disc(source)?;
@@ -80,13 +95,14 @@ fn exit(ok: bool) -> ExitCode {
 
 fn build(
     station: &Station,
+    actor: &Actor,
     case: &str,
     media: Medium,
     capacity: Option<u64>,
     out: &Path,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let discs = station.build_discs(case, media, capacity, out)?;
+    let discs = station.build_discs(actor, case, media, capacity, out)?;
     if json {
         custody::outln!("{}", serde_json::to_string_pretty(&discs)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -106,8 +122,14 @@ fn build(
     Ok(ExitCode::SUCCESS)
 }
 
-fn burn(station: &Station, image: &Path, drive: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let burned = station.burn_disc(image, drive)?;
+fn burn(
+    station: &Station,
+    actor: &Actor,
+    image: &Path,
+    drive: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let burned = station.burn_disc(actor, image, drive)?;
     let ok = burned.burned && burned.check.as_ref().is_some_and(DiscCheck::is_intact);
     if json {
         custody::outln!("{}", serde_json::to_string_pretty(&burned)?)?;

@@ -1,5 +1,6 @@
 //! One file per user command.
 
+pub mod access;
 pub mod audit;
 pub mod case;
 pub mod disc;
@@ -8,12 +9,16 @@ pub mod fleet;
 pub mod hold;
 pub mod ingest;
 pub mod key;
+pub mod login;
 pub mod overdue;
+pub mod play;
 pub mod replicate;
 pub mod report;
+pub mod request;
 pub mod serve;
 pub mod stats;
 pub mod status;
+pub mod user;
 
 use std::path::Path;
 

@@ -28,11 +28,14 @@ pub struct Args {
     /// Folder for the report files (default: the station's reports folder).
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    login: super::login::LoginArgs,
 }
 
 /// Builds the report, writes `report-….json/html`, prints where; exit 1 when it is not clean.
 pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
     let station = super::open(config)?;
+    let actor = super::login::login(&station, &args.login)?;
     let cfg = station.config();
     let day_start = |d: NaiveDate| -> anyhow::Result<DateTime<Utc>> {
         Ok(d.and_time(NaiveTime::MIN)
@@ -50,9 +53,10 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             .to
             .map(|d| day_start(d + chrono::Duration::days(1)))
             .transpose()?,
+        records: None,
     };
     let now = station.now();
-    let report = station.report(&query, now)?;
+    let report = station.report_for(&actor, &query, now)?;
     let dir = args.out.clone().unwrap_or_else(|| station.reports_dir());
     let name = format!(
         "report-{}",

@@ -8,14 +8,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use custody::{DiscBuiltFact, Fact, MediaHash, Record, RecordHash, StationFact};
+use custody::{
+    AccessAction, DiscBuiltFact, Fact, MediaHash, Record, RecordHash, Role, StationFact,
+};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use super::{DiscPlan, Medium, ShippedClip, ShippedDocument, disc_name, readme, volume_id};
-use crate::ledger::ShippedRecord;
-use crate::report::ClipStatus;
-use crate::{BUF_LEN, Station};
+use crate::ledger::{LedgerDocument, ShippedRecord};
+use crate::report::{ClipRow, ClipStatus};
+use crate::{Actor, BUF_LEN, Station};
 
 /// Room kept on every disc for the file system, the small files and each file's entries.
 const DISC_OVERHEAD: u64 = 4 << 20;
@@ -48,32 +50,36 @@ pub struct BuiltDisc {
 }
 
 /// A clip or a document with the records and proofs that travel with it.
-struct Unit {
-    clip: Option<ShippedClip>,
-    document: Option<ShippedDocument>,
-    records: Vec<ShippedRecord>,
+pub(super) struct Unit {
+    pub(super) clip: Option<ShippedClip>,
+    pub(super) document: Option<ShippedDocument>,
+    pub(super) records: Vec<ShippedRecord>,
     bytes: u64,
 }
 
 /// A small file written into a disc's staging folder: (path on the disc, bytes).
-type SmallFile = (String, Vec<u8>);
+pub(super) type SmallFile = (String, Vec<u8>);
 
 impl Station {
-    /// Builds the case's disc set for `medium` (or a given capacity in bytes) into `out`.
+    /// Builds the case's disc set for `medium` (or a given capacity in bytes) into `out`,
+    /// as a clerk (内勤) preparing the case file's archive: an access event naming every
+    /// clip is written before any is read.
     ///
     /// # Errors
-    /// Nothing to archive, a clip that is not intact in the store, a single clip or
-    /// document larger than the medium, xorriso failing, or a ledger failure.
+    /// Another role, nothing to archive, a clip that is not intact in the store, a single
+    /// clip or document larger than the medium, xorriso failing, or a ledger failure.
     pub fn build_discs(
         &self,
+        actor: &Actor,
         case_input: &str,
         medium: Medium,
         capacity: Option<u64>,
         out: &Path,
     ) -> anyhow::Result<Vec<BuiltDisc>> {
+        actor.require(&[Role::Clerk], "building archive discs")?;
         let number = self.case_number(case_input)?;
         let case_number = number.to_string();
-        let view = self.case_view(&case_number)?;
+        let view = self.case_file(&case_number)?;
         if view.clips.is_empty() && view.documents.is_empty() {
             bail!("case {case_number} has no clips or documents to archive");
         }
@@ -85,6 +91,15 @@ impl Station {
                 c.seq
             );
         }
+        let records: Vec<RecordHash> = view.clips.iter().map(|c| c.record).collect();
+        self.record_access(
+            actor,
+            AccessAction::DiscBuild,
+            Some(&case_number),
+            &records,
+            None,
+            &[],
+        )?;
         let capacity = capacity.unwrap_or_else(|| medium.capacity());
         let (checkpoint, units, common, keys, set) = {
             let mut ledger = self.ledger();
@@ -92,7 +107,12 @@ impl Station {
             let checkpoint = ledger.sign_checkpoint(&self.signer, self.now())?;
             let device_records = ledger.case_device_records(&case_number)?;
             let station_records = ledger.case_station_records(&case_number)?;
-            let (units, common) = units(&view, device_records, station_records)?;
+            let (units, common) = units(
+                &view.clips,
+                &view.documents,
+                device_records,
+                station_records,
+            )?;
             let serials: BTreeSet<&str> = view.clips.iter().map(|c| c.serial.as_str()).collect();
             let mut keys = BTreeMap::new();
             for serial in &serials {
@@ -116,6 +136,7 @@ impl Station {
                 volume_id: volume_id(&number, set, i + 1),
                 clips: units.iter().filter_map(|u| u.clip.clone()).collect(),
                 documents: units.iter().filter_map(|u| u.document.clone()).collect(),
+                package: None,
             };
             let records: Vec<&ShippedRecord> = units
                 .iter()
@@ -170,9 +191,9 @@ impl Station {
 }
 
 impl Station {
-    /// The disc's small files: keys, records and signatures, proofs, `FILES.txt`, the
-    /// checkpoint, `disc.json`, the README and the index page.
-    fn small_files(
+    /// The disc's (or package's) small files: keys, records and signatures, proofs,
+    /// `FILES.txt`, the checkpoint, `disc.json`, the README and the index page.
+    pub(super) fn small_files(
         &self,
         plan: &DiscPlan,
         records: &[&ShippedRecord],
@@ -226,7 +247,7 @@ impl Station {
             "checkpoint.txt".into(),
             checkpoint.note.clone().into_bytes(),
         ));
-        let meta = serde_json::json!({
+        let mut meta = serde_json::json!({
             "case_number": plan.case_number,
             "volume_id": plan.volume_id,
             "disc": plan.disc,
@@ -234,6 +255,13 @@ impl Station {
             "station": self.config().origin,
             "checkpoint_size": checkpoint.size,
         });
+        if let Some(p) = &plan.package {
+            meta["package"] = serde_json::json!({
+                "request": p.request,
+                "form": p.form,
+                "destination": p.destination,
+            });
+        }
         small.push(("disc.json".into(), serde_json::to_vec_pretty(&meta)?));
         small.push((
             README_FILE.into(),
@@ -293,7 +321,7 @@ impl Station {
 /// `SHA256SUMS` of a disc: the small files hashed here, the clips and documents by their
 /// store hash (checked when they were stored; a disc verify reads them back). Returns the
 /// text and the number of files on the disc (`SHA256SUMS` included).
-fn sha256sums(plan: &DiscPlan, small: &[SmallFile]) -> (String, u64) {
+pub(super) fn sha256sums(plan: &DiscPlan, small: &[SmallFile]) -> (String, u64) {
     let mut sums: Vec<(String, String)> = small
         .iter()
         .map(|(p, b)| (p.clone(), hex::encode(Sha256::digest(b))))
@@ -331,9 +359,11 @@ pub(super) fn hash_file(path: &Path) -> anyhow::Result<(u64, MediaHash)> {
     custody::hash_reader(file, &mut buf).with_context(|| format!("reading {}", path.display()))
 }
 
-/// Groups the case's records with their clip or document; the closures go on every disc.
-fn units(
-    view: &crate::CaseView,
+/// Groups the records with their clip or document; the other station records (closures,
+/// a package's request, approvals and export) go on every disc.
+pub(super) fn units(
+    clips: &[ClipRow],
+    documents: &[LedgerDocument],
     device_records: Vec<ShippedRecord>,
     station_records: Vec<ShippedRecord>,
 ) -> anyhow::Result<(Vec<Unit>, Vec<ShippedRecord>)> {
@@ -366,7 +396,7 @@ fn units(
         name
     };
     let mut units = Vec::new();
-    for row in &view.clips {
+    for row in clips {
         let hash: MediaHash = row
             .signed_sha256
             .parse()
@@ -399,7 +429,7 @@ fn units(
     let mut common = Vec::new();
     for rec in station_records {
         let seq = rec.seq;
-        match view.documents.iter().find(|d| rec.log_index == d.log_index) {
+        match documents.iter().find(|d| rec.log_index == d.log_index) {
             Some(d) => {
                 let disc_path = unique(format!("documents/{}", disc_name(&d.file)));
                 units.push(Unit {

@@ -9,12 +9,12 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use custody::{DiscBurnedFact, MediaHash, StationFact};
+use custody::{AccessAction, DiscBurnedFact, MediaHash, Role, StationFact};
 use serde::Serialize;
 
 use super::build::hash_file;
 use crate::ledger::LedgerDisc;
-use crate::{BUF_LEN, Station};
+use crate::{Actor, BUF_LEN, Station};
 use custody::DiscCheck;
 
 /// Years between periodic checks of a disc, by default (GB/T 18894).
@@ -46,17 +46,27 @@ pub struct DiscDue {
 }
 
 impl Station {
-    /// Burns `image` (one this station built) to `drive`, reads it back, checks it.
+    /// Burns `image` (one this station built) to `drive`, reads it back, checks it, as a
+    /// clerk: the access event is written before the burn.
     ///
     /// # Errors
-    /// An image this station did not build, or a ledger failure. A failed burn is an
+    /// Another role, an image this station did not build, or a ledger failure. A failed burn is an
     /// outcome (recorded as failed), not an error.
-    pub fn burn_disc(&self, image: &Path, drive: &str) -> anyhow::Result<Burned> {
+    pub fn burn_disc(&self, actor: &Actor, image: &Path, drive: &str) -> anyhow::Result<Burned> {
+        actor.require(&[Role::Clerk], "burning archive discs")?;
         let (size, sha256) = hash_file(image)?;
         let (case_number, volume_id) =
             self.ledger().disc_by_image(&sha256)?.with_context(|| {
                 format!("{} is not a disc image this station built", image.display())
             })?;
+        self.record_access(
+            actor,
+            AccessAction::DiscBurn,
+            Some(&case_number),
+            &[],
+            None,
+            &[],
+        )?;
         let outcome =
             super::xorriso::burn(image, drive).and_then(|()| read_back(drive, size, &sha256));
         let (burned, detail) = match &outcome {

@@ -5,11 +5,13 @@
 //! that checkpoint, `SHA256SUMS`, a Chinese index page and a README (说明) telling a court
 //! how to verify everything with `sha256sum` and `openssl` alone.
 //!
-//! A disc is a copy: the store and the ledger stay primary. Facts and traps:
+//! The same builder makes export packages ([`package`]). A disc is a copy: the store
+//! and the ledger stay primary. Facts and traps:
 //! shared/reference/discs.md.
 
 mod build;
 mod burn;
+mod package;
 mod readme;
 mod verify;
 mod xorriso;
@@ -112,6 +114,38 @@ pub struct DiscPlan {
     pub clips: Vec<ShippedClip>,
     /// Its documents.
     pub documents: Vec<ShippedDocument>,
+    /// What the export is, when this is an export package rather than an archive disc.
+    pub package: Option<PackagePlan>,
+}
+
+impl DiscPlan {
+    /// What people call it: 光盘 or 导出包.
+    pub fn noun(&self) -> &'static str {
+        if self.package.is_some() {
+            "导出包"
+        } else {
+            "光盘"
+        }
+    }
+}
+
+/// An export package's request and approvals, as its README and `disc.json` state them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackagePlan {
+    /// The request's id.
+    pub request: u64,
+    /// Its form.
+    pub form: custody::ExportForm,
+    /// 事由.
+    pub purpose: String,
+    /// Where it goes.
+    pub destination: String,
+    /// Whether it leaves the agency.
+    pub outside: bool,
+    /// Who asked (name and department).
+    pub requester: String,
+    /// Who approved (name, department and role), in order.
+    pub approvers: Vec<String>,
 }
 
 /// The ASCII volume id of disc `n` of a case's disc set number `set`: `AJ` + year +

@@ -75,41 +75,73 @@ rm -rf "$t"
 echo "全部核验通过"
 "#;
 
-/// The README (说明) of one disc.
+/// The title line of a disc or package: which case, which disc, or which request.
+fn title(plan: &DiscPlan) -> String {
+    match &plan.package {
+        None => format!(
+            "案件 {} 视音频资料光盘 第 {} 张，共 {} 张（卷标 {}）",
+            plan.case_number, plan.disc, plan.of, plan.volume_id
+        ),
+        Some(p) => format!(
+            "视音频资料导出包 {}：第 {} 号申请（{}），事由：{}，去向：{}{}",
+            plan.volume_id,
+            p.request,
+            p.form.name_zh(),
+            p.purpose,
+            p.destination,
+            if p.outside { "（对外提供）" } else { "" }
+        ),
+    }
+}
+
+/// The README (说明) of one disc or export package.
 pub fn readme(plan: &DiscPlan, origin: &str) -> String {
     let mut s = String::new();
+    let _ = writeln!(s, "说明 — {}\n", title(plan));
+    if let Some(p) = &plan.package {
+        let _ = writeln!(
+            s,
+            "申请人：{}；批准人：{}。申请、每项审批和本次导出各是采集站签名的一条记录\n\
+             （station-records/），均在透明日志中（proofs/）；批准记录载明准予导出的每条记录的\n\
+             哈希、有效期，且只能使用一次。\n",
+            p.requester,
+            p.approvers.join("；")
+        );
+    }
+    let noun = plan.noun();
+    let what = if plan.package.is_some() {
+        "经批准导出的视音频资料"
+    } else {
+        "本案视音频资料"
+    };
     let _ = writeln!(
         s,
-        "说明 — 案件 {} 视音频资料光盘 第 {} 张，共 {} 张（卷标 {}）\n",
-        plan.case_number, plan.disc, plan.of, plan.volume_id
-    );
-    let _ = writeln!(
-        s,
-        "本光盘由执法记录仪采集站 {origin} 刻录，含本案视音频资料 {} 个、执法文书 {} 份，\n\
+        "本{noun}由执法记录仪采集站 {origin} 制作，含{what} {} 个、执法文书 {} 份，\n\
          以及核验所需的全部材料：每个文件的签名记录（records/、station-records/），设备与\n\
          采集站公钥（keys/），透明日志检查点（checkpoint.txt）及每条记录的包含证明\n\
-         （proofs/），全部文件的 SHA-256（SHA256SUMS）。index.html 列出本盘内容。\n\
-         本光盘自成一体：核验本盘无需其他光盘，也无需联网或采集站。\n",
+         （proofs/），全部文件的 SHA-256（SHA256SUMS）。index.html 列出本{noun}内容。\n\
+         本{noun}自成一体：核验无需其他光盘，也无需联网或采集站。\n",
         plan.clips.len(),
         plan.documents.len()
     );
     s.push_str(
-        "核验方法（只需 sha256sum 等 coreutils 命令与 openssl）：在光盘根目录下，将下面两条\n\
+        "核验方法（只需 sha256sum 等 coreutils 命令与 openssl）：在根目录下，将下面两条\n\
          标记之间的命令粘贴到 sh 中执行。全部通过时最后一行打印“全部核验通过”；任何一项\n\
          不符时打印“核验失败”及出错的文件，并以非零状态退出。\n\n",
     );
     let _ = writeln!(s, "{SCRIPT_BEGIN}\n{SCRIPT}{SCRIPT_END}\n");
     s.push_str(
         "各步骤的含义：\n\
-         1. sha256sum -c SHA256SUMS：光盘上每个文件未被改动。\n\
+         1. sha256sum -c SHA256SUMS：每个文件未被改动。\n\
          2. openssl pkeyutl -verify：每条记录由其设备（或采集站）的 Ed25519 私钥签名，\n\
          \x20  签名覆盖记录文件的全部字节。\n\
          3. FILES.txt：每个视音频文件、文书的 SHA-256 与签名记录所载一致。\n\
          4. checkpoint.txt：采集站对其透明日志在某一大小时的根哈希的签名。\n\
          5. proofs/：每条记录是该日志的一个叶子（RFC 9162 包含证明），日志只能追加，\n\
          \x20  采集站事后无法在不被发现的情况下删改记录。\n\n\
-         也可用 Custody 的核验工具：custody verify 光盘目录（可加 --key 指定可信的采集站与\n\
-         设备公钥）；采集站核验：custody-station disc verify 光盘或镜像，另与台账核对本盘内容。\n",
+         也可用 Custody 的核验工具：custody verify 目录（可加 --key 指定可信的采集站与\n\
+         设备公钥；导出包另核对申请、审批与导出记录是否相符）；采集站核验光盘：\n\
+         custody-station disc verify 光盘或镜像，另与台账核对内容。\n",
     );
     s
 }
@@ -120,15 +152,13 @@ pub fn index_html(plan: &DiscPlan) -> String {
     let _ = write!(
         s,
         "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <title>{case} 视音频资料光盘 {n}/{of}</title>\
+         <title>{title}</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #999;padding:4px 8px;vertical-align:top}}\
          th{{background:#eee;white-space:nowrap}}</style></head><body>\n\
-         <h1>{case} 视音频资料</h1>\n<p>光盘 第 {n} 张，共 {of} 张（卷标 {vol}）。核验方法见 README-说明.txt。</p>\n",
+         <h1>{case} 视音频资料</h1>\n<p>{title}。核验方法见 README-说明.txt。</p>\n",
         case = esc(&plan.case_number),
-        n = plan.disc,
-        of = plan.of,
-        vol = esc(&plan.volume_id),
+        title = esc(&title(plan)),
     );
     s.push_str(
         "<h2>视音频资料</h2>\n<table><tr><th>编号</th><th>录制时间（时钟、误差）</th><th>地点</th><th>执法人员</th>\

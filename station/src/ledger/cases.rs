@@ -158,7 +158,7 @@ impl Ledger {
                 now
             ],
         )?;
-        insert_fact_row(&tx, &rec.hash(), &body.fact, &now)?;
+        insert_fact_row(&tx, &rec.hash(), body.seq, index, &body.fact, &now)?;
         tx.commit()?;
         Ok(rec)
     }
@@ -254,13 +254,15 @@ impl Ledger {
         Ok(out)
     }
 
-    /// The station records about the case (documents, closures, discs), in log order.
+    /// The station records of the case file (documents, closures, discs; not the access
+    /// events, requests and decisions about it), in log order.
     ///
     /// # Errors
     /// SQL failure.
     pub fn case_station_records(&self, case: &str) -> Result<Vec<ShippedRecord>, LedgerError> {
         let mut stmt = self.conn.prepare(
             "SELECT seq, log_index, bytes, sig FROM station_records WHERE case_number = ?1
+               AND kind NOT IN ('access', 'request', 'decision')
              ORDER BY log_index",
         )?;
         let rows = stmt.query_map([case], |r| {
@@ -432,10 +434,15 @@ impl Ledger {
 fn insert_fact_row(
     tx: &rusqlite::Transaction<'_>,
     hash: &RecordHash,
+    seq: u64,
+    log_index: u64,
     fact: &StationFact,
     now: &str,
 ) -> Result<(), LedgerError> {
     match fact {
+        StationFact::Access(a) => super::access::insert_access_event(tx, hash, log_index, a, now)?,
+        StationFact::Request(r) => super::access::insert_request(tx, hash, seq, r, now)?,
+        StationFact::Decision(d) => super::access::insert_decision(tx, hash, d, now)?,
         StationFact::Document(d) => tx.execute(
             "INSERT INTO documents (record_hash, case_number, title, file, sha256, size, attached_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -9,6 +9,7 @@
 //! Every statement is behind a typed function here, one module per group of tables
 //! ([`schema`] holds the tables); no connection leaves the ledger.
 
+mod access;
 mod cases;
 mod devices;
 mod evidence;
@@ -25,6 +26,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
+pub use access::{AccessQuery, LedgerAccessEvent, LedgerPerson, LedgerRequest};
 pub use cases::{LedgerClosure, LedgerDisc, LedgerDocument, ShippedRecord};
 pub use devices::EnrolledDevice;
 pub use evidence::ClipEntry;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use custody::{Fact, MediaHash, Record, RecordHash, Speaker};
-use rusqlite::params_from_iter;
+use rusqlite::{OptionalExtension as _, params_from_iter};
 
 use super::{Ledger, LedgerError, SessionId, db_time, parse_db_time};
 
@@ -23,6 +23,8 @@ pub struct ReportQuery {
     pub from: Option<DateTime<Utc>>,
     /// Clips whose recording ended before this time.
     pub to: Option<DateTime<Utc>>,
+    /// Only the clips with these record hashes.
+    pub records: Option<Vec<RecordHash>>,
 }
 
 /// What became of a clip's media: the one definition of "a verified clip", used by
@@ -205,6 +207,11 @@ impl Ledger {
             args.push(db_time(t));
             let _ = write!(filter, " AND c.recorded_end < ?{}", args.len());
         }
+        if let Some(records) = &query.records {
+            // Hex literals of 32-byte hashes: nothing from outside reaches the SQL text.
+            let list: Vec<String> = records.iter().map(|h| format!("X'{h}'")).collect();
+            let _ = write!(filter, " AND c.record_hash IN ({})", list.join(", "));
+        }
         // The latest binding of a clip (by log order, found once per clip through
         // bindings_by_subject) gives its case and its number under the case.
         let sql = format!(
@@ -270,6 +277,48 @@ impl Ledger {
             });
         }
         Ok(clips)
+    }
+
+    /// Whether a clip record with this hash is in the ledger.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn clip_exists(&self, record: &RecordHash) -> Result<bool, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM clips WHERE record_hash = ?1",
+                [&record.0[..]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// The record hash of the clip numbered `number` (as sealed, or as a binding numbered
+    /// it under a case).
+    ///
+    /// # Errors
+    /// SQL failure or a stored value the ledger did not write.
+    pub fn clip_by_number(&self, number: &str) -> Result<Option<RecordHash>, LedgerError> {
+        let found: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT record_hash FROM clips WHERE number = ?1
+                 UNION ALL SELECT subject FROM bindings WHERE number = ?1 LIMIT 1",
+                [number],
+                |r| r.get(0),
+            )
+            .optional()?;
+        found
+            .map(|h| {
+                <[u8; 32]>::try_from(h.as_slice())
+                    .map(RecordHash)
+                    .map_err(|_| {
+                        LedgerError::Invalid("a stored record hash is not 32 bytes".into())
+                    })
+            })
+            .transpose()
     }
 
     /// What annotation records of the devices `serials` said of each of their clips (by

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS clips (
     delay_reason   TEXT
 );
 CREATE INDEX IF NOT EXISTS clips_by_case ON clips(case_number);
+CREATE INDEX IF NOT EXISTS clips_by_number ON clips(number);
 CREATE TABLE IF NOT EXISTS bindings (             -- clip bound to a case by a later record
     record_hash BLOB PRIMARY KEY REFERENCES records(hash),
     subject     BLOB NOT NULL,
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS bindings (             -- clip bound to a case by a l
 );
 CREATE INDEX IF NOT EXISTS bindings_by_case ON bindings(case_number);
 CREATE INDEX IF NOT EXISTS bindings_by_subject ON bindings(subject);
+CREATE INDEX IF NOT EXISTS bindings_by_number ON bindings(number);
 CREATE TABLE IF NOT EXISTS unattested (           -- files no record covers, hashed by us
     id        INTEGER PRIMARY KEY,
     session   INTEGER NOT NULL REFERENCES sessions(id),
@@ -123,8 +125,8 @@ CREATE TABLE IF NOT EXISTS station_records (      -- the station's own signed ch
     log_index   INTEGER PRIMARY KEY,              -- leaf i of the log = bytes of log_index i
     seq         INTEGER NOT NULL UNIQUE,
     hash        BLOB NOT NULL UNIQUE,
-    kind        TEXT NOT NULL,                    -- StationFact: document, case-closed
-    case_number TEXT NOT NULL,
+    kind        TEXT NOT NULL,                    -- StationFact: document, case-closed, access
+    case_number TEXT,                             -- NULL: not about one case (a login)
     bytes       BLOB NOT NULL,
     sig         BLOB NOT NULL,
     at          TEXT NOT NULL
@@ -179,6 +181,72 @@ CREATE TABLE IF NOT EXISTS disc_checks (          -- every read-back check of a 
     problems     INTEGER NOT NULL,
     checked_at   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS people (               -- 人员: ids are permanent, the log names people by id
+    id         INTEGER PRIMARY KEY,
+    login      TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    department TEXT NOT NULL,
+    badge      TEXT UNIQUE,                       -- 执法证号, as device records name officers
+    added_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS role_changes (         -- roles granted and revoked; the latest counts
+    id       INTEGER PRIMARY KEY,
+    person   INTEGER NOT NULL REFERENCES people(id),
+    role     TEXT NOT NULL,
+    granted  INTEGER NOT NULL,
+    at       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passwords (            -- argon2id PHC strings; the latest counts
+    id       INTEGER PRIMARY KEY,
+    person   INTEGER NOT NULL REFERENCES people(id),
+    phc      TEXT NOT NULL,
+    set_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS account_states (       -- disabled or enabled again; the latest counts
+    id       INTEGER PRIMARY KEY,
+    person   INTEGER NOT NULL REFERENCES people(id),
+    disabled INTEGER NOT NULL,
+    at       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_events (        -- every access, written before content is served
+    record_hash BLOB PRIMARY KEY REFERENCES station_records(hash),
+    log_index   INTEGER NOT NULL UNIQUE,
+    action      TEXT NOT NULL,
+    person      INTEGER,
+    role        TEXT,
+    case_number TEXT,
+    request     INTEGER,
+    at          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_events_by_person ON access_events(person, log_index);
+CREATE INDEX IF NOT EXISTS access_events_by_case ON access_events(case_number);
+CREATE INDEX IF NOT EXISTS access_events_by_request ON access_events(request);
+CREATE TABLE IF NOT EXISTS access_event_records ( -- the clip records each event served
+    event       BLOB NOT NULL REFERENCES access_events(record_hash),
+    record_hash BLOB NOT NULL,
+    PRIMARY KEY (event, record_hash)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS access_event_records_by_record ON access_event_records(record_hash);
+CREATE TABLE IF NOT EXISTS requests (             -- 调阅/复制申请; the id is the record's seq
+    id          INTEGER PRIMARY KEY,
+    record_hash BLOB NOT NULL UNIQUE REFERENCES station_records(hash),
+    requester   INTEGER NOT NULL,
+    role        TEXT NOT NULL,
+    case_number TEXT,
+    form        TEXT NOT NULL,
+    outside     INTEGER NOT NULL,
+    sensitive   INTEGER NOT NULL,
+    requested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (            -- approvals and rejections of requests
+    record_hash BLOB PRIMARY KEY REFERENCES station_records(hash),
+    request     INTEGER NOT NULL REFERENCES requests(id),
+    approver    INTEGER NOT NULL,
+    role        TEXT NOT NULL,
+    approved    INTEGER NOT NULL,
+    decided_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_request ON decisions(request);
 CREATE TABLE IF NOT EXISTS receipts (
     id        INTEGER PRIMARY KEY,
     session   INTEGER NOT NULL REFERENCES sessions(id),
@@ -213,4 +281,12 @@ pub(super) const APPEND_ONLY: &[&str] = &[
     "discs",
     "disc_burns",
     "disc_checks",
+    "people",
+    "role_changes",
+    "passwords",
+    "account_states",
+    "access_events",
+    "access_event_records",
+    "requests",
+    "decisions",
 ];

@@ -52,6 +52,8 @@ pub struct ClipRow {
     pub seq: u64,
     /// Leaf index in the station's log.
     pub log_index: u64,
+    /// SHA-256 of its record (what requests, approvals and access events name).
+    pub record: custody::RecordHash,
     /// 编号: its number under its case once a binding record gave one (e.g.
     /// `襄环罚〔2019〕75号-视-001`), else the number it was sealed with.
     pub number: String,
@@ -241,6 +243,7 @@ fn clip_rows(
             serial: c.serial,
             seq: c.seq,
             log_index: c.log_index,
+            record: c.record,
             case_number: c.case_number,
             file: c.file,
             officer_cert: c.officer_cert,

@@ -470,6 +470,51 @@ pub fn run_with_closed_stdout(cmd: &mut std::process::Command) -> io::Result<std
     child.wait_with_output()
 }
 
+/// The password of the accounts tests add to a station.
+pub const TEST_PASSWORD: &str = "correct-horse-battery";
+
+/// Makes `cmd` (a `custody-station` command of the station configured by `config`) act as
+/// the station's 内勤 `clerk`, adding that account with `station_bin` on first use: appends
+/// `--as clerk --password-fd 0` and gives the password on stdin, as a clerk's script would.
+///
+/// # Errors
+/// The password file cannot be written, or `user add` fails.
+pub fn act_as_clerk(
+    station_bin: &Path,
+    config: &Path,
+    cmd: &mut std::process::Command,
+) -> io::Result<()> {
+    let dir = config.parent().unwrap_or(Path::new("."));
+    let password = dir.join("clerk.password");
+    if !password.exists() {
+        std::fs::write(&password, format!("{TEST_PASSWORD}\n"))?;
+        let out = std::process::Command::new(station_bin)
+            .arg("--config")
+            .arg(config)
+            .args([
+                "user",
+                "add",
+                "clerk",
+                "--name",
+                "内勤",
+                "--department",
+                "法制大队",
+            ])
+            .args(["--role", "clerk", "--password-fd", "0"])
+            .stdin(std::fs::File::open(&password)?)
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "user add clerk: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+    }
+    cmd.args(["--as", "clerk", "--password-fd", "0"])
+        .stdin(std::fs::File::open(&password)?);
+    Ok(())
+}
+
 /// A real Mosquitto broker on 127.0.0.1 for tests and demos, stopped when dropped.
 pub struct Mosquitto {
     /// The port it listens on.

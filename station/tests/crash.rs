@@ -19,7 +19,7 @@ use custody_station::{
 };
 
 mod common;
-use common::{Docked, station};
+use common::{Docked, station, station_as_clerk};
 
 /// Clips recorded between two docks of the kill test.
 const NEW_PER_DOCK: usize = 6;
@@ -281,7 +281,7 @@ fn the_cli_reports_in_chinese_and_json_with_exit_codes() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("deadline.late"), "{}", text(&out));
     assert!(text(&out).contains("回执已写入设备"), "{}", text(&out));
-    let out = station(&s.config, &["report", "--device", "A100003", "--json"])
+    let out = station_as_clerk(&s.config, &["report", "--device", "A100003", "--json"])
         .output()
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -328,7 +328,12 @@ fn the_verifier_key_prints_for_agents_and_a_reader_that_stops_early_is_no_error(
         &["--json", "report"],
         &["status"],
     ] {
-        let out = custody::testkit::run_with_closed_stdout(&mut station(&s.config, args)).unwrap();
+        let mut cmd = if args.contains(&"report") {
+            station_as_clerk(&s.config, args)
+        } else {
+            station(&s.config, args)
+        };
+        let out = custody::testkit::run_with_closed_stdout(&mut cmd).unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
         assert!(!text(&out).contains("panicked"), "{}", text(&out));
     }

@@ -21,7 +21,7 @@ use custody_station::s3::{NewObject, S3Settings, S3Store};
 use custody_station::{EvidenceStore as _, Expected, ObjectCheck, StoreError};
 
 mod common;
-use common::{Docked, station};
+use common::{Docked, station, station_as_clerk};
 
 /// The gateway `scripts/test` started; a clear failure when run without it.
 fn endpoint() -> String {
@@ -684,7 +684,7 @@ fn with_the_central_store_unreachable_reports_still_print_and_ingest_refuses_at_
     relay.up.store(false, Ordering::SeqCst);
 
     // Clerks and IT: commands that only read the ledger do not ask the bucket.
-    let out = station(&d.config, &["--json", "report", "--device", "S300001"])
+    let out = station_as_clerk(&d.config, &["--json", "report", "--device", "S300001"])
         .output()
         .unwrap();
     assert!(
@@ -913,7 +913,7 @@ fn on_s3_an_altered_clip_and_an_unsigned_file_are_stored_under_their_own_hashes(
             .contains(&signed[0].to_hex())
     );
     let session = found["session"].as_i64().unwrap().to_string();
-    let out = station(&d.config, &["--json", "report", "--session", &session])
+    let out = station_as_clerk(&d.config, &["--json", "report", "--session", &session])
         .arg("--out")
         .arg(d.dir.path().join("audit-report"))
         .output()

@@ -200,13 +200,12 @@ impl StationDir {
 
     /// The report of everything, as JSON.
     fn report(&self) -> serde_json::Value {
-        let out = self
-            .station()
-            .args(["--json", "report"])
+        let mut cmd = self.station();
+        cmd.args(["--json", "report"])
             .arg("--out")
-            .arg(self.dir.join("reports"))
-            .output()
-            .unwrap();
+            .arg(self.dir.join("reports"));
+        custody::testkit::act_as_clerk(&bin("custody-station"), &self.config, &mut cmd).unwrap();
+        let out = cmd.output().unwrap();
         serde_json::from_slice(&out.stdout).unwrap()
     }
 

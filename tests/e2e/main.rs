@@ -15,6 +15,7 @@
 
 mod disc;
 mod dock;
+mod export;
 mod openssl;
 mod upload;
 mod util;

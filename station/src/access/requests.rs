@@ -1,7 +1,7 @@
 //! Requests to view or copy clips (调阅/复制申请) and their approval under the matrix of
 //! shared/reference/supervision.md: footage of a department is approved by the head of
 //! the department that collected it (the department of the officer who recorded it);
-//! footage leaving the agency by the agency head; sensitive footage needs a second,
+//! footage leaving the agency also by the agency head; sensitive footage needs a second,
 //! higher approval by an agency head. Never by the requester, never by an officer who
 //! recorded a clip in the request, never by IT. An approval names the exact clip records,
 //! expires, and a copy is made from it once.
@@ -145,28 +145,28 @@ impl RequestStatus {
 }
 
 /// The approvals a request needs, given the departments that collected its clips
-/// (`None`: an officer the station has no account for).
+/// (`None`: an officer the station has no account for, whose footage the agency head
+/// approves): the head of each collecting department; the agency head too when it leaves
+/// the agency; and for sensitive footage a second, higher approval by an agency head.
 fn requirements(fact: &RequestFact, departments: &BTreeSet<Option<String>>) -> Vec<Requirement> {
     let agency_head = Requirement {
         role: Role::AgencyHead,
         department: None,
     };
-    let mut needs: Vec<Requirement> = if fact.outside {
-        vec![agency_head.clone()]
-    } else {
-        let mut v: Vec<Requirement> = departments
-            .iter()
-            .map(|d| match d {
-                Some(d) => Requirement {
-                    role: Role::DepartmentHead,
-                    department: Some(d.clone()),
-                },
-                None => agency_head.clone(),
-            })
-            .collect();
-        v.dedup();
-        v
-    };
+    let mut base: BTreeSet<Requirement> = departments
+        .iter()
+        .map(|d| match d {
+            Some(d) => Requirement {
+                role: Role::DepartmentHead,
+                department: Some(d.clone()),
+            },
+            None => agency_head.clone(),
+        })
+        .collect();
+    if fact.outside {
+        base.insert(agency_head.clone());
+    }
+    let mut needs: Vec<Requirement> = base.into_iter().collect();
     if fact.sensitive {
         needs.push(agency_head);
     }
@@ -524,11 +524,23 @@ mod tests {
         assert!(missing(&needs, &[head("治安大队"), head("交警大队")]).is_empty());
         // A head of another department fills nothing.
         assert_eq!(missing(&needs, &[head("刑侦大队")]).len(), 2);
-        // Outside the agency: the agency head, whatever the departments.
+        // Outside the agency: the collecting heads, then the agency head.
         let outside = requirements(&request(true, false), &two);
-        assert_eq!(outside.len(), 1);
-        assert_eq!(missing(&outside, &[head("治安大队")]).len(), 1);
-        assert!(missing(&outside, &[(Role::AgencyHead, "局领导".into())]).is_empty());
+        assert_eq!(outside.len(), 3);
+        let heads = [head("治安大队"), head("交警大队")];
+        assert_eq!(
+            missing(&outside, &heads),
+            [Requirement {
+                role: Role::AgencyHead,
+                department: None
+            }]
+        );
+        let all = [
+            head("治安大队"),
+            head("交警大队"),
+            (Role::AgencyHead, "局领导".into()),
+        ];
+        assert!(missing(&outside, &all).is_empty());
         // Sensitive: the head, then also an agency head.
         let one: BTreeSet<Option<String>> = [Some("治安大队".to_owned())].into();
         let sensitive = requirements(&request(false, true), &one);
@@ -540,12 +552,13 @@ mod tests {
             )
             .is_empty()
         );
-        // An officer without an account: the agency head approves.
+        // An officer without an account: the agency head approves, once even outside.
         let unknown: BTreeSet<Option<String>> = [None].into();
         assert_eq!(
             requirements(&request(false, false), &unknown)[0].role,
             Role::AgencyHead
         );
+        assert_eq!(requirements(&request(true, false), &unknown).len(), 1);
         // Clerks and oversight fill no requirement.
         assert_eq!(
             missing(&needs, &[(Role::Clerk, "治安大队".into())]).len(),

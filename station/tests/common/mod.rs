@@ -20,6 +20,14 @@ pub fn station(config: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// As [`station`], acting as the station's 内勤 `clerk` (added on first use): for commands
+/// that read evidence (reports, case views).
+pub fn station_as_clerk(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = station(config, args);
+    custody::testkit::act_as_clerk(Path::new(BIN), config, &mut cmd).unwrap();
+    cmd
+}
+
 /// A station folder with its configuration and one docked device.
 pub struct Docked {
     /// The station's folder (dock root, data folder, configuration).

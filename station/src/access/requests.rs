@@ -131,6 +131,8 @@ pub struct RequestStatus {
     pub decisions: Vec<(RecordHash, DecisionFact)>,
     /// When the approval expires (the earliest of its approvals').
     pub expires: Option<DateTime<FixedOffset>>,
+    /// The requester's and deciders' names and departments, by id, for people.
+    pub names: BTreeMap<u64, String>,
 }
 
 impl RequestStatus {
@@ -293,10 +295,15 @@ impl Station {
         let StationFact::Request(fact) = rec.body().fact.clone() else {
             bail!("request {id}'s record is not a request");
         };
-        let requester = self
-            .ledger()
-            .person(fact.requester)?
-            .map_or_else(|| format!("#{}", fact.requester), |p| p.login);
+        let mut names = BTreeMap::new();
+        let mut name_of = |id: u64| -> anyhow::Result<Option<String>> {
+            let person = self.ledger().person(id)?;
+            if let Some(p) = &person {
+                names.insert(id, format!("{}（{}）", p.name, p.department));
+            }
+            Ok(person.map(|p| p.login))
+        };
+        let requester = name_of(fact.requester)?.unwrap_or_else(|| format!("#{}", fact.requester));
         let clips = self.clips_by_record(&fact.records)?;
         let collecting: BTreeSet<Option<String>> = clips
             .iter()
@@ -312,6 +319,7 @@ impl Station {
             let StationFact::Decision(d) = rec.body().fact.clone() else {
                 bail!("a decision row of request {id} is not a decision");
             };
+            name_of(d.approver)?;
             // A decision counts only for this request's exact record and clips.
             let sound = d.request == id && d.request_record == rec_hash(&request.record);
             if sound && d.approved && d.records == fact.records {
@@ -354,6 +362,7 @@ impl Station {
             missing,
             decisions: decided,
             expires,
+            names,
         })
     }
 
@@ -383,6 +392,9 @@ impl Station {
         days: i64,
     ) -> anyhow::Result<RequestStatus> {
         let status = self.request_status(id)?;
+        if actor.id() == status.fact.requester {
+            bail!("refused: 不能审批自己的申请 (the requester cannot decide their own request)");
+        }
         if actor.person().holds(Role::It) {
             bail!("refused: IT 管理员 never approves (a person holding the IT role cannot decide)");
         }
@@ -390,9 +402,6 @@ impl Station {
             &[Role::DepartmentHead, Role::AgencyHead],
             "deciding a request",
         )?;
-        if actor.id() == status.fact.requester {
-            bail!("refused: 不能审批自己的申请 (the requester cannot decide their own request)");
-        }
         let clips = self.clips_by_record(&status.fact.records)?;
         if let Some(c) = clips.iter().find(|c| actor.recorded(c)) {
             bail!(

@@ -200,10 +200,12 @@ fn print_status(s: &RequestStatus, json: bool) -> anyhow::Result<()> {
     }
     for (hash, d) in &s.decisions {
         custody::outln!(
-            "  {} {}（编号 {}，{}）{}：{}",
+            "  {} {} {}（{}）{}：{}",
             if d.approved { "批准" } else { "驳回" },
             d.role.name_zh(),
-            d.approver,
+            s.names
+                .get(&d.approver)
+                .map_or_else(|| format!("#{}", d.approver), Clone::clone),
             d.expires.map_or_else(String::new, |e| format!(
                 "有效至 {}",
                 e.format("%Y-%m-%d %H:%M")

@@ -590,3 +590,45 @@ pub(super) fn insert_decision(
         ],
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use custody::{SigningKey, StationFact};
+
+    use super::*;
+
+    fn export(request: u64) -> StationFact {
+        StationFact::Access(AccessFact {
+            action: AccessAction::Export,
+            person: Some(1),
+            role: Some(Role::Clerk),
+            case_number: None,
+            records: vec![RecordHash::of(b"clip")],
+            query: None,
+            request: Some(request),
+            approvals: vec![],
+        })
+    }
+
+    #[test]
+    fn a_second_export_under_one_request_is_refused_by_the_ledger_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        let key = SigningKey::generate().unwrap().0;
+        let created = Utc::now().fixed_offset();
+        ledger
+            .commit_station_fact(export(7), &key, "test/station", created)
+            .unwrap();
+        // Two exports that both passed their checks: the second never commits.
+        assert!(
+            ledger
+                .commit_station_fact(export(7), &key, "test/station", created)
+                .is_err()
+        );
+        ledger
+            .commit_station_fact(export(8), &key, "test/station", created)
+            .unwrap();
+        let exports = ledger.access_events(&AccessQuery::default()).unwrap().len();
+        assert_eq!(exports, 2);
+    }
+}

@@ -221,6 +221,10 @@ CREATE TABLE IF NOT EXISTS access_events (        -- every access, written befor
 CREATE INDEX IF NOT EXISTS access_events_by_person ON access_events(person, log_index);
 CREATE INDEX IF NOT EXISTS access_events_by_case ON access_events(case_number);
 CREATE INDEX IF NOT EXISTS access_events_by_request ON access_events(request);
+-- An approval is used once: a second export under one request is refused by the ledger,
+-- even when two exports race past their checks.
+CREATE UNIQUE INDEX IF NOT EXISTS access_events_one_export ON access_events(request)
+    WHERE action = 'export';
 CREATE TABLE IF NOT EXISTS access_event_records ( -- the clip records each event served
     event       BLOB NOT NULL REFERENCES access_events(record_hash),
     record_hash BLOB NOT NULL,

@@ -23,6 +23,7 @@ struct StationFile {
     deadline: Option<DeadlineFile>,
     telemetry: Option<TelemetryFile>,
     upload: Option<UploadFile>,
+    web: Option<WebFile>,
     store: Option<StoreFile>,
     s3: Option<S3File>,
     numbering: Option<PathBuf>,
@@ -87,6 +88,47 @@ pub struct UploadSettings {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct WebFile {
+    listen: String,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+/// The station web page (采集站工作台): where it listens, and its TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSettings {
+    /// Address and port to listen on.
+    pub listen: std::net::SocketAddr,
+    /// The agency certificate chain and key (PEM) for HTTPS; plain HTTP only on loopback.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl WebSettings {
+    /// Settings for `listen`, checked: without a certificate, only a loopback address.
+    ///
+    /// # Errors
+    /// Why not: plain HTTP off loopback, or half a certificate.
+    pub fn new(
+        listen: std::net::SocketAddr,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<Self, String> {
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err("give both cert and key, or neither".into()),
+        };
+        if tls.is_none() && !listen.ip().is_loopback() {
+            return Err(format!(
+                "{listen} is not loopback: serve HTTPS there (web.cert and web.key)"
+            ));
+        }
+        Ok(Self { listen, tls })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct TelemetryFile {
     broker: String,
 }
@@ -134,6 +176,8 @@ pub struct StationConfig {
     pub telemetry_broker: Option<(String, u16)>,
     /// The upload endpoint, if terminals upload over the network.
     pub upload: Option<UploadSettings>,
+    /// The web page, served inside `serve` when configured.
+    pub web: Option<WebSettings>,
     /// Where evidence objects are kept.
     pub store: StoreBackend,
     /// With the local store: the bucket every object is also pushed to, in the background.
@@ -264,6 +308,19 @@ impl StationConfig {
                 key: base.join(u.key),
             }),
         };
+        let web = match file.web {
+            None => None,
+            Some(w) => Some(
+                WebSettings::new(
+                    w.listen
+                        .parse()
+                        .map_err(|e| invalid("web.listen", format!("{:?}: {e}", w.listen)))?,
+                    w.cert.map(|c| base.join(c)),
+                    w.key.map(|k| base.join(k)),
+                )
+                .map_err(|why| invalid("web", why))?,
+            ),
+        };
         let (store, replicate_to) = parse_store(file.store, file.s3, base, path)?;
         let (numbering, calendar, disc_check_years) =
             case_file_settings(file.numbering, file.calendar_dir, file.discs, base, path)?;
@@ -274,6 +331,7 @@ impl StationConfig {
             store,
             replicate_to,
             upload,
+            web,
             telemetry_broker,
             dock_root: base.join(file.dock_root),
             data_dir: base.join(file.data_dir),

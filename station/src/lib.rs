@@ -32,6 +32,7 @@ mod stats;
 mod store;
 mod tlog;
 mod upload;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -48,7 +49,9 @@ pub use access::{
 };
 pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
 pub use case::{CASE_FILE_WORKING_DAYS, CaseDue, CaseHeader, CaseView, DUE_SOON_DAYS};
-pub use config::{ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings};
+pub use config::{
+    ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings, WebSettings,
+};
 pub use deadline::{Deadline, deadline, end_of_day};
 pub use disc::{
     BuiltDisc, Burned, CHECK_EVERY_YEARS, CHECK_SAMPLE_PERCENT, DiscDue, Medium, README_FILE,
@@ -70,6 +73,7 @@ pub use store::s3;
 pub use store::{EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
 pub use tlog::{SignedCheckpoint, TlogError};
 pub use upload::{UPLOADS_DIR, serve as serve_uploads, tls_config};
+pub use web::{LOGIN_COOKIE, SESSION_COOKIE, serve as serve_web, serve_on as serve_web_on};
 
 /// Copy buffer size: 128 KiB chunks beat 1 MiB ones for copy+hash on the reference machine.
 pub const BUF_LEN: usize = 128 * 1024;

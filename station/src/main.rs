@@ -80,6 +80,8 @@ enum Command {
     /// The access log: who saw or copied what, when, under which approval, each event
     /// with its inclusion proof.
     Access(cmd::access::Args),
+    /// Serve the station web page (采集站工作台) on its own, until interrupted.
+    Web(cmd::web::Args),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +113,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::request::export(&cli.config, &args, cli.json),
         Command::Play(args) => cmd::play::run(&cli.config, &args),
         Command::Access(args) => cmd::access::run(&cli.config, &args, cli.json),
+        Command::Web(args) => cmd::web::run(&cli.config, &args),
     };
     match result {
         Ok(code) => code,

@@ -118,11 +118,12 @@ pub async fn run(station: Arc<Station>, shutdown: impl Future<Output = ()>) -> a
     Ok(())
 }
 
-/// What runs beside the dock sessions: the telemetry follower, the upload endpoint and
-/// the replicator, each when configured.
+/// What runs beside the dock sessions: the telemetry follower, the upload endpoint, the
+/// web page and the replicator, each when configured.
 struct Background {
     fleet: Option<tokio::task::JoinHandle<()>>,
     uploads: Option<tokio::task::JoinHandle<()>>,
+    web: Option<tokio::task::JoinHandle<()>>,
     replicator: Option<tokio::task::JoinHandle<()>>,
     stop_replicating: Arc<AtomicBool>,
 }
@@ -149,6 +150,14 @@ impl Background {
             }
             None => None,
         };
+        let web = station.config().web.clone().map(|settings| {
+            let station = Arc::clone(station);
+            tokio::spawn(async move {
+                if let Err(e) = crate::web::serve(station, settings, true).await {
+                    tracing::error!(error = %format!("{e:#}"), "web page stopped");
+                }
+            })
+        });
         let stop_replicating = Arc::new(AtomicBool::new(false));
         let replicator = station.config().replicate_to.clone().map(|settings| {
             let (station, stop) = (Arc::clone(station), Arc::clone(&stop_replicating));
@@ -157,13 +166,14 @@ impl Background {
         Ok(Self {
             fleet,
             uploads,
+            web,
             replicator,
             stop_replicating,
         })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        for task in [self.fleet, self.uploads].into_iter().flatten() {
+        for task in [self.fleet, self.uploads, self.web].into_iter().flatten() {
             task.abort();
         }
         // The object being pushed finishes (or fails); the queue keeps the rest.

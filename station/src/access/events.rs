@@ -211,3 +211,49 @@ impl Station {
         Ok(self.report(query, now)?)
     }
 }
+
+impl Station {
+    /// Clips matching `query` (device, period) and `officer` (a badge), as `actor` may see
+    /// them (an officer their own; IT none), at most `limit` of them with the count of all
+    /// that matched. The search event, naming the terms, is written first.
+    ///
+    /// # Errors
+    /// IT, or a ledger failure.
+    pub fn search_clips(
+        &self,
+        actor: &Actor,
+        query: &crate::ReportQuery,
+        officer: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<crate::ClipRow>, usize)> {
+        actor.refuse_it("searching clips")?;
+        let mut asked = Vec::new();
+        if let Some(d) = &query.device {
+            asked.push(format!("device={d}"));
+        }
+        if let Some(o) = officer {
+            asked.push(format!("officer={o}"));
+        }
+        if let Some(t) = query.from {
+            asked.push(format!("from={}", t.to_rfc3339()));
+        }
+        if let Some(t) = query.to {
+            asked.push(format!("to={}", t.to_rfc3339()));
+        }
+        self.record_query(
+            actor,
+            AccessAction::Search,
+            query.case.as_deref(),
+            asked.join(" "),
+        )?;
+        let report = self.report(query, self.now())?;
+        let mut found: Vec<crate::ClipRow> = report
+            .clips
+            .into_iter()
+            .filter(|c| officer.is_none_or(|o| c.officer_cert == o) && actor.sees_clip(c))
+            .collect();
+        let total = found.len();
+        found.truncate(limit);
+        Ok((found, total))
+    }
+}

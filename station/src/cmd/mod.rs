@@ -19,6 +19,7 @@ pub mod serve;
 pub mod stats;
 pub mod status;
 pub mod user;
+pub mod web;
 
 use std::path::Path;
 

@@ -15,7 +15,7 @@ pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Completes on Ctrl-C or SIGTERM (how a service manager stops the station).
-async fn stop_requested() {
+pub async fn stop_requested() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

@@ -1,0 +1,164 @@
+//! 采集: each slot's device, clips and bytes, progress, rate and ETA, live over
+//! server-sent events (htmx's SSE extension swaps the table in); `?kiosk=1` is the large
+//! type an officer reads from a step away. Content-free: no footage, no clip metadata.
+//! Inside `serve` it reads the daemon's own progress board; the standalone `web` command
+//! reads the daemon's `status.json`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{Web, page};
+use crate::SlotStatus;
+
+/// How often the live table is looked at (sent only when it changed).
+const TICK: Duration = Duration::from_millis(500);
+
+/// The dock page's query.
+#[derive(Deserialize, Default)]
+pub struct DockQuery {
+    #[serde(default)]
+    kiosk: Option<u8>,
+}
+
+/// The slots now: the daemon's board when the page runs inside it, else its status file.
+fn slots(web: &Web) -> Vec<SlotStatus> {
+    let live = web.station.progress().snapshot();
+    if web.inside_daemon {
+        return live;
+    }
+    let path = web.station.config().data_dir.join(crate::STATUS_FILE);
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(live)
+}
+
+fn percent(done: u64, total: u64) -> u64 {
+    done.saturating_mul(100)
+        .checked_div(total)
+        .map_or(100, |p| p.min(100))
+}
+
+/// The slots table (the SSE event's content too).
+fn table(slots: &[SlotStatus], kiosk: bool) -> Markup {
+    html! {
+        @if slots.is_empty() {
+            p.muted { "没有正在采集的设备" }
+        } @else {
+            table class=[kiosk.then_some("kiosk")] {
+                tr { th { "槽位" } th { "设备" } th { "文件" } th { "进度" } th { "速率" } th { "剩余时间" } }
+                @for s in slots {
+                    @let pct = percent(s.bytes_done, s.bytes_total);
+                    tr data-slot=(s.slot) data-percent=(pct) {
+                        td { (s.slot) }
+                        td { (s.serial) }
+                        td { (s.clips_done) " / " (s.clips_total) }
+                        td {
+                            div.bar { span style=(format!("width:{pct}%")) {} }
+                            (pct) "%（" (mib(s.bytes_done)) " / " (mib(s.bytes_total)) " MiB）"
+                        }
+                        td { (mib(s.rate_bytes_per_sec)) " MiB/s" }
+                        td { @match s.eta_secs { Some(e) => { (e) " 秒" }, None => { "—" } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "display only")]
+    let v = bytes as f64 / 1_048_576.0;
+    format!("{v:.1}")
+}
+
+/// `GET /dock`.
+pub async fn page(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<DockQuery>,
+) -> Response {
+    let (_, session) = match web.session(&headers) {
+        Ok(s) => s,
+        Err(denied) => return denied.into_response(),
+    };
+    let kiosk = q.kiosk.is_some();
+    let events = if kiosk {
+        "/dock/events?kiosk=1"
+    } else {
+        "/dock/events"
+    };
+    page::layout(
+        "采集",
+        Some(&session.actor),
+        Some(&session.csrf),
+        html! {
+            div #slots hx-ext="sse" sse-connect=(events) sse-swap="slots" {
+                (table(&slots(&web), kiosk))
+            }
+            p.muted { "本页实时更新；只显示采集进度，不含任何视音频内容。" }
+        },
+    )
+    .into_response()
+}
+
+/// `GET /dock/events`: `event: slots` with the table's HTML whenever it changes.
+pub async fn events(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<DockQuery>,
+) -> Response {
+    if web.session(&headers).is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let kiosk = q.kiosk.is_some();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+    tokio::spawn(async move {
+        let mut last = None;
+        let mut quiet = 0u32;
+        loop {
+            let html = table(&slots(&web), kiosk).into_string();
+            if last.as_ref() == Some(&html) {
+                quiet += 1;
+                // A comment now and then, so proxies keep the stream open.
+                if quiet.is_multiple_of(30)
+                    && tx
+                        .send(Ok(Bytes::from_static(b": keep-alive\n\n")))
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            } else {
+                let mut event = String::from("event: slots\n");
+                for line in html.lines() {
+                    event.push_str("data: ");
+                    event.push_str(line);
+                    event.push('\n');
+                }
+                event.push('\n');
+                if tx.send(Ok(Bytes::from(event))).await.is_err() {
+                    break; // the page was closed
+                }
+                last = Some(html);
+                quiet = 0;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::new(super::cases::ChannelBody(rx)),
+    )
+        .into_response()
+}

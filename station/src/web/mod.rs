@@ -1,0 +1,258 @@
+//! The station web page (采集站工作台): server-rendered Chinese pages (maud: typed,
+//! escaped HTML) with htmx and its SSE extension embedded in the binary, behind the
+//! station's accounts. Every page acts as the logged-in person through the same Station
+//! API as the CLI, so the same rights and access events hold: IT sees no footage, an
+//! officer their own clips, every view and playback is logged before it is served.
+//! HTTPS with the agency certificate; plain HTTP only on loopback.
+
+mod assets;
+mod cases;
+mod dock;
+mod log;
+mod login;
+mod page;
+mod requests;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+pub use session::{LOGIN_COOKIE, SESSION_COOKIE};
+
+use crate::{Station, WebSettings};
+use session::{Session, Sessions};
+
+/// What every handler shares.
+pub(crate) struct Web {
+    station: Arc<Station>,
+    sessions: Sessions,
+    /// Cookies get `Secure` (the page is served over HTTPS).
+    secure: bool,
+    /// Served inside the daemon, whose progress board is live.
+    inside_daemon: bool,
+}
+
+type State = axum::extract::State<Arc<Web>>;
+
+/// An error page: a status and what to tell the person.
+pub(crate) struct WebError {
+    status: StatusCode,
+    message: String,
+}
+
+impl WebError {
+    /// A refusal or a failure from the station, as the person should read it: a refused
+    /// right is 403, anything else the request could not do is 400.
+    fn from_station(e: &anyhow::Error) -> Self {
+        let message = format!("{e:#}");
+        let status = if message.contains("refused") {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self { status, message }
+    }
+
+    fn forbidden(message: &str) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let body = page::layout(
+            "无法完成",
+            None,
+            None,
+            maud::html! { p.error { (self.message) } p { a href="/" { "返回" } } },
+        );
+        (self.status, body).into_response()
+    }
+}
+
+/// Why a request gets no page: no session (to the login page), or refused outright.
+pub(crate) enum Denied {
+    /// No live session.
+    Login,
+    /// Refused, with what to tell the person.
+    Forbidden(&'static str),
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Login => Redirect::to("/login").into_response(),
+            Self::Forbidden(why) => WebError::forbidden(why).into_response(),
+        }
+    }
+}
+
+impl Web {
+    /// The request's session, or a redirect to the login page.
+    fn session(&self, headers: &HeaderMap) -> Result<(String, Session), Denied> {
+        self.sessions.get(headers).ok_or(Denied::Login)
+    }
+
+    /// The session, and the form's CSRF token checked against it.
+    fn checked(&self, headers: &HeaderMap, csrf: &str) -> Result<(String, Session), Denied> {
+        let (token, session) = self.session(headers)?;
+        if !session::same_token(&session.csrf, csrf) {
+            return Err(Denied::Forbidden(
+                "表单已失效（CSRF 校验失败），请刷新页面后重试",
+            ));
+        }
+        Ok((token, session))
+    }
+
+    /// Runs station work off the async threads (SQL, fsync, signing, file reads).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Station) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let station = Arc::clone(&self.station);
+        match tokio::task::spawn_blocking(move || work(&station)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(WebError::from_station(&e)),
+            Err(e) => Err(WebError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("内部错误：{e}"),
+            }),
+        }
+    }
+}
+
+/// The page's routes.
+pub(crate) fn router(web: Arc<Web>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/dock", get(dock::page))
+        .route("/dock/events", get(dock::events))
+        .route("/cases", get(cases::search))
+        .route("/cases/{number}", get(cases::case))
+        .route("/clips/{record}", get(cases::clip))
+        .route("/clips/{record}/media", get(cases::media))
+        .route("/requests", get(requests::list).post(requests::create))
+        .route("/requests/{id}", get(requests::show))
+        .route("/requests/{id}/decide", post(requests::decide))
+        .route("/requests/{id}/export", post(requests::export))
+        .route("/log", get(log::page))
+        .route("/log/checkpoint", get(log::checkpoint))
+        .route("/assets/{file}", get(assets::file))
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(web)
+}
+
+/// Pages hold evidence: never cached by the browser or a proxy.
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(header::HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert("x-frame-options", header::HeaderValue::from_static("DENY"));
+    response
+}
+
+async fn home(axum::extract::State(web): State, headers: HeaderMap) -> Response {
+    match web.session(&headers) {
+        Ok((_, s)) if s.actor.role() == custody::Role::It => Redirect::to("/dock").into_response(),
+        Ok(_) => Redirect::to("/cases").into_response(),
+        Err(denied) => denied.into_response(),
+    }
+}
+
+/// Serves the web page on `settings.listen` until the task is dropped; `inside_daemon`
+/// when the dock's live progress is this process's.
+///
+/// # Errors
+/// The address cannot be bound, or the certificate cannot be read.
+pub async fn serve(
+    station: Arc<Station>,
+    settings: WebSettings,
+    inside_daemon: bool,
+) -> anyhow::Result<()> {
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(crate::upload::tls_config(cert, key)?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding the web page to {}", settings.listen))?;
+    tracing::info!(listen = %settings.listen, https = tls.is_some(), "web page listening");
+    serve_on(station, listener, tls, inside_daemon).await
+}
+
+/// Serves the web page on a bound `listener` (over TLS with `tls`) until the task is
+/// dropped.
+///
+/// # Errors
+/// The listener fails.
+pub async fn serve_on(
+    station: Arc<Station>,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    inside_daemon: bool,
+) -> anyhow::Result<()> {
+    let web = Arc::new(Web {
+        station,
+        sessions: Sessions::default(),
+        secure: tls.is_some(),
+        inside_daemon,
+    });
+    let app = router(web);
+    match tls {
+        None => axum::serve(listener, app).await?,
+        Some(tls) => serve_tls(listener, app, tls).await,
+    }
+    Ok(())
+}
+
+/// The accept loop over TLS (as the upload endpoint does it).
+async fn serve_tls(listener: tokio::net::TcpListener, app: Router, tls: Arc<rustls::ServerConfig>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer): (tokio::net::TcpStream, SocketAddr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a web connection; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+            let Ok(Ok(stream)) = handshake.await else {
+                tracing::info!(%peer, "web TLS handshake failed");
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move {
+                    use tower_service::Service as _;
+                    let mut app = app;
+                    app.call(req).await
+                }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
+            {
+                tracing::info!(%peer, error = %e, "web connection ended");
+            }
+        });
+    }
+}

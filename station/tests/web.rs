@@ -1,0 +1,522 @@
+//! The web page over HTTP, route by route: without a session nothing of the evidence
+//! leaks (a redirect to the login page, or 401), each role gets what the CLI gives it
+//! (IT no footage, an officer their own clips), a forged or missing CSRF token changes
+//! nothing, playback serves the exact bytes in ranges after its access event, and when
+//! that event cannot be written not one byte is served.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines,
+    reason = "a test reports failure by panicking, and tells its story in order"
+)]
+
+use std::sync::Arc;
+
+use custody::AccessAction;
+use custody_station::{AccessQuery, Station};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+mod agency;
+use agency::{Agency, CASE, PASSWORD};
+
+/// The web page of a station, served on a free loopback port by its own runtime.
+struct Served {
+    url: String,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn serve(station: Arc<Station>) -> Served {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(custody_station::serve_web_on(
+        station, listener, None, false,
+    ));
+    Served { url, _rt: rt }
+}
+
+/// A browser without a cookie jar: redirects not followed, cookies sent by hand.
+fn client() -> Client {
+    // reqwest is built without a TLS provider of its own: the station's ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of cookie `name` in a response's `Set-Cookie` headers.
+fn set_cookie(r: &Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// The value of the first hidden `csrf` field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf field")
+        + 19;
+    html[at..at + 64].to_owned()
+}
+
+/// A logged-in browser: its session cookie and its forms' CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn login(s: &Served, login: &str, role: &str) -> Browser {
+    let c = client();
+    let form = c.get(format!("{}/login", s.url)).send().unwrap();
+    let pre = set_cookie(&form, custody_station::LOGIN_COOKIE).unwrap();
+    let csrf = csrf_of(&form.text().unwrap());
+    let r = c
+        .post(format!("{}/login", s.url))
+        .header(COOKIE, pre)
+        .form(&[
+            ("login", login),
+            ("password", PASSWORD),
+            ("role", role),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "login of {login}");
+    let set = r.headers().get_all(SET_COOKIE).iter().count();
+    assert_eq!(set, 2, "the session cookie set, the login cookie cleared");
+    let cookie = set_cookie(&r, custody_station::SESSION_COOKIE).unwrap();
+    let raw: Vec<&str> = r
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        raw.iter()
+            .any(|v| v.contains("HttpOnly") && v.contains("SameSite=Strict")),
+        "{raw:?}"
+    );
+    let page = c
+        .get(format!("{}/dock", s.url))
+        .header(COOKIE, &cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    Browser {
+        csrf: csrf_of(&page),
+        cookie,
+    }
+}
+
+impl Browser {
+    fn get(&self, s: &Served, path: &str) -> Response {
+        client()
+            .get(format!("{}{path}", s.url))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .unwrap()
+    }
+
+    fn post(&self, s: &Served, path: &str, form: &[(&str, &str)]) -> Response {
+        client()
+            .post(format!("{}{path}", s.url))
+            .header(COOKIE, &self.cookie)
+            .form(form)
+            .send()
+            .unwrap()
+    }
+}
+
+fn case_path() -> String {
+    format!("/cases/{}", urlencode(CASE))
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn no_route_serves_evidence_without_a_session() {
+    let ag = Agency::open();
+    let a1 = ag.clip_a1();
+    let station = Arc::new(ag.station);
+    let s = serve(Arc::clone(&station));
+    let clerk = station
+        .login(
+            "lisi",
+            custody_station::Credential::Password(PASSWORD),
+            None,
+        )
+        .unwrap();
+    let id = station
+        .make_request(
+            &clerk,
+            &custody_station::NewRequest {
+                case: Some(CASE),
+                clips: &[],
+                purpose: "审查",
+                form: custody::ExportForm::Copy,
+                destination: "法制大队",
+                outside: false,
+                sensitive: false,
+            },
+        )
+        .unwrap()
+        .id;
+    let c = client();
+    for path in [
+        "/".to_owned(),
+        "/dock".into(),
+        "/cases".into(),
+        format!("/cases?case={}", urlencode(CASE)),
+        case_path(),
+        format!("/clips/{a1}"),
+        "/requests".into(),
+        format!("/requests/{id}"),
+        "/log".into(),
+    ] {
+        let r = c.get(format!("{}{path}", s.url)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.headers()[LOCATION], "/login", "{path}");
+        assert!(r.text().unwrap().is_empty(), "{path}");
+    }
+    for path in [format!("/clips/{a1}/media"), "/dock/events".into()] {
+        let r = c.get(format!("{}{path}", s.url)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(r.bytes().unwrap().is_empty(), "{path}");
+    }
+    // Forms without a session change nothing, whatever token they carry.
+    for path in [
+        "/requests".to_owned(),
+        format!("/requests/{id}/decide"),
+        format!("/requests/{id}/export"),
+        "/logout".into(),
+    ] {
+        let r = c
+            .post(format!("{}{path}", s.url))
+            .form(&[
+                ("csrf", "0".repeat(64).as_str()),
+                ("decision", "approve"),
+                ("purpose", "x"),
+                ("form", "copy"),
+                ("destination", "x"),
+                ("case", CASE),
+            ])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+    assert_eq!(station.requests().unwrap().len(), 1);
+    assert!(station.request_status(id).unwrap().decisions.is_empty());
+    // Content-free routes are public: the checkpoint for outside verifiers, the assets.
+    let cp = c.get(format!("{}/log/checkpoint", s.url)).send().unwrap();
+    assert_eq!(cp.status(), StatusCode::OK);
+    assert!(cp.text().unwrap().starts_with("test.example/station-01\n"));
+    let js = c
+        .get(format!("{}/assets/htmx.min.js", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(js.text().unwrap().contains("htmx"));
+    // A wrong password: the form again, 401, and no session cookie.
+    let form = c.get(format!("{}/login", s.url)).send().unwrap();
+    let pre = set_cookie(&form, custody_station::LOGIN_COOKIE).unwrap();
+    let csrf = csrf_of(&form.text().unwrap());
+    let r = c
+        .post(format!("{}/login", s.url))
+        .header(COOKIE, &pre)
+        .form(&[
+            ("login", "lisi"),
+            ("password", "wrong-password!"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&r, custody_station::SESSION_COOKIE).is_none());
+    // A forged login token: refused before the password is looked at.
+    let r = c
+        .post(format!("{}/login", s.url))
+        .header(COOKIE, &pre)
+        .form(&[
+            ("login", "lisi"),
+            ("password", PASSWORD),
+            ("csrf", &"f".repeat(64)),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn each_role_gets_what_its_rights_allow_and_forms_need_their_csrf_token() {
+    let ag = Agency::open();
+    let (a1, a2) = (ag.clip_a1(), ag.clip_a2());
+    let station = Arc::new(ag.station);
+    let s = serve(Arc::clone(&station));
+    // IT: the dock and the log, no case, no clip, no requests.
+    let it = login(&s, "wu", "it");
+    assert_eq!(it.get(&s, "/").headers()[LOCATION], "/dock");
+    assert_eq!(it.get(&s, "/dock").status(), StatusCode::OK);
+    assert_eq!(it.get(&s, &case_path()).status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        it.get(&s, &format!("/clips/{a1}")).status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        it.get(&s, &format!("/clips/{a1}/media")).status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(it.get(&s, "/requests").status(), StatusCode::FORBIDDEN);
+    let found = it.get(&s, "/cases?device=A100001");
+    assert_eq!(found.status(), StatusCode::FORBIDDEN);
+    let log = it.get(&s, "/log").text().unwrap();
+    assert!(log.contains("最新检查点") && !log.contains("访问日志"));
+    // An officer: the case shows his clip only; he plays his own, not another's.
+    let zhangsan = login(&s, "zhangsan", "");
+    let case = zhangsan.get(&s, &case_path());
+    assert_eq!(case.status(), StatusCode::OK);
+    let html = case.text().unwrap();
+    assert!(html.contains(&format!("/clips/{a1}")), "{html}");
+    assert!(
+        html.contains("另有 2 个不属于您的视音频资料未列出"),
+        "{html}"
+    );
+    assert_eq!(
+        zhangsan.get(&s, &format!("/clips/{a1}")).status(),
+        StatusCode::OK
+    );
+    let wangwu = login(&s, "wangwu", "");
+    assert_eq!(
+        wangwu.get(&s, &format!("/clips/{a1}")).status(),
+        StatusCode::FORBIDDEN
+    );
+    // His search finds his own clips only, and is an access event.
+    let mine = zhangsan.get(&s, "/cases?device=A100001").text().unwrap();
+    assert!(mine.contains("共 2 个视音频"), "{mine}");
+    let theirs = zhangsan.get(&s, "/cases?device=B100002").text().unwrap();
+    assert!(theirs.contains("共 0 个视音频"), "{theirs}");
+    // A case number in any spelling opens the case.
+    let r = zhangsan.get(
+        &s,
+        "/cases?case=%E8%A5%84%E7%8E%AF%E7%BD%9A%5B2019%5D75%E5%8F%B7",
+    );
+    assert_eq!(r.headers()[LOCATION], case_path().as_str());
+
+    // The clerk asks for a copy through the form: a forged or missing token makes nothing.
+    let clerk = login(&s, "lisi", "");
+    let fields = |csrf: &str| -> Vec<(String, String)> {
+        [
+            ("csrf", csrf),
+            ("clips", &a2),
+            ("purpose", "复核"),
+            ("form", "copy"),
+            ("destination", "法制大队"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    };
+    let as_refs = |v: &[(String, String)]| -> Vec<(String, String)> { v.to_vec() };
+    let forged = client()
+        .post(format!("{}/requests", s.url))
+        .header(COOKIE, &clerk.cookie)
+        .form(&as_refs(&fields(&"0".repeat(64))))
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let missing = client()
+        .post(format!("{}/requests", s.url))
+        .header(COOKIE, &clerk.cookie)
+        .form(&[
+            ("clips", a2.as_str()),
+            ("purpose", "复核"),
+            ("form", "copy"),
+            ("destination", "x"),
+        ])
+        .send()
+        .unwrap();
+    assert!(missing.status().is_client_error(), "{}", missing.status());
+    // Another person's token does not pass either.
+    let other = client()
+        .post(format!("{}/requests", s.url))
+        .header(COOKIE, &clerk.cookie)
+        .form(&as_refs(&fields(&zhangsan.csrf)))
+        .send()
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    assert!(station.requests().unwrap().is_empty());
+    let made = client()
+        .post(format!("{}/requests", s.url))
+        .header(COOKIE, &clerk.cookie)
+        .form(&as_refs(&fields(&clerk.csrf)))
+        .send()
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let id = station.requests().unwrap()[0].id;
+    assert_eq!(made.headers()[LOCATION], format!("/requests/{id}").as_str());
+    // Self-approval through the page: refused.
+    let own = clerk.post(
+        &s,
+        &format!("/requests/{id}/decide"),
+        &[
+            ("csrf", &clerk.csrf),
+            ("decision", "approve"),
+            ("days", "7"),
+        ],
+    );
+    assert_eq!(own.status(), StatusCode::FORBIDDEN);
+    assert!(own.text().unwrap().contains("不能审批自己的申请"));
+    // The head approves with his token; with the clerk's token he cannot.
+    let zhao = login(&s, "zhao", "");
+    let stolen = zhao.post(
+        &s,
+        &format!("/requests/{id}/decide"),
+        &[
+            ("csrf", &clerk.csrf),
+            ("decision", "approve"),
+            ("days", "7"),
+        ],
+    );
+    assert_eq!(stolen.status(), StatusCode::FORBIDDEN);
+    let ok = zhao.post(
+        &s,
+        &format!("/requests/{id}/decide"),
+        &[("csrf", &zhao.csrf), ("decision", "approve"), ("days", "7")],
+    );
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let page = clerk.get(&s, &format!("/requests/{id}")).text().unwrap();
+    assert!(page.contains("data-state=\"approved\""), "{page}");
+    let exported = clerk.post(
+        &s,
+        &format!("/requests/{id}/export"),
+        &[("csrf", &clerk.csrf)],
+    );
+    assert_eq!(exported.status(), StatusCode::OK);
+    assert!(exported.text().unwrap().contains("已导出 1 个视音频"));
+    // Oversight reads the access log on the page.
+    let zhou = login(&s, "zhou", "");
+    let log = zhou.get(&s, "/log").text().unwrap();
+    assert!(log.contains("data-action=\"export\"") && log.contains("data-action=\"search\""));
+    // After logout the cookie opens nothing.
+    let out = clerk.post(&s, "/logout", &[("csrf", &clerk.csrf)]);
+    assert_eq!(out.headers()[LOCATION], "/login");
+    assert_eq!(clerk.get(&s, &case_path()).status(), StatusCode::SEE_OTHER);
+}
+
+#[test]
+fn playback_serves_ranges_after_its_access_event_and_nothing_when_it_cannot_be_written() {
+    let ag = Agency::open();
+    let a1 = ag.clip_a1();
+    let recorded = std::fs::read(ag.a.root.join("DCIM/100MEDIA/A100001_0001.MP4")).unwrap();
+    let db_path = ag.dir.path().join("data/ledger.sqlite");
+    let station = Arc::new(ag.station);
+    let s = serve(Arc::clone(&station));
+    let zhangsan = login(&s, "zhangsan", "");
+    let events = |station: &Station| {
+        station
+            .ledger()
+            .access_events(&AccessQuery::default())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.fact.action == AccessAction::Playback)
+            .count()
+    };
+    // Media fetched directly: the playback event first, then the bytes, in ranges.
+    let whole = zhangsan.get(&s, &format!("/clips/{a1}/media"));
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.bytes().unwrap().as_ref(), recorded.as_slice());
+    assert_eq!(events(&station), 1);
+    let part = client()
+        .get(format!("{}/clips/{a1}/media", s.url))
+        .header(COOKIE, &zhangsan.cookie)
+        .header("range", "bytes=100-199")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-199/{}", recorded.len()).as_str()
+    );
+    assert_eq!(part.bytes().unwrap().as_ref(), &recorded[100..200]);
+    let beyond = client()
+        .get(format!("{}/clips/{a1}/media", s.url))
+        .header(COOKIE, &zhangsan.cookie)
+        .header("range", format!("bytes={}-", recorded.len()))
+        .send()
+        .unwrap();
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(events(&station), 1, "ranges of one playback: one event");
+
+    // The ledger refuses access events: another officer's session gets no byte.
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_access BEFORE INSERT ON access_events
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let again = login_fails_closed(&s);
+    assert!(again, "no login while the ledger refuses events");
+    db.execute_batch("DROP TRIGGER refuse_access;").unwrap();
+    let fresh = login(&s, "zhangsan", "");
+    db.execute_batch(
+        "CREATE TRIGGER refuse_access BEFORE INSERT ON access_events
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let refused = fresh.get(&s, &format!("/clips/{a1}/media"));
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let body = refused.bytes().unwrap();
+    assert!(
+        !body
+            .windows(16)
+            .any(|w| recorded.windows(16).next() == Some(w)),
+        "no clip byte without its event"
+    );
+    assert_eq!(events(&station), 1);
+    assert!(fresh.get(&s, &case_path()).status().is_client_error());
+}
+
+/// Whether a login is refused while the ledger refuses access events (the login event
+/// cannot be written, so there is no session).
+fn login_fails_closed(s: &Served) -> bool {
+    let c = client();
+    let form = c.get(format!("{}/login", s.url)).send().unwrap();
+    let pre = set_cookie(&form, custody_station::LOGIN_COOKIE).unwrap();
+    let csrf = csrf_of(&form.text().unwrap());
+    let r = c
+        .post(format!("{}/login", s.url))
+        .header(COOKIE, pre)
+        .form(&[
+            ("login", "zhangsan"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .unwrap();
+    r.status() == StatusCode::UNAUTHORIZED
+        && set_cookie(&r, custody_station::SESSION_COOKIE).is_none()
+}

@@ -55,7 +55,6 @@ pub async fn page(
     let case = q.case.trim().to_owned();
     let found = web
         .blocking(move |station| {
-            let checkpoint = station.ledger().latest_checkpoint()?;
             let events = if reads_log {
                 let case = match case.as_str() {
                     "" => None,
@@ -75,6 +74,8 @@ pub async fn page(
             } else {
                 Vec::new()
             };
+            // After the page's own event, so the checkpoint covers everything listed.
+            let checkpoint = station.ledger().latest_checkpoint()?;
             Ok((checkpoint, events, station.config().utc_offset))
         })
         .await;

@@ -28,6 +28,20 @@ pub fn station_as_clerk(config: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// A UTC offset under which the station's local time now is near midday: a clip recorded
+/// an hour ago is then on the same local day (on time) whatever hour the test runs at,
+/// while the binary under test runs on the real clock.
+fn midday_offset() -> String {
+    use chrono::Timelike as _;
+    let hour = i32::try_from(chrono::Utc::now().hour()).unwrap_or(0);
+    let offset = 12 - hour;
+    format!(
+        "{}{:02}:00",
+        if offset < 0 { '-' } else { '+' },
+        offset.abs()
+    )
+}
+
 /// A station folder with its configuration and one docked device.
 pub struct Docked {
     /// The station's folder (dock root, data folder, configuration).
@@ -66,7 +80,8 @@ pub fn docked_recorded(
         &config,
         format!(
             "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"{origin}\"\n\
-             reserve-bytes = 0\n{settings}"
+             reserve-bytes = 0\nutc-offset = \"{}\"\n{settings}",
+            midday_offset()
         ),
     )
     .unwrap();

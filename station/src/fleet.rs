@@ -214,3 +214,108 @@ pub fn pending_devices(
     out.sort_by_key(|d| d.deadline);
     Ok(out)
 }
+
+/// One enrolled device as IT's fleet view shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetDevice {
+    /// Product serial.
+    pub serial: String,
+    /// Its model.
+    pub hw_profile: String,
+    /// Who it is issued to: (执法证号, name).
+    pub officers: Vec<(String, String)>,
+    /// `online` / `offline`, if heard.
+    pub status: Option<String>,
+    /// When the station last heard it (RFC 3339).
+    pub last_heard: Option<String>,
+    /// Its last telemetry.
+    pub telemetry: Option<Telemetry>,
+    /// Clips on the device the station has not stored: its telemetry, unless a dock or an
+    /// upload since stored what it counted.
+    pub pending_clips: Option<u64>,
+    /// When the oldest of them finished recording.
+    pub oldest_pending_recorded: Option<DateTime<FixedOffset>>,
+    /// That clip's storage deadline.
+    pub deadline: Option<DateTime<FixedOffset>>,
+}
+
+/// The fleet: every enrolled device, and how many officers they are issued to.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetView {
+    /// The devices, by serial.
+    pub devices: Vec<FleetDevice>,
+    /// Distinct officers the devices are issued to.
+    pub officers: usize,
+}
+
+impl FleetView {
+    /// Whether there is at least one device per two officers.
+    pub fn enough_devices(&self) -> bool {
+        self.devices.len() * 2 >= self.officers
+    }
+
+    /// How many devices run each agent version and firmware (`agent / firmware`), from
+    /// their last telemetry.
+    pub fn versions(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut spread = std::collections::BTreeMap::new();
+        for d in &self.devices {
+            let key = d.telemetry.as_ref().map_or_else(
+                || "未上报".to_owned(),
+                |t| {
+                    format!(
+                        "{} / {}",
+                        t.agent_version,
+                        t.firmware.as_deref().unwrap_or("—")
+                    )
+                },
+            );
+            *spread.entry(key).or_insert(0) += 1;
+        }
+        spread
+    }
+}
+
+impl Station {
+    /// Every enrolled device with its last telemetry, what it still holds and the
+    /// deadline of the oldest of that.
+    ///
+    /// # Errors
+    /// The ledger cannot be read.
+    pub fn fleet_view(&self) -> anyhow::Result<FleetView> {
+        let offset = self.config().utc_offset;
+        let ledger = self.ledger();
+        let (devices, heard) = (ledger.devices()?, ledger.fleet()?);
+        let mut out = Vec::with_capacity(devices.len());
+        for d in devices {
+            let h = heard.iter().find(|h| h.serial == d.serial);
+            let telemetry = h
+                .and_then(|h| h.telemetry.as_deref())
+                .and_then(|j| Telemetry::parse(j.as_bytes(), &d.serial).ok());
+            let pending = match (&telemetry, h) {
+                (Some(t), Some(h)) => Some(pending(&ledger, &d.serial, t, &h.received_at)?),
+                _ => None,
+            };
+            let oldest = pending.and_then(|p| p.oldest_recorded);
+            out.push(FleetDevice {
+                telemetry,
+                pending_clips: pending.map(|p| p.clips),
+                oldest_pending_recorded: oldest,
+                deadline: oldest
+                    .map(|o| end_of_day(o.with_timezone(&Utc), offset).with_timezone(&offset)),
+                status: h.and_then(|h| h.status.clone()),
+                last_heard: h.map(|h| h.received_at.clone()),
+                serial: d.serial,
+                hw_profile: d.hw_profile,
+                officers: d.officers,
+            });
+        }
+        let officers: std::collections::BTreeSet<&str> = out
+            .iter()
+            .flat_map(|r| r.officers.iter().map(|(cert, _)| cert.as_str()))
+            .collect();
+        Ok(FleetView {
+            officers: officers.len(),
+            devices: out,
+        })
+    }
+}

@@ -57,7 +57,10 @@ pub use disc::{
     BuiltDisc, Burned, CHECK_EVERY_YEARS, CHECK_SAMPLE_PERCENT, DiscDue, Medium, README_FILE,
     SCRIPT_BEGIN, SCRIPT_END,
 };
-pub use fleet::{Pending, PendingDevice, follow as follow_fleet, pending, pending_devices};
+pub use fleet::{
+    FleetDevice, FleetView, Pending, PendingDevice, follow as follow_fleet, pending,
+    pending_devices,
+};
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
 pub use ledger::{
     AccessQuery, EnrolledDevice, HeardDevice, Ledger, LedgerAccessEvent, LedgerDisc, LedgerError,
@@ -73,7 +76,9 @@ pub use store::s3;
 pub use store::{EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
 pub use tlog::{SignedCheckpoint, TlogError};
 pub use upload::{UPLOADS_DIR, serve as serve_uploads, tls_config};
-pub use web::{LOGIN_COOKIE, SESSION_COOKIE, serve as serve_web, serve_on as serve_web_on};
+pub use web::{
+    LOGIN_COOKIE, REPORT_PAGE, SESSION_COOKIE, serve as serve_web, serve_on as serve_web_on,
+};
 
 /// Copy buffer size: 128 KiB chunks beat 1 MiB ones for copy+hash on the reference machine.
 pub const BUF_LEN: usize = 128 * 1024;

@@ -197,6 +197,10 @@ fn no_route_serves_evidence_without_a_session() {
         "/requests".into(),
         format!("/requests/{id}"),
         "/log".into(),
+        format!("/reports?case={}", urlencode(CASE)),
+        format!("/reports?case={}&download=json", urlencode(CASE)),
+        "/fleet".into(),
+        "/discs".into(),
     ] {
         let r = c.get(format!("{}{path}", s.url)).send().unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
@@ -519,4 +523,157 @@ fn login_fails_closed(s: &Served) -> bool {
         .unwrap();
     r.status() == StatusCode::UNAUTHORIZED
         && set_cookie(&r, custody_station::SESSION_COOKIE).is_none()
+}
+
+#[test]
+fn reports_come_a_page_at_a_time_with_the_whole_as_a_download_and_it_sees_the_fleet() {
+    let ag = Agency::open();
+    // A device with 120 clips, so a report runs to two pages.
+    let many = custody::testkit::SampleDevice::with_generated_clips(
+        &ag.dir.path().join("dock/M"),
+        "M100009",
+        120,
+        10,
+    )
+    .unwrap();
+    let pem = ag.dir.path().join("M100009.pem");
+    std::fs::write(&pem, many.public_key().to_pem()).unwrap();
+    ag.station
+        .enroll(
+            "M100009",
+            "ga947-recorder",
+            &pem,
+            &[("42060119001".into(), "张三".into())],
+        )
+        .unwrap();
+    ag.station
+        .ingest_slot(&many.root, &custody_station::DockOptions::default())
+        .unwrap();
+    let station = Arc::new(ag.station);
+    let s = serve(Arc::clone(&station));
+    // Officers and IT get no reports.
+    for (who, role) in [("zhangsan", ""), ("wu", "it")] {
+        let b = login(&s, who, role);
+        assert_eq!(
+            b.get(&s, "/reports?device=M100009").status(),
+            StatusCode::FORBIDDEN,
+            "{who}"
+        );
+    }
+    let clerk = login(&s, "lisi", "");
+    let first = clerk.get(&s, "/reports?device=M100009").text().unwrap();
+    assert!(
+        first.contains("data-page=\"0\" data-pages=\"2\""),
+        "{first}"
+    );
+    assert_eq!(
+        first.matches("M100009-").count(),
+        custody_station::REPORT_PAGE
+    );
+    let second = clerk
+        .get(&s, "/reports?device=M100009&page=1")
+        .text()
+        .unwrap();
+    assert_eq!(
+        second.matches("M100009-").count(),
+        120 - custody_station::REPORT_PAGE
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &clerk
+            .get(&s, "/reports?device=M100009&download=json")
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["clips"].as_array().unwrap().len(), 120);
+    let html = clerk.get(&s, "/reports?device=M100009&download=html");
+    assert_eq!(
+        html.headers()["content-disposition"],
+        "attachment; filename=\"report.html\""
+    );
+    // Each report is an access event naming its terms.
+    let reports = station
+        .ledger()
+        .access_events(&AccessQuery::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.fact.action == AccessAction::Report)
+        .count();
+    assert_eq!(reports, 4);
+    // IT's fleet view: every device, and the ratio to officers.
+    let it = login(&s, "wu", "it");
+    let fleet = it.get(&s, "/fleet").text().unwrap();
+    assert_eq!(fleet.matches("data-serial=").count(), 4, "{fleet}");
+    assert!(fleet.contains("data-enough=\"true\""), "{fleet}");
+}
+
+#[test]
+fn records_staff_build_burn_and_verify_a_disc_from_the_page() {
+    let ag = Agency::open();
+    let drive = ag.dir.path().join("drive-sr0.bin");
+    let station = Arc::new(ag.station);
+    let s = serve(Arc::clone(&station));
+    assert_eq!(
+        login(&s, "zhangsan", "").get(&s, "/discs").status(),
+        StatusCode::FORBIDDEN
+    );
+    // IT sees the discs but does not build them.
+    let it = login(&s, "wu", "it");
+    assert_eq!(it.get(&s, "/discs").status(), StatusCode::OK);
+    let refused = it.post(
+        &s,
+        "/discs/build",
+        &[("csrf", &it.csrf), ("case", CASE), ("media", "cd")],
+    );
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let clerk = login(&s, "lisi", "");
+    let built = clerk.post(
+        &s,
+        "/discs/build",
+        &[("csrf", &clerk.csrf), ("case", CASE), ("media", "cd")],
+    );
+    assert_eq!(built.status(), StatusCode::OK);
+    let html = built.text().unwrap();
+    assert!(html.contains("已制作 1 张"), "{html}");
+    let volume = "AJ20190075S1D01";
+    let burned = clerk.post(
+        &s,
+        "/discs/burn",
+        &[
+            ("csrf", &clerk.csrf),
+            ("volume", volume),
+            ("drive", &format!("stdio:{}", drive.display())),
+        ],
+    );
+    let html = burned.text().unwrap();
+    assert!(html.contains("written and read back the same"), "{html}");
+    let verified = it.post(
+        &s,
+        "/discs/verify",
+        &[("csrf", &it.csrf), ("volume", volume), ("drive", "")],
+    );
+    let html = verified.text().unwrap();
+    assert!(html.contains("data-intact=\"true\""), "{html}");
+    // A volume id that is a path is refused.
+    let sneaky = clerk.post(
+        &s,
+        "/discs/verify",
+        &[
+            ("csrf", &clerk.csrf),
+            ("volume", "../../etc/passwd"),
+            ("drive", ""),
+        ],
+    );
+    assert!(sneaky.status().is_client_error());
+    let view = station.case_view(
+        &station
+            .login(
+                "lisi",
+                custody_station::Credential::Password(PASSWORD),
+                None,
+            )
+            .unwrap(),
+        CASE,
+    );
+    assert!(view.unwrap().archived, "burned and checked: archived");
 }

@@ -1,78 +1,26 @@
 //! `custody-station fleet`: every enrolled device with what its telemetry last said, and
 //! the ratio of devices to the officers they are issued to (at least one per two).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::{DateTime, FixedOffset};
-use custody::telemetry::Telemetry;
-use serde::Serialize;
-
-/// One row of the fleet table.
-#[derive(Serialize)]
-struct Row {
-    serial: String,
-    hw_profile: String,
-    officers: Vec<(String, String)>,
-    status: Option<String>,
-    last_heard: Option<String>,
-    telemetry: Option<Telemetry>,
-    /// Clips on the device the station has not stored: its telemetry, unless a dock or an
-    /// upload since stored what it counted.
-    pending_clips: Option<u64>,
-    /// When the oldest of them finished recording.
-    oldest_pending_recorded: Option<DateTime<FixedOffset>>,
-}
 
 /// Prints the fleet; exit 0.
 pub fn run(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let station = super::open(config)?;
     let offset = station.config().utc_offset;
-    let (devices, heard) = {
-        let ledger = station.ledger();
-        (ledger.devices()?, ledger.fleet()?)
-    };
-    let mut rows: Vec<Row> = Vec::with_capacity(devices.len());
-    for d in devices {
-        let h = heard.iter().find(|h| h.serial == d.serial);
-        let telemetry = h
-            .and_then(|h| h.telemetry.as_deref())
-            .and_then(|j| Telemetry::parse(j.as_bytes(), &d.serial).ok());
-        let pending = match (&telemetry, h) {
-            (Some(t), Some(h)) => Some(custody_station::pending(
-                &station.ledger(),
-                &d.serial,
-                t,
-                &h.received_at,
-            )?),
-            _ => None,
-        };
-        rows.push(Row {
-            telemetry,
-            pending_clips: pending.map(|p| p.clips),
-            oldest_pending_recorded: pending.and_then(|p| p.oldest_recorded),
-            status: h.and_then(|h| h.status.clone()),
-            last_heard: h.map(|h| h.received_at.clone()),
-            serial: d.serial,
-            hw_profile: d.hw_profile,
-            officers: d.officers,
-        });
-    }
-    let officers: BTreeSet<&str> = rows
-        .iter()
-        .flat_map(|r| r.officers.iter().map(|(cert, _)| cert.as_str()))
-        .collect();
+    let view = station.fleet_view()?;
+    let rows = &view.devices;
     if json {
-        let out = serde_json::json!({ "devices": rows, "officers": officers.len() });
-        custody::outln!("{}", serde_json::to_string_pretty(&out)?)?;
+        custody::outln!("{}", serde_json::to_string_pretty(&view)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     custody::outln!(
         "登记设备 {} 台，领用民警 {} 人（要求每 2 人至少 1 台）{}",
         rows.len(),
-        officers.len(),
-        if rows.len() * 2 >= officers.len() {
+        view.officers,
+        if view.enough_devices() {
             "：符合"
         } else {
             "：不足"

@@ -150,7 +150,7 @@ fn clip_table(clips: &[ClipRow]) -> Markup {
     }
 }
 
-fn status_zh(status: ClipStatus) -> &'static str {
+pub(super) fn status_zh(status: ClipStatus) -> &'static str {
     match status {
         ClipStatus::Verified => "完整",
         ClipStatus::Mismatch => "哈希不一致",

@@ -7,10 +7,13 @@
 
 mod assets;
 mod cases;
+mod discs;
 mod dock;
+mod fleet;
 mod log;
 mod login;
 mod page;
+mod reports;
 mod requests;
 mod session;
 
@@ -23,6 +26,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
+pub use reports::PAGE as REPORT_PAGE;
 pub use session::{LOGIN_COOKIE, SESSION_COOKIE};
 
 use crate::{Station, WebSettings};
@@ -146,6 +150,12 @@ pub(crate) fn router(web: Arc<Web>) -> Router {
         .route("/requests/{id}", get(requests::show))
         .route("/requests/{id}/decide", post(requests::decide))
         .route("/requests/{id}/export", post(requests::export))
+        .route("/reports", get(reports::page))
+        .route("/fleet", get(fleet::page))
+        .route("/discs", get(discs::page))
+        .route("/discs/build", post(discs::build))
+        .route("/discs/burn", post(discs::burn))
+        .route("/discs/verify", post(discs::verify))
         .route("/log", get(log::page))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/assets/{file}", get(assets::file))

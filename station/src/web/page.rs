@@ -28,8 +28,17 @@ pub fn layout(title: &str, who: Option<&Actor>, csrf: Option<&str>, body: Markup
                             a href="/dock" { "采集" }
                             @if actor.role() != Role::It {
                                 a href="/cases" { "案件" }
+                            }
+                            @if !matches!(actor.role(), Role::It | Role::Officer) {
+                                a href="/reports" { "报告" }
+                            }
+                            @if actor.role() != Role::Officer {
+                                a href="/discs" { "光盘" }
+                            }
+                            @if actor.role() != Role::It {
                                 a href="/requests" { "审批" }
                             }
+                            a href="/fleet" { "设备" }
                             a href="/log" { "日志" }
                         }
                         span.who { (actor.person().name) "（" (actor.role().name_zh()) "）" }

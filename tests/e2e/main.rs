@@ -20,3 +20,4 @@ mod openssl;
 mod upload;
 mod util;
 mod verify_cli;
+mod web_tls;

@@ -91,7 +91,12 @@ pub async fn page(
             h2 { "最新检查点" }
             @match &checkpoint {
                 Some(cp) => {
-                    p { "日志大小 " (cp.size) "；供外部核验（纯文本：" a href="/log/checkpoint" { "/log/checkpoint" } "）" }
+                    p {
+                        "日志大小 " (cp.size) "；供外部核验（纯文本，无需登录）："
+                        a href="/log/checkpoint" { "/log/checkpoint" } "、"
+                        code { "/log/inclusion?index=N" } "（包含证明）、"
+                        code { "/log/consistency?from=A&to=B" } "（一致性证明）"
+                    }
                     pre { (cp.note) }
                 }
                 None => { p.muted { "尚无检查点" } }
@@ -123,4 +128,89 @@ pub async fn page(
         },
     )
     .into_response()
+}
+
+/// The query of the proof routes.
+#[derive(Deserialize)]
+pub struct ProofQuery {
+    /// Inclusion: the leaf's index.
+    index: Option<u64>,
+    /// Consistency: the older tree size.
+    from: Option<u64>,
+    /// Consistency: the newer tree size (default: the latest checkpoint's).
+    to: Option<u64>,
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// `GET /log/inclusion?index=N`: leaf N's inclusion proof to the latest checkpoint, as
+/// `c2sp.org/tlog-proof@v1` text (only hashes: no login).
+pub async fn inclusion(State(web): State<Arc<Web>>, Query(q): Query<ProofQuery>) -> Response {
+    let Some(index) = q.index else {
+        return (StatusCode::BAD_REQUEST, "give ?index=N").into_response();
+    };
+    let found = web
+        .blocking(move |station| {
+            let ledger = station.ledger();
+            let cp = ledger
+                .latest_checkpoint()?
+                .ok_or_else(|| anyhow::anyhow!("no checkpoint yet"))?;
+            if index >= cp.size {
+                anyhow::bail!(
+                    "leaf {index} is not in the latest checkpoint (size {})",
+                    cp.size
+                );
+            }
+            let proof = custody::TlogProof {
+                extra: None,
+                index,
+                hashes: ledger.inclusion_proof(index, cp.size)?,
+                checkpoint: cp.note,
+            };
+            Ok(proof.to_text())
+        })
+        .await;
+    match found {
+        Ok(proof) => text(proof),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /log/consistency?from=A[&to=B]`: the consistency proof between two signed tree
+/// sizes, one base64 hash a line (only hashes: no login).
+pub async fn consistency(State(web): State<Arc<Web>>, Query(q): Query<ProofQuery>) -> Response {
+    let Some(from) = q.from else {
+        return (StatusCode::BAD_REQUEST, "give ?from=SIZE").into_response();
+    };
+    let found = web
+        .blocking(move |station| {
+            use base64::Engine as _;
+            let ledger = station.ledger();
+            let to = match q.to {
+                Some(to) => to,
+                None => {
+                    ledger
+                        .latest_checkpoint()?
+                        .ok_or_else(|| anyhow::anyhow!("no checkpoint yet"))?
+                        .size
+                }
+            };
+            for size in [from, to] {
+                if ledger.checkpoint_at(size)?.is_none() {
+                    anyhow::bail!("no signed checkpoint of size {size}");
+                }
+            }
+            let hashes = ledger.consistency_proof(from, to)?;
+            Ok(hashes
+                .iter()
+                .map(|h| base64::engine::general_purpose::STANDARD.encode(h) + "\n")
+                .collect::<String>())
+        })
+        .await;
+    match found {
+        Ok(proof) => text(proof),
+        Err(e) => e.into_response(),
+    }
 }

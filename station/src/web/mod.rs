@@ -158,6 +158,8 @@ pub(crate) fn router(web: Arc<Web>) -> Router {
         .route("/discs/verify", post(discs::verify))
         .route("/log", get(log::page))
         .route("/log/checkpoint", get(log::checkpoint))
+        .route("/log/inclusion", get(log::inclusion))
+        .route("/log/consistency", get(log::consistency))
         .route("/assets/{file}", get(assets::file))
         .layer(axum::middleware::map_response(no_store))
         .with_state(web)

@@ -73,11 +73,25 @@ impl WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        // The station's refusals start with an English word for logs and scripts; people
+        // read the Chinese.
+        let message = match self.message.strip_prefix("refused: ") {
+            Some(rest) => format!("已拒绝：{rest}"),
+            None => self.message,
+        };
+        let title = if self.status == StatusCode::FORBIDDEN {
+            "无权操作"
+        } else {
+            "无法完成"
+        };
         let body = page::layout(
-            "无法完成",
+            title,
             None,
             None,
-            maud::html! { p.error { (self.message) } p { a href="/" { "返回" } } },
+            maud::html! {
+                p.error { (message) }
+                p { a href="javascript:history.back()" { "返回上一页" } " · " a href="/" { "首页" } }
+            },
         );
         (self.status, body).into_response()
     }

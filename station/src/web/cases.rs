@@ -264,6 +264,9 @@ pub async fn clip(
                 tr { th { "地点" } td { (row.place_zh()) } }
                 tr { th { "执法人员" } td { (row.officer_zh()) } }
                 tr { th { "证明对象" } td { (row.proves.as_deref().unwrap_or("")) } }
+                tr { th { "对话人员" } td { @for p in &row.speakers { (p.name) "（" (p.identity) "） " } } }
+                tr { th { "主要内容" } td { (row.summary.as_deref().unwrap_or("")) } }
+                tr { th { "设备" } td { (row.serial) "，记录第 " (row.seq) " 条" } }
                 tr { th { "完整性" } td { (status_zh(row.status)) } }
                 tr { th { "SHA-256" } td { code { (row.signed_sha256) } } }
             }

@@ -189,24 +189,11 @@ impl Station {
             ],
             "integrity reports",
         )?;
-        let mut asked = Vec::new();
-        if let Some(d) = &query.device {
-            asked.push(format!("device={d}"));
-        }
-        if let Some(s) = query.session {
-            asked.push(format!("session={}", s.0));
-        }
-        if let Some(t) = query.from {
-            asked.push(format!("from={}", t.to_rfc3339()));
-        }
-        if let Some(t) = query.to {
-            asked.push(format!("to={}", t.to_rfc3339()));
-        }
         self.record_query(
             actor,
             AccessAction::Report,
             query.case.as_deref(),
-            asked.join(" "),
+            query_terms(query, None),
         )?;
         Ok(self.report(query, now)?)
     }
@@ -227,24 +214,11 @@ impl Station {
         limit: usize,
     ) -> anyhow::Result<(Vec<crate::ClipRow>, usize)> {
         actor.refuse_it("searching clips")?;
-        let mut asked = Vec::new();
-        if let Some(d) = &query.device {
-            asked.push(format!("device={d}"));
-        }
-        if let Some(o) = officer {
-            asked.push(format!("officer={o}"));
-        }
-        if let Some(t) = query.from {
-            asked.push(format!("from={}", t.to_rfc3339()));
-        }
-        if let Some(t) = query.to {
-            asked.push(format!("to={}", t.to_rfc3339()));
-        }
         self.record_query(
             actor,
             AccessAction::Search,
             query.case.as_deref(),
-            asked.join(" "),
+            query_terms(query, officer),
         )?;
         let report = self.report(query, self.now())?;
         let mut found: Vec<crate::ClipRow> = report
@@ -256,4 +230,26 @@ impl Station {
         found.truncate(limit);
         Ok((found, total))
     }
+}
+
+/// A report's or search's terms in ids, as its access event states them (the case is the
+/// event's own field).
+fn query_terms(query: &crate::ReportQuery, officer: Option<&str>) -> String {
+    let mut asked = Vec::new();
+    if let Some(d) = &query.device {
+        asked.push(format!("device={d}"));
+    }
+    if let Some(o) = officer {
+        asked.push(format!("officer={o}"));
+    }
+    if let Some(s) = query.session {
+        asked.push(format!("session={}", s.0));
+    }
+    if let Some(t) = query.from {
+        asked.push(format!("from={}", t.to_rfc3339()));
+    }
+    if let Some(t) = query.to {
+        asked.push(format!("to={}", t.to_rfc3339()));
+    }
+    asked.join(" ")
 }

@@ -392,15 +392,7 @@ impl Ledger {
              FROM decisions d JOIN station_records s ON s.hash = d.record_hash
              WHERE d.request = ?1 ORDER BY s.log_index",
         )?;
-        let rows = stmt.query_map([to_i64(id)], |r| {
-            Ok(ShippedRecord {
-                serial: None,
-                seq: r.get::<_, i64>(0)?.unsigned_abs(),
-                log_index: r.get::<_, i64>(1)?.unsigned_abs(),
-                bytes: r.get(2)?,
-                sig: r.get(3)?,
-            })
-        })?;
+        let rows = stmt.query_map([to_i64(id)], super::cases::shipped_station_record)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -414,15 +406,7 @@ impl Ledger {
             .query_row(
                 "SELECT seq, log_index, bytes, sig FROM station_records WHERE hash = ?1",
                 [&hash.0[..]],
-                |r| {
-                    Ok(ShippedRecord {
-                        serial: None,
-                        seq: r.get::<_, i64>(0)?.unsigned_abs(),
-                        log_index: r.get::<_, i64>(1)?.unsigned_abs(),
-                        bytes: r.get(2)?,
-                        sig: r.get(3)?,
-                    })
-                },
+                super::cases::shipped_station_record,
             )
             .optional()?)
     }

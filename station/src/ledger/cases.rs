@@ -90,6 +90,17 @@ pub struct LedgerClosure {
     pub closed_at: DateTime<Utc>,
 }
 
+/// A station record read as `seq, log_index, bytes, sig`, as a disc or an export ships it.
+pub(super) fn shipped_station_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShippedRecord> {
+    Ok(ShippedRecord {
+        serial: None,
+        seq: r.get::<_, i64>(0)?.unsigned_abs(),
+        log_index: r.get::<_, i64>(1)?.unsigned_abs(),
+        bytes: r.get(2)?,
+        sig: r.get(3)?,
+    })
+}
+
 fn date(text: &str) -> Result<NaiveDate, LedgerError> {
     text.parse()
         .map_err(|e| LedgerError::Invalid(format!("stored date {text:?}: {e}")))
@@ -265,15 +276,7 @@ impl Ledger {
                AND kind NOT IN ('access', 'request', 'decision')
              ORDER BY log_index",
         )?;
-        let rows = stmt.query_map([case], |r| {
-            Ok(ShippedRecord {
-                serial: None,
-                seq: r.get::<_, i64>(0)?.unsigned_abs(),
-                log_index: r.get::<_, i64>(1)?.unsigned_abs(),
-                bytes: r.get(2)?,
-                sig: r.get(3)?,
-            })
-        })?;
+        let rows = stmt.query_map([case], shipped_station_record)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

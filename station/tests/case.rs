@@ -682,16 +682,33 @@ fn a_burn_is_read_back_and_checked_and_a_failed_one_is_recorded_as_failed() {
 }
 
 /// Runs once in `scripts/test`, not again under `scripts/test-clock` (it skips tests
-/// named `over_4_gib`): it moves about 25 GB through the disk, on an injected clock.
+/// named `over_4_gib`): it moves about 20 GB through the disk, on an injected clock, and
+/// holds two copies (9 GiB) at its peak.
 #[test]
 fn a_clip_over_4_gib_round_trips_through_a_disc() {
     use std::io::Write as _;
     const MIB: usize = 1 << 20;
     const SIZE: u64 = 4608 * MIB as u64; // 4.5 GiB
     let desk = Desk::open();
-    let src = desk.dir.path().join("long.MP4");
+    // Say so plainly rather than fail half-way with ENOSPC.
+    let volume = nix::sys::statvfs::statvfs(desk.dir.path()).unwrap();
+    let free = volume.blocks_available() * volume.fragment_size();
+    let needed = 2 * SIZE + (1 << 30);
+    assert!(
+        free >= needed,
+        "this test needs {} GiB free under {} (two copies of a 4.5 GiB clip); {} GiB are \
+         free: free some space or point TMPDIR at a larger disk",
+        needed >> 30,
+        desk.dir.path().display(),
+        free >> 30
+    );
+    // Written straight into the device's folder: one copy, not two.
+    let slot = desk.dir.path().join("dock/A100001");
+    let mut dev = SampleDevice::create(&slot, "A100001", &[]).unwrap();
+    let rel = "DCIM/100MEDIA/A100001_0001.MP4";
     {
-        let mut f = std::io::BufWriter::new(fs::File::create(&src).unwrap());
+        fs::create_dir_all(slot.join("DCIM/100MEDIA")).unwrap();
+        let mut f = std::io::BufWriter::new(fs::File::create(slot.join(rel)).unwrap());
         let mut block: Vec<u8> = (0..MIB).map(|i| u8::try_from(i % 251).unwrap()).collect();
         for n in 0..4608u64 {
             block[..8].copy_from_slice(&n.to_be_bytes());
@@ -699,9 +716,7 @@ fn a_clip_over_4_gib_round_trips_through_a_disc() {
         }
         f.flush().unwrap();
     }
-    let slot = desk.dir.path().join("dock/A100001");
-    let mut dev = SampleDevice::create(&slot, "A100001", std::slice::from_ref(&src)).unwrap();
-    fs::remove_file(&src).unwrap();
+    dev.seal_clip(rel).unwrap();
     bind_first(&mut dev, &format!("{CASE}-视-001"));
     desk.enroll_and_dock(&dev);
     // The device's copy is no longer needed: the store holds the clip.

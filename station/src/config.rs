@@ -92,6 +92,8 @@ struct WebFile {
     listen: String,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    #[serde(default)]
+    dock_without_login: bool,
 }
 
 /// The station web page (采集站工作台): where it listens, and its TLS certificate.
@@ -101,6 +103,9 @@ pub struct WebSettings {
     pub listen: std::net::SocketAddr,
     /// The agency certificate chain and key (PEM) for HTTPS; plain HTTP only on loopback.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `dock-without-login`: the dock page (progress only, no footage) opens without a
+    /// login for a browser on the station itself (a loopback peer), its own screen.
+    pub dock_without_login: bool,
 }
 
 impl WebSettings {
@@ -123,7 +128,11 @@ impl WebSettings {
                 "{listen} is not loopback: serve HTTPS there (web.cert and web.key)"
             ));
         }
-        Ok(Self { listen, tls })
+        Ok(Self {
+            listen,
+            tls,
+            dock_without_login: false,
+        })
     }
 }
 
@@ -318,6 +327,10 @@ impl StationConfig {
                     w.cert.map(|c| base.join(c)),
                     w.key.map(|k| base.join(k)),
                 )
+                .map(|settings| WebSettings {
+                    dock_without_login: w.dock_without_login,
+                    ..settings
+                })
                 .map_err(|why| invalid("web", why))?,
             ),
         };

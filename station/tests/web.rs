@@ -276,6 +276,53 @@ fn no_route_serves_evidence_without_a_session() {
 }
 
 #[test]
+fn the_dock_opens_without_a_login_on_the_station_s_own_screen_only_when_configured() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let numbering =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/numbering.example.toml");
+    let text = format!(
+        "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
+         reserve-bytes = 0\nnumbering = \"{}\"\n\n[web]\nlisten = \"127.0.0.1:8080\"\n\
+         dock-without-login = true\n",
+        numbering.display()
+    );
+    let cfg =
+        custody_station::StationConfig::parse(&text, &dir.path().join("station.toml")).unwrap();
+    assert!(cfg.web.as_ref().unwrap().dock_without_login);
+    let s = serve(Arc::new(Station::open(cfg).unwrap()));
+    let c = client();
+    // This test's client is on the station itself: the progress page, with no way into
+    // the rest and nobody named.
+    let r = c.get(format!("{}/dock?kiosk=1", s.url)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().unwrap();
+    assert!(
+        html.contains("没有正在采集的设备") && html.contains("href=\"/login\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("href=\"/cases\"") && !html.contains("退出"),
+        "{html}"
+    );
+    let mut live = c.get(format!("{}/dock/events", s.url)).send().unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    let mut first = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&first).contains("\n\n") {
+        let n = live.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended");
+        first.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&first).starts_with("event: slots\n"));
+    // Everything else still needs a login.
+    for path in ["/cases", "/fleet", "/log", "/requests"] {
+        let r = c.get(format!("{}{path}", s.url)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+}
+
+#[test]
 fn each_role_gets_what_its_rights_allow_and_forms_need_their_csrf_token() {
     let ag = Agency::open();
     let (a1, a2) = (ag.clip_a1(), ag.clip_a2());

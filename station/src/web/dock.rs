@@ -4,11 +4,12 @@
 //! Inside `serve` it reads the daemon's own progress board; the standalone `web` command
 //! reads the daemon's `status.json`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -82,11 +83,14 @@ fn mib(bytes: u64) -> String {
 /// `GET /dock`.
 pub async fn page(
     State(web): State<Arc<Web>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<DockQuery>,
 ) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
+    // The station's own screen may show it without a login, when configured so.
+    let session = match web.session(&headers) {
+        Ok((_, s)) => Some(s),
+        Err(_) if web.dock_open_to(peer) => None,
         Err(denied) => return denied.into_response(),
     };
     let kiosk = q.kiosk.is_some();
@@ -97,13 +101,14 @@ pub async fn page(
     };
     page::layout(
         "采集",
-        Some(&session.actor),
-        Some(&session.csrf),
+        session.as_ref().map(|s| &s.actor),
+        session.as_ref().map(|s| s.csrf.as_str()),
         html! {
             div #slots hx-ext="sse" sse-connect=(events) sse-swap="slots" {
                 (table(&slots(&web), kiosk))
             }
             p.muted { "本页实时更新；只显示采集进度，不含任何视音频内容。" }
+            @if session.is_none() { p { a href="/login" { "登录工作台" } } }
         },
     )
     .into_response()
@@ -112,10 +117,11 @@ pub async fn page(
 /// `GET /dock/events`: `event: slots` with the table's HTML whenever it changes.
 pub async fn events(
     State(web): State<Arc<Web>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<DockQuery>,
 ) -> Response {
-    if web.session(&headers).is_err() {
+    if web.session(&headers).is_err() && !web.dock_open_to(peer) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let kiosk = q.kiosk.is_some();

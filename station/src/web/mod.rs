@@ -40,6 +40,8 @@ pub(crate) struct Web {
     secure: bool,
     /// Served inside the daemon, whose progress board is live.
     inside_daemon: bool,
+    /// The dock page opens without a login on the station's own screen.
+    dock_without_login: bool,
 }
 
 type State = axum::extract::State<Arc<Web>>;
@@ -120,6 +122,13 @@ impl Web {
         self.sessions.get(headers).ok_or(Denied::Login)
     }
 
+    /// Whether a request from `peer` may see the dock page without a session: when
+    /// configured so, and only from the station itself (its own screen). Behind a
+    /// reverse proxy on the same machine every viewer would look local: leave it off.
+    fn dock_open_to(&self, peer: SocketAddr) -> bool {
+        self.dock_without_login && own_screen(peer)
+    }
+
     /// The session, and the form's CSRF token checked against it.
     fn checked(&self, headers: &HeaderMap, csrf: &str) -> Result<(String, Session), Denied> {
         let (token, session) = self.session(headers)?;
@@ -146,6 +155,12 @@ impl Web {
             }),
         }
     }
+}
+
+/// Whether a connection comes from the station itself: a loopback peer, an IPv4 one
+/// seen through a dual-stack socket included.
+fn own_screen(peer: SocketAddr) -> bool {
+    peer.ip().to_canonical().is_loopback()
 }
 
 /// The page's routes.
@@ -231,15 +246,24 @@ pub async fn serve_on(
     tls: Option<Arc<rustls::ServerConfig>>,
     inside_daemon: bool,
 ) -> anyhow::Result<()> {
+    let dock_without_login = station
+        .config()
+        .web
+        .as_ref()
+        .is_some_and(|w| w.dock_without_login);
     let web = Arc::new(Web {
         station,
         sessions: Sessions::default(),
         secure: tls.is_some(),
         inside_daemon,
+        dock_without_login,
     });
     let app = router(web);
     match tls {
-        None => axum::serve(listener, app).await?,
+        None => {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app).await?;
+        }
         Some(tls) => serve_tls(listener, app, tls).await,
     }
     Ok(())
@@ -265,8 +289,10 @@ async fn serve_tls(listener: tokio::net::TcpListener, app: Router, tls: Arc<rust
                 tracing::info!(%peer, "web TLS handshake failed");
                 return;
             };
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
                 let app = app.clone();
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 async move {
                     use tower_service::Service as _;
                     let mut app = app;
@@ -280,5 +306,25 @@ async fn serve_tls(listener: tokio::net::TcpListener, app: Router, tls: Arc<rust
                 tracing::info!(%peer, error = %e, "web connection ended");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_screen;
+
+    #[test]
+    fn only_the_station_itself_is_its_own_screen() {
+        for (peer, own) in [
+            ("127.0.0.1:50000", true),
+            ("[::1]:50000", true),
+            ("[::ffff:127.0.0.1]:50000", true),
+            ("10.20.0.5:50000", false),
+            ("192.168.1.20:50000", false),
+            ("[::ffff:192.168.1.20]:50000", false),
+            ("[fe80::1]:50000", false),
+        ] {
+            assert_eq!(own_screen(peer.parse().unwrap()), own, "{peer}");
+        }
     }
 }

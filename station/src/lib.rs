@@ -63,12 +63,13 @@ pub use fleet::{
 };
 pub use ingest::{BufferPool, DockOptions, IngestError, SessionOutcome};
 pub use ledger::{
-    AccessQuery, EnrolledDevice, HeardDevice, Ledger, LedgerAccessEvent, LedgerDisc, LedgerError,
-    LedgerPerson, LedgerRequest, Queued, ReplicationLag, SessionEnd, SessionId,
+    AccessQuery, ClipEntry, ClipTotals, EnrolledDevice, HeardDevice, Ledger, LedgerAccessEvent,
+    LedgerDisc, LedgerError, LedgerPerson, LedgerRequest, Queued, ReplicationLag, SessionEnd,
+    SessionId,
 };
 pub use progress::{ProgressBoard, SlotStatus};
 pub use replicate::{Drained, drain as replicate_drain, run as replicate_run};
-pub use report::{ClipRow, ClipStatus, FindingRow, Report, ReportQuery};
+pub use report::{ClipRow, ClipStatus, FindingRow, Report, ReportPage, ReportQuery};
 pub use serve::{STATUS_FILE, run, write_session_report};
 pub use stats::{ActFigures, Statistics, UNBOUND};
 pub use store::local::LocalStore;

@@ -17,8 +17,8 @@ use custody::FixedClock;
 use custody::testkit::{RECIPES, SampleDevice, sample_day};
 use custody::{KeyId, Receipt, SigningKey, code, layout};
 use custody_station::{
-    DockOptions, EvidenceStore as _, IngestError, LocalStore, Report, ReportQuery, SessionEnd,
-    SessionOutcome, Station, StationConfig, StoreError,
+    ClipStatus, DockOptions, EvidenceStore as _, IngestError, LocalStore, Report, ReportQuery,
+    SessionEnd, SessionOutcome, Station, StationConfig, StoreError,
 };
 
 struct TestStation {
@@ -255,9 +255,22 @@ fn every_tampering_recipe_is_flagged_and_nothing_is_dropped() {
         }
         let report = ts.report(&ReportQuery::default());
         assert!(!report.is_clean(), "{recipe}");
+        // The ledger's counts agree with the clips' own statuses, one by one.
+        let count = |s: ClipStatus| report.clips.iter().filter(|c| c.status == s).count();
         assert_eq!(
-            report.totals.verified + report.totals.mismatched + report.totals.missing,
-            report.totals.clips
+            (
+                report.totals.clips,
+                report.totals.verified,
+                report.totals.mismatched,
+                report.totals.missing
+            ),
+            (
+                report.clips.len(),
+                count(ClipStatus::Verified),
+                count(ClipStatus::Mismatch),
+                count(ClipStatus::Missing)
+            ),
+            "{recipe}"
         );
     }
 }
@@ -534,6 +547,31 @@ fn reports_filter_by_device_and_are_written_as_json_and_html() {
         ..ReportQuery::default()
     });
     assert_eq!(none.totals.clips, 0);
+    // A page of the report lists its clips in the same order, with the totals of all.
+    let cfg = ts.station.config();
+    let page = |index| {
+        Report::page(
+            &ts.station.ledger(),
+            &cfg.origin,
+            &ReportQuery::default(),
+            (cfg.utc_offset, ts.station.now()),
+            (index, 2),
+        )
+        .unwrap()
+    };
+    let (first, second, beyond) = (page(0), page(1), page(9));
+    let numbers = |r: &Report| r.clips.iter().map(|c| c.number.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        [numbers(&first), numbers(&second)].concat(),
+        numbers(&report)
+    );
+    assert_eq!(first.totals.clips, 3);
+    assert_eq!(second.page.map(|p| (p.index, p.pages)), Some((1, 2)));
+    assert_eq!(
+        numbers(&beyond),
+        numbers(&second),
+        "past the end: the last page"
+    );
     let path = report.write(&ts.dir.path().join("out"), "r").unwrap();
     let html = fs::read_to_string(&path).unwrap();
     assert!(html.contains("证据完整性报告") && html.contains("A100001"));

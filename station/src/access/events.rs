@@ -180,6 +180,35 @@ impl Station {
         query: &crate::ReportQuery,
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<crate::Report> {
+        self.record_report(actor, query)?;
+        Ok(self.report(query, now)?)
+    }
+
+    /// As [`Station::report_for`], listing only page `index` (from 0) of `per_page`
+    /// clips, with the totals of all (the web page's view of a period of 40,000 clips).
+    ///
+    /// # Errors
+    /// As [`Station::report_for`].
+    pub fn report_page_for(
+        &self,
+        actor: &Actor,
+        query: &crate::ReportQuery,
+        (index, per_page): (usize, usize),
+    ) -> anyhow::Result<crate::Report> {
+        self.record_report(actor, query)?;
+        let ledger = self.ledger();
+        let cfg = self.config();
+        Ok(crate::Report::page(
+            &ledger,
+            &cfg.origin,
+            query,
+            (cfg.utc_offset, self.now()),
+            (index, per_page),
+        )?)
+    }
+
+    /// Checks that `actor` may read reports, and writes the report's access event.
+    fn record_report(&self, actor: &Actor, query: &crate::ReportQuery) -> anyhow::Result<()> {
         actor.require(
             &[
                 Role::Clerk,
@@ -193,9 +222,9 @@ impl Station {
             actor,
             AccessAction::Report,
             query.case.as_deref(),
-            query_terms(query, None),
+            query_terms(query),
         )?;
-        Ok(self.report(query, now)?)
+        Ok(())
     }
 }
 
@@ -214,32 +243,44 @@ impl Station {
         limit: usize,
     ) -> anyhow::Result<(Vec<crate::ClipRow>, usize)> {
         actor.refuse_it("searching clips")?;
+        let mut query = query.clone();
+        query.officer = officer.map(str::to_owned);
         self.record_query(
             actor,
             AccessAction::Search,
             query.case.as_deref(),
-            query_terms(query, officer),
+            query_terms(&query),
         )?;
-        let report = self.report(query, self.now())?;
-        let mut found: Vec<crate::ClipRow> = report
-            .clips
-            .into_iter()
-            .filter(|c| officer.is_none_or(|o| c.officer_cert == o) && actor.sees_clip(c))
-            .collect();
-        let total = found.len();
-        found.truncate(limit);
-        Ok((found, total))
+        if actor.role() == Role::Officer {
+            // An officer finds only their own clips: those naming their badge.
+            match (&query.officer, actor.person.badge.as_deref()) {
+                (_, None) => return Ok((Vec::new(), 0)),
+                (Some(asked), Some(own)) if asked != own => return Ok((Vec::new(), 0)),
+                (_, Some(own)) => query.officer = Some(own.to_owned()),
+            }
+        }
+        let ledger = self.ledger();
+        let cfg = self.config();
+        let found = crate::Report::page(
+            &ledger,
+            &cfg.origin,
+            &query,
+            (cfg.utc_offset, self.now()),
+            (0, limit),
+        )?;
+        debug_assert!(found.clips.iter().all(|c| actor.sees_clip(c)));
+        Ok((found.clips, found.totals.clips))
     }
 }
 
 /// A report's or search's terms in ids, as its access event states them (the case is the
 /// event's own field).
-fn query_terms(query: &crate::ReportQuery, officer: Option<&str>) -> String {
+fn query_terms(query: &crate::ReportQuery) -> String {
     let mut asked = Vec::new();
     if let Some(d) = &query.device {
         asked.push(format!("device={d}"));
     }
-    if let Some(o) = officer {
+    if let Some(o) = &query.officer {
         asked.push(format!("officer={o}"));
     }
     if let Some(s) = query.session {

@@ -274,14 +274,24 @@ impl Station {
     /// # Errors
     /// No such request, a stored record that does not verify, or a ledger failure.
     pub fn request_status(&self, id: u64) -> anyhow::Result<RequestStatus> {
+        let departments = self.ledger().departments_by_badge()?;
+        self.request_status_in(id, &departments)
+    }
+
+    /// As [`Station::request_status`], with the officers' departments (badge to
+    /// department) read once for a list.
+    fn request_status_in(
+        &self,
+        id: u64,
+        departments: &BTreeMap<String, String>,
+    ) -> anyhow::Result<RequestStatus> {
         let key = self.station_key().public_key();
-        let (request, decisions, departments, used) = {
+        let (request, decisions, used) = {
             let ledger = self.ledger();
             let request = ledger
                 .request(id)?
                 .with_context(|| format!("no request {id}"))?;
             let decisions = ledger.decisions(id)?;
-            let departments = ledger.departments_by_badge()?;
             let used = ledger
                 .access_events(&AccessQuery {
                     request: Some(id),
@@ -289,7 +299,7 @@ impl Station {
                 })?
                 .iter()
                 .any(|e| e.fact.action == AccessAction::Export);
-            (request, decisions, departments, used)
+            (request, decisions, used)
         };
         let rec = verified(&request.record, &key)?;
         let StationFact::Request(fact) = rec.body().fact.clone() else {
@@ -371,8 +381,36 @@ impl Station {
     /// # Errors
     /// A ledger failure.
     pub fn requests(&self) -> anyhow::Result<Vec<RequestStatus>> {
-        let ids: Vec<u64> = self.ledger().requests()?.iter().map(|r| r.id).collect();
-        ids.into_iter().map(|id| self.request_status(id)).collect()
+        let (ids, departments) = {
+            let ledger = self.ledger();
+            let ids: Vec<u64> = ledger.requests()?.iter().map(|r| r.id).collect();
+            (ids, ledger.departments_by_badge()?)
+        };
+        ids.into_iter()
+            .map(|id| self.request_status_in(id, &departments))
+            .collect()
+    }
+
+    /// Page `index` (from 0) of `per_page` requests, newest first, with where each
+    /// stands, and how many there are in all.
+    ///
+    /// # Errors
+    /// A ledger failure.
+    pub fn requests_page(
+        &self,
+        index: usize,
+        per_page: usize,
+    ) -> anyhow::Result<(Vec<RequestStatus>, usize)> {
+        let (ids, total, departments) = {
+            let ledger = self.ledger();
+            let (ids, total) = ledger.newest_requests(index * per_page, per_page)?;
+            (ids, total, ledger.departments_by_badge()?)
+        };
+        let page = ids
+            .into_iter()
+            .map(|id| self.request_status_in(id, &departments))
+            .collect::<anyhow::Result<_>>()?;
+        Ok((page, total))
     }
 
     /// Approves (for `days`, at most [`MAX_APPROVAL_DAYS`]) or rejects (with a reason)

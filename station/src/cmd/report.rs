@@ -16,6 +16,9 @@ pub struct Args {
     /// Only this case (案件编号), including clips bound to it later.
     #[arg(long)]
     case: Option<String>,
+    /// Only this officer's clips (执法证号).
+    #[arg(long)]
+    officer: Option<String>,
     /// Only this dock session.
     #[arg(long)]
     session: Option<i64>,
@@ -54,6 +57,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             .map(|d| day_start(d + chrono::Duration::days(1)))
             .transpose()?,
         records: None,
+        officer: args.officer.clone(),
     };
     let now = station.now();
     let report = station.report_for(&actor, &query, now)?;

@@ -350,6 +350,30 @@ impl Ledger {
         Ok(all)
     }
 
+    /// The ids of `limit` requests from the `offset`-th newest, and how many there are.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn newest_requests(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<u64>, usize), LedgerError> {
+        let total: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM requests ORDER BY id DESC LIMIT ?1 OFFSET ?2")?;
+        let ids = stmt
+            .query_map([to_i64(limit as u64), to_i64(offset as u64)], |r| {
+                r.get::<_, i64>(0)
+            })?
+            .map(|id| id.map(i64::unsigned_abs))
+            .collect::<Result<_, _>>()?;
+        Ok((ids, usize::try_from(total).unwrap_or(0)))
+    }
+
     fn requests_where(
         &self,
         filter: &str,

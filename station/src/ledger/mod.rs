@@ -32,7 +32,7 @@ pub use devices::EnrolledDevice;
 pub use evidence::ClipEntry;
 pub use fleet::HeardDevice;
 pub use replication::{Queued, ReplicationLag};
-pub use reports::{ClipStatus, ReportQuery};
+pub use reports::{ClipStatus, ClipTotals, LedgerClip, ReportQuery};
 
 use crate::tlog::TlogError;
 

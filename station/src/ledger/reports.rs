@@ -25,6 +25,66 @@ pub struct ReportQuery {
     pub to: Option<DateTime<Utc>>,
     /// Only the clips with these record hashes.
     pub records: Option<Vec<RecordHash>>,
+    /// One officer's clips (执法证号).
+    pub officer: Option<String>,
+}
+
+/// What a report's clips add up to, counted by the ledger (a period of a million clips
+/// is counted, not loaded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClipTotals {
+    /// Clips.
+    pub clips: usize,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Stored exactly as signed.
+    pub verified: usize,
+    /// Stored, not as signed.
+    pub mismatched: usize,
+    /// Nothing stored.
+    pub missing: usize,
+    /// Stored after their deadline.
+    pub late: usize,
+}
+
+/// The SQL condition (on `clips c` joined to `records r`) of `query`, and its arguments.
+fn clip_filter(query: &ReportQuery) -> (String, Vec<String>) {
+    let mut filter = String::from(" WHERE 1 = 1");
+    let mut args: Vec<String> = Vec::new();
+    if let Some(d) = &query.device {
+        args.push(d.clone());
+        let _ = write!(filter, " AND c.serial = ?{}", args.len());
+    }
+    if let Some(o) = &query.officer {
+        args.push(o.clone());
+        let _ = write!(filter, " AND c.officer_cert = ?{}", args.len());
+    }
+    if let Some(case) = &query.case {
+        args.push(case.clone());
+        let n = args.len();
+        let _ = write!(
+            filter,
+            " AND (c.case_number = ?{n} OR c.record_hash IN (SELECT subject FROM bindings WHERE case_number = ?{n}))"
+        );
+    }
+    if let Some(s) = query.session {
+        args.push(s.0.to_string());
+        let _ = write!(filter, " AND r.session = ?{}", args.len());
+    }
+    if let Some(t) = query.from {
+        args.push(db_time(t));
+        let _ = write!(filter, " AND c.recorded_end >= ?{}", args.len());
+    }
+    if let Some(t) = query.to {
+        args.push(db_time(t));
+        let _ = write!(filter, " AND c.recorded_end < ?{}", args.len());
+    }
+    if let Some(records) = &query.records {
+        // Hex literals of 32-byte hashes: nothing from outside reaches the SQL text.
+        let list: Vec<String> = records.iter().map(|h| format!("X'{h}'")).collect();
+        let _ = write!(filter, " AND c.record_hash IN ({})", list.join(", "));
+    }
+    (filter, args)
 }
 
 /// What became of a clip's media: the one definition of "a verified clip", used by
@@ -181,36 +241,65 @@ impl Ledger {
     /// # Errors
     /// SQL failure, or a stored value the ledger did not write.
     pub fn clips(&self, query: &ReportQuery) -> Result<Vec<LedgerClip>, LedgerError> {
-        let mut filter = String::from(" WHERE 1 = 1");
-        let mut args: Vec<String> = Vec::new();
-        if let Some(d) = &query.device {
-            args.push(d.clone());
-            let _ = write!(filter, " AND c.serial = ?{}", args.len());
-        }
-        if let Some(case) = &query.case {
-            args.push(case.clone());
-            let n = args.len();
-            let _ = write!(
-                filter,
-                " AND (c.case_number = ?{n} OR c.record_hash IN (SELECT subject FROM bindings WHERE case_number = ?{n}))"
+        self.clips_window(query, None)
+    }
+
+    /// What the clips `query` covers add up to.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn clip_totals(&self, query: &ReportQuery) -> Result<ClipTotals, LedgerError> {
+        let (filter, args) = clip_filter(query);
+        let join = if query.session.is_some() {
+            " JOIN records r ON r.hash = c.record_hash"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT COUNT(*), COALESCE(SUM(c.stored_size), 0),
+                    COALESCE(SUM(c.stored_sha256 = c.signed_sha256 AND c.stored_size = c.signed_size), 0),
+                    COALESCE(SUM(c.stored_sha256 IS NULL), 0), COALESCE(SUM(c.late), 0)
+             FROM clips c{join}{filter}"
+        );
+        let (clips, bytes, verified, missing, late): (i64, i64, i64, i64, i64) = self
+            .conn
+            .query_row(&sql, params_from_iter(args.iter()), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+        let n = |v: i64| usize::try_from(v).unwrap_or(0);
+        Ok(ClipTotals {
+            clips: n(clips),
+            bytes: bytes.unsigned_abs(),
+            verified: n(verified),
+            mismatched: n(clips - verified - missing),
+            missing: n(missing),
+            late: n(late),
+        })
+    }
+
+    /// The clips `query` covers, by device and seq; with `window` (offset, limit) only
+    /// those.
+    ///
+    /// # Errors
+    /// SQL failure, or a stored value the ledger did not write.
+    pub fn clips_window(
+        &self,
+        query: &ReportQuery,
+        window: Option<(usize, usize)>,
+    ) -> Result<Vec<LedgerClip>, LedgerError> {
+        let (mut filter, args) = clip_filter(query);
+        if let Some((offset, limit)) = window {
+            // The page is chosen on the clips table alone, before records are joined.
+            let (inner, _) = clip_filter(query);
+            let join = if query.session.is_some() {
+                " JOIN records r ON r.hash = c.record_hash"
+            } else {
+                ""
+            };
+            filter = format!(
+                " WHERE c.rowid IN (SELECT c.rowid FROM clips c{join}{inner}
+                                     ORDER BY c.serial, c.seq LIMIT {limit} OFFSET {offset})"
             );
-        }
-        if let Some(s) = query.session {
-            args.push(s.0.to_string());
-            let _ = write!(filter, " AND r.session = ?{}", args.len());
-        }
-        if let Some(t) = query.from {
-            args.push(db_time(t));
-            let _ = write!(filter, " AND c.recorded_end >= ?{}", args.len());
-        }
-        if let Some(t) = query.to {
-            args.push(db_time(t));
-            let _ = write!(filter, " AND c.recorded_end < ?{}", args.len());
-        }
-        if let Some(records) = &query.records {
-            // Hex literals of 32-byte hashes: nothing from outside reaches the SQL text.
-            let list: Vec<String> = records.iter().map(|h| format!("X'{h}'")).collect();
-            let _ = write!(filter, " AND c.record_hash IN ({})", list.join(", "));
         }
         // The latest binding of a clip (by log order, found once per clip through
         // bindings_by_subject) gives its case and its number under the case.

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS records (              -- leaf i of the log = bytes o
     stored_at  TEXT NOT NULL,
     UNIQUE (serial, seq)
 );
+-- A clip's annotations are found without reading its device's other records.
+CREATE INDEX IF NOT EXISTS records_by_kind ON records(kind, serial);
 CREATE TABLE IF NOT EXISTS clips (
     record_hash    BLOB PRIMARY KEY REFERENCES records(hash),
     serial         TEXT NOT NULL,
@@ -60,6 +62,10 @@ CREATE TABLE IF NOT EXISTS clips (
 );
 CREATE INDEX IF NOT EXISTS clips_by_case ON clips(case_number);
 CREATE INDEX IF NOT EXISTS clips_by_number ON clips(number);
+-- Searches and report pages over a year of clips (web bench: 1,000,000 records).
+CREATE INDEX IF NOT EXISTS clips_by_device ON clips(serial, seq);
+CREATE INDEX IF NOT EXISTS clips_by_officer ON clips(officer_cert);
+CREATE INDEX IF NOT EXISTS clips_by_end ON clips(recorded_end, serial, seq);
 CREATE TABLE IF NOT EXISTS bindings (             -- clip bound to a case by a later record
     record_hash BLOB PRIMARY KEY REFERENCES records(hash),
     subject     BLOB NOT NULL,

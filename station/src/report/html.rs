@@ -210,6 +210,9 @@ pub(super) fn scope_text(q: &ReportQuery, offset: FixedOffset) -> String {
     if let Some(c) = &q.case {
         parts.push(format!("案件 {c}"));
     }
+    if let Some(o) = &q.officer {
+        parts.push(format!("执法证号 {o}"));
+    }
     if let Some(s) = q.session {
         parts.push(format!("第 {} 次接入", s.0));
     }

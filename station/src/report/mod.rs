@@ -194,8 +194,11 @@ pub struct Report {
     pub scope: String,
     /// The latest signed checkpoint: size and root (base64).
     pub checkpoint: Option<(u64, String)>,
-    /// Totals.
+    /// Totals (of every clip, when only one page is listed).
     pub totals: Totals,
+    /// Which page of the clips this is, when only one page is listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<ReportPage>,
     /// Clips.
     pub clips: Vec<ClipRow>,
     /// Unattested files.
@@ -207,6 +210,17 @@ pub struct Report {
 }
 
 /// Times as clerks read them: the agency's offset, to the second.
+/// Which page of a report's clips is listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReportPage {
+    /// From 0.
+    pub index: usize,
+    /// How many pages the clips make (at least 1).
+    pub pages: usize,
+    /// Clips per page.
+    pub per_page: usize,
+}
+
 fn local(t: DateTime<Utc>, offset: FixedOffset) -> String {
     t.with_timezone(&offset)
         .format("%Y-%m-%d %H:%M:%S")
@@ -216,23 +230,13 @@ fn local(t: DateTime<Utc>, offset: FixedOffset) -> String {
 /// The clips of `query`, with what annotations said of them, counted into `totals`.
 fn clip_rows(
     ledger: &Ledger,
-    query: &ReportQuery,
+    found: Vec<crate::ledger::LedgerClip>,
     offset: FixedOffset,
-    totals: &mut Totals,
 ) -> Result<Vec<ClipRow>, LedgerError> {
-    let found = ledger.clips(query)?;
     let notes = ledger.clip_notes(&found.iter().map(|c| c.serial.as_str()).collect())?;
     let mut clips = Vec::new();
     for c in found {
         let status = c.status();
-        totals.clips += 1;
-        totals.bytes += c.stored.map_or(0, |(_, n)| n);
-        match status {
-            ClipStatus::Verified => totals.verified += 1,
-            ClipStatus::Mismatch => totals.mismatched += 1,
-            ClipStatus::Missing => totals.missing += 1,
-        }
-        totals.late += usize::from(c.late);
         let note = notes.get(&c.record).cloned().unwrap_or_default();
         clips.push(ClipRow {
             number: c
@@ -268,6 +272,68 @@ fn clip_rows(
     Ok(clips)
 }
 
+/// Whether a row about device `serial` is in `query`'s devices.
+fn wanted_serial(query: &ReportQuery, serial: Option<&String>) -> bool {
+    match (&query.device, serial) {
+        (Some(d), Some(s)) => d == s,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// Whether time `t` is in `query`'s period.
+fn in_time(query: &ReportQuery, t: DateTime<Utc>) -> bool {
+    query.from.is_none_or(|f| t >= f) && query.to.is_none_or(|to| t < to)
+}
+
+/// The (device, file) of each clip.
+fn clip_files(clips: &[crate::ledger::LedgerClip]) -> BTreeSet<(String, String)> {
+    clips
+        .iter()
+        .map(|c| (c.serial.clone(), c.file.clone()))
+        .collect()
+}
+
+/// The findings `query` covers. A report on a case or an officer lists those about its
+/// clips, whose files `clip_files` gives (asked only when there are findings at all).
+fn finding_rows(
+    ledger: &Ledger,
+    query: &ReportQuery,
+    offset: FixedOffset,
+    clip_files: impl FnOnce() -> Result<BTreeSet<(String, String)>, LedgerError>,
+) -> Result<Vec<FindingRow>, LedgerError> {
+    let recorded = ledger.findings()?;
+    let by_clip = query.case.is_some() || query.officer.is_some();
+    let files = if by_clip && !recorded.is_empty() {
+        clip_files()?
+    } else {
+        BTreeSet::new()
+    };
+    let mut findings = Vec::new();
+    for f in recorded {
+        let keep = wanted_serial(query, f.serial.as_ref())
+            && query.session.is_none_or(|s| s == f.session)
+            && in_time(query, f.at)
+            && (!by_clip
+                || files
+                    .iter()
+                    .any(|(s, file)| Some(s) == f.serial.as_ref() && f.subject.contains(file)));
+        if keep {
+            findings.push(FindingRow {
+                session: f.session.0,
+                serial: f.serial,
+                level: f.level,
+                title: custody::describe_zh(&f.code).map_or_else(|| f.code.clone(), str::to_owned),
+                code: f.code,
+                subject: f.subject,
+                detail: f.detail,
+                at: local(f.at, offset),
+            });
+        }
+    }
+    Ok(findings)
+}
+
 impl Report {
     /// Builds a report from the ledger. Times are shown in the agency's `offset`.
     ///
@@ -280,26 +346,72 @@ impl Report {
         offset: FixedOffset,
         now: DateTime<Utc>,
     ) -> Result<Self, LedgerError> {
-        let mut totals = Totals::default();
-        let clips = clip_rows(ledger, query, offset, &mut totals)?;
-        let serials: BTreeSet<String> = clips.iter().map(|c| c.serial.clone()).collect();
-        let files: BTreeSet<(String, String)> = clips
-            .iter()
-            .map(|c| (c.serial.clone(), c.file.clone()))
-            .collect();
-        let wanted_serial = |s: Option<&String>| match (&query.device, s) {
-            (Some(d), Some(s)) => d == s,
-            (Some(_), None) => false,
-            (None, _) => true,
+        Self::assemble(ledger, (origin, offset, now), query, None)
+    }
+
+    /// As [`Report::build`], with only page `index` (from 0, clamped to the last) of
+    /// `per_page` clips listed; the totals still cover every clip.
+    ///
+    /// # Errors
+    /// SQL failure.
+    pub fn page(
+        ledger: &Ledger,
+        origin: &str,
+        query: &ReportQuery,
+        (offset, now): (FixedOffset, DateTime<Utc>),
+        (index, per_page): (usize, usize),
+    ) -> Result<Self, LedgerError> {
+        Self::assemble(
+            ledger,
+            (origin, offset, now),
+            query,
+            Some((index, per_page.max(1))),
+        )
+    }
+
+    fn assemble(
+        ledger: &Ledger,
+        (origin, offset, now): (&str, FixedOffset, DateTime<Utc>),
+        query: &ReportQuery,
+        window: Option<(usize, usize)>,
+    ) -> Result<Self, LedgerError> {
+        let counted = ledger.clip_totals(query)?;
+        let mut totals = Totals {
+            clips: counted.clips,
+            bytes: counted.bytes,
+            verified: counted.verified,
+            mismatched: counted.mismatched,
+            missing: counted.missing,
+            late: counted.late,
+            ..Totals::default()
         };
-        let in_time = |t: DateTime<Utc>| {
-            query.from.is_none_or(|f| t >= f) && query.to.is_none_or(|to| t < to)
+        let page = window.map(|(index, per_page)| {
+            let pages = counted.clips.div_ceil(per_page).max(1);
+            ReportPage {
+                index: index.min(pages - 1),
+                pages,
+                per_page,
+            }
+        });
+        let found = match page {
+            Some(p) => ledger.clips_window(query, Some((p.index * p.per_page, p.per_page)))?,
+            None => ledger.clips(query)?,
         };
+        // A report on a case or an officer covers those clips only: no unattested file or
+        // quarantined slot, and the findings about any of its clips, not only this page's.
+        let by_clip = query.case.is_some() || query.officer.is_some();
+        let findings = finding_rows(ledger, query, offset, || match page {
+            Some(_) => Ok(clip_files(&ledger.clips(query)?)),
+            None => Ok(clip_files(&found)),
+        })?;
+        let clips = clip_rows(ledger, found, offset)?;
+        let wanted_serial = |s: Option<&String>| wanted_serial(query, s);
+        let in_time = |t: DateTime<Utc>| in_time(query, t);
 
         let mut unattested = Vec::new();
         for u in ledger.unattested_files()? {
             if !wanted_serial(Some(&u.serial))
-                || query.case.is_some()
+                || by_clip
                 || query.session.is_some_and(|s| s != u.session)
                 || !in_time(u.stored_at)
             {
@@ -316,36 +428,10 @@ impl Report {
             });
         }
 
-        let mut findings = Vec::new();
-        for f in ledger.findings()? {
-            let keep = wanted_serial(f.serial.as_ref())
-                && query.session.is_none_or(|s| s == f.session)
-                && in_time(f.at)
-                && query.case.as_ref().is_none_or(|_| {
-                    // A case report lists the findings about its clips.
-                    f.serial.as_ref().is_some_and(|s| serials.contains(s))
-                        && files.iter().any(|(s, file)| {
-                            Some(s) == f.serial.as_ref() && f.subject.contains(file)
-                        })
-                });
-            if keep {
-                findings.push(FindingRow {
-                    session: f.session.0,
-                    serial: f.serial,
-                    level: f.level,
-                    title: custody::describe_zh(&f.code)
-                        .map_or_else(|| f.code.clone(), str::to_owned),
-                    code: f.code,
-                    subject: f.subject,
-                    detail: f.detail,
-                    at: local(f.at, offset),
-                });
-            }
-        }
         totals.findings = findings.len();
 
         let mut quarantine = Vec::new();
-        if query.case.is_none() {
+        if !by_clip {
             for q in ledger.quarantined()? {
                 if wanted_serial(q.claimed.as_ref())
                     && query.session.is_none_or(|s| s == q.session)
@@ -375,6 +461,7 @@ impl Report {
                 .latest_checkpoint()?
                 .map(|c| (c.size, B64.encode(c.root))),
             totals,
+            page,
             clips,
             unattested,
             findings,

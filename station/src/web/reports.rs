@@ -88,10 +88,16 @@ pub async fn page(
     }
     let actor = session.actor.clone();
     let asked = f.clone();
+    // The page lists one page of clips (counted by the ledger); a download is the whole.
+    let whole = matches!(f.download.as_str(), "json" | "html");
     let built = web
         .blocking(move |station| {
             let query = query(station, &asked)?;
-            station.report_for(&actor, &query, station.now())
+            if whole {
+                station.report_for(&actor, &query, station.now())
+            } else {
+                station.report_page_for(&actor, &query, (asked.page, PAGE))
+            }
         })
         .await;
     let report = match built {
@@ -169,10 +175,8 @@ fn download(report: &crate::Report, kind: &str) -> Option<Response> {
 /// The totals, the download links and one page of clips.
 fn body(report: &crate::Report, f: &ReportForm) -> Markup {
     let t = &report.totals;
-    let pages = report.clips.len().div_ceil(PAGE).max(1);
-    let at = f.page.min(pages - 1);
-    let shown = &report.clips
-        [(at * PAGE).min(report.clips.len())..((at + 1) * PAGE).min(report.clips.len())];
+    let (at, pages) = report.page.map_or((0, 1), |p| (p.index, p.pages));
+    let shown = &report.clips;
     html! {
         (form(f))
         h2 { (report.scope) }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use custody::{ExportForm, Role};
@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{Denied, Web, WebError, page};
-use crate::{APPROVAL_DAYS, NewRequest, RequestState, RequestStatus, Requirement, Station};
+use crate::{APPROVAL_DAYS, NewRequest, RequestState, RequestStatus, Requirement};
 
 /// The request form's fields.
 #[derive(Deserialize)]
@@ -64,8 +64,22 @@ fn refuse_it(session: &super::Session) -> Result<(), Denied> {
     Ok(())
 }
 
-/// `GET /requests`: every request, and the form to make one.
-pub async fn list(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+/// Requests per page of the list.
+const PER_PAGE: usize = 50;
+
+/// The list's page (from 0).
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    page: usize,
+}
+
+/// `GET /requests`: the requests a page at a time, newest first, and the form to make one.
+pub async fn list(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
     let (_, session) = match web.session(&headers) {
         Ok(s) => s,
         Err(denied) => return denied.into_response(),
@@ -73,15 +87,25 @@ pub async fn list(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
     if let Err(denied) = refuse_it(&session) {
         return denied.into_response();
     }
-    let all = match web.blocking(Station::requests).await {
-        Ok(all) => all,
+    let at = q.page;
+    let (all, total) = match web
+        .blocking(move |station| station.requests_page(at, PER_PAGE))
+        .await
+    {
+        Ok(found) => found,
         Err(e) => return e.into_response(),
     };
+    let pages = total.div_ceil(PER_PAGE).max(1);
     page::layout(
         "审批",
         Some(&session.actor),
         Some(&session.csrf),
         html! {
+            p #pages data-page=(at) data-pages=(pages) {
+                "共 " (total) " 件申请，第 " (at + 1) " / " (pages) " 页（新的在前）"
+                @if at > 0 { " · " a href=(format!("/requests?page={}", at - 1)) { "上一页" } }
+                @if at + 1 < pages { " · " a href=(format!("/requests?page={}", at + 1)) { "下一页" } }
+            }
             table #requests {
                 tr { th { "申请" } th { "状态" } th { "申请人" } th { "形式" } th { "视音频" } th { "案件" } th { "事由" } th { "去向" } th { "尚需审批" } }
                 @for s in &all {

@@ -244,6 +244,25 @@ impl Ledger {
         self.clips_window(query, None)
     }
 
+    /// `limit` of the `total` clips `query` covers, from the `offset`-th by device and
+    /// seq. A page past the middle is read from the end, so no page sorts more than half.
+    ///
+    /// # Errors
+    /// SQL failure, or a stored value the ledger did not write.
+    pub fn clips_page(
+        &self,
+        query: &ReportQuery,
+        (offset, limit): (usize, usize),
+        total: usize,
+    ) -> Result<Vec<LedgerClip>, LedgerError> {
+        let end = offset.saturating_add(limit).min(total);
+        if offset < total / 2 || offset >= end {
+            return self.clips_window(query, Some((offset, limit, false)));
+        }
+        // The same rows, counted from the other end.
+        self.clips_window(query, Some((total - end, end - offset, true)))
+    }
+
     /// What the clips `query` covers add up to.
     ///
     /// # Errors
@@ -277,18 +296,16 @@ impl Ledger {
         })
     }
 
-    /// The clips `query` covers, by device and seq; with `window` (offset, limit) only
-    /// those.
-    ///
-    /// # Errors
-    /// SQL failure, or a stored value the ledger did not write.
-    pub fn clips_window(
+    /// The clips `query` covers, by device and seq; with `window` (offset, limit,
+    /// counted from the last) only those.
+    fn clips_window(
         &self,
         query: &ReportQuery,
-        window: Option<(usize, usize)>,
+        window: Option<(usize, usize, bool)>,
     ) -> Result<Vec<LedgerClip>, LedgerError> {
         let (mut filter, args) = clip_filter(query);
-        if let Some((offset, limit)) = window {
+        if let Some((offset, limit, from_end)) = window {
+            let order = if from_end { "DESC" } else { "ASC" };
             // The page is chosen on the clips table alone, before records are joined.
             let (inner, _) = clip_filter(query);
             let join = if query.session.is_some() {
@@ -298,7 +315,8 @@ impl Ledger {
             };
             filter = format!(
                 " WHERE c.rowid IN (SELECT c.rowid FROM clips c{join}{inner}
-                                     ORDER BY c.serial, c.seq LIMIT {limit} OFFSET {offset})"
+                                     ORDER BY c.serial {order}, c.seq {order}
+                                     LIMIT {limit} OFFSET {offset})"
             );
         }
         // The latest binding of a clip (by log order, found once per clip through

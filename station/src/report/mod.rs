@@ -394,7 +394,9 @@ impl Report {
             }
         });
         let found = match page {
-            Some(p) => ledger.clips_window(query, Some((p.index * p.per_page, p.per_page)))?,
+            Some(p) => {
+                ledger.clips_page(query, (p.index * p.per_page, p.per_page), counted.clips)?
+            }
             None => ledger.clips(query)?,
         };
         // A report on a case or an officer covers those clips only: no unattested file or

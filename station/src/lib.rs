@@ -99,6 +99,8 @@ pub struct Station {
     key: Box<dyn custody::Signer>,
     buffers: BufferPool,
     progress: ProgressBoard,
+    /// Disc builds, burns and checks under way.
+    disc_work: ProgressBoard,
     device_sessions: DeviceSessions,
     clock: Arc<dyn Clock>,
     /// Checks logins: local passwords unless another authenticator is set.
@@ -146,6 +148,7 @@ impl Station {
             store,
             buffers,
             progress: ProgressBoard::default(),
+            disc_work: ProgressBoard::default(),
             device_sessions: DeviceSessions::default(),
             clock,
             authenticator: Box::new(PasswordAuthenticator),
@@ -228,6 +231,12 @@ impl Station {
     /// Live progress of the slots being ingested.
     pub fn progress(&self) -> &ProgressBoard {
         &self.progress
+    }
+
+    /// Live progress of the disc images being built, burned or checked (keyed by what
+    /// and which volume, e.g. `制作 AJ20190075S1D01`).
+    pub fn disc_work(&self) -> &ProgressBoard {
+        &self.disc_work
     }
 
     /// Where the local store keeps its objects (with the default backend).

@@ -107,7 +107,31 @@ impl ProgressBoard {
             .collect()
     }
 
+    /// Starts tracking work under `key` for as long as the returned guard lives (it
+    /// leaves the board when dropped, on an error too).
+    pub(crate) fn track(&self, key: &str, subject: &str, files: usize, bytes: u64) -> Tracked<'_> {
+        Tracked {
+            progress: self.start(key, subject, files, bytes),
+            board: self,
+            key: key.to_owned(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<SlotProgress>>> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Work on a board while it lasts (see [`ProgressBoard::track`]).
+pub(crate) struct Tracked<'a> {
+    /// Its counters.
+    pub(crate) progress: Arc<SlotProgress>,
+    board: &'a ProgressBoard,
+    key: String,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.board.finish(&self.key);
     }
 }

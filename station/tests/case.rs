@@ -722,11 +722,32 @@ fn a_clip_over_4_gib_round_trips_through_a_disc() {
     // The device's copy is no longer needed: the store holds the clip.
     fs::remove_dir_all(slot.join("DCIM")).unwrap();
     let out = desk.dir.path().join("discs");
-    let discs = desk
-        .station
-        .build_discs(&desk.clerk, CASE, custody_station::Medium::Bd25, None, &out)
-        .unwrap();
+    // The build shows on the station's disc board while it runs, part-way done, and
+    // leaves it when it ends.
+    let mut seen = Vec::new();
+    let discs = std::thread::scope(|s| {
+        let build = s.spawn(|| {
+            desk.station
+                .build_discs(&desk.clerk, CASE, custody_station::Medium::Bd25, None, &out)
+        });
+        while !build.is_finished() {
+            for row in desk.station.disc_work().snapshot() {
+                seen.push((row.slot, row.bytes_done, row.bytes_total));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        build.join().unwrap().unwrap()
+    });
     assert_eq!(discs.len(), 1);
+    assert!(
+        seen.iter()
+            .any(|(what, done, total)| what.starts_with("制作 ")
+                && *total > SIZE
+                && *done > 0
+                && done < total),
+        "{seen:?}"
+    );
+    assert!(desk.station.disc_work().snapshot().is_empty());
     let image = &discs[0].image;
     // One file of 4.5 GiB (ISO 9660 level 3 writes it in several extents), whole in both views.
     let rock_ridge = std::process::Command::new("xorriso")

@@ -207,7 +207,11 @@ fn no_route_serves_evidence_without_a_session() {
         assert_eq!(r.headers()[LOCATION], "/login", "{path}");
         assert!(r.text().unwrap().is_empty(), "{path}");
     }
-    for path in [format!("/clips/{a1}/media"), "/dock/events".into()] {
+    for path in [
+        format!("/clips/{a1}/media"),
+        "/dock/events".into(),
+        "/discs/events".into(),
+    ] {
         let r = c.get(format!("{}{path}", s.url)).send().unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
         assert!(r.bytes().unwrap().is_empty(), "{path}");
@@ -658,6 +662,7 @@ fn reports_come_a_page_at_a_time_with_the_whole_as_a_download_and_it_sees_the_fl
 fn records_staff_build_burn_and_verify_a_disc_from_the_page() {
     let ag = Agency::open();
     let drive = ag.dir.path().join("drive-sr0.bin");
+    let slow_drive = ag.dir.path().join("drive-sr1");
     let station = Arc::new(ag.station);
     let s = serve(Arc::clone(&station));
     assert_eq!(
@@ -723,4 +728,50 @@ fn records_staff_build_burn_and_verify_a_disc_from_the_page() {
         CASE,
     );
     assert!(view.unwrap().archived, "burned and checked: archived");
+    // A burn that outlasts its form (a drive that takes its time: a FIFO nobody reads
+    // yet) goes on in the background: the page shows it under way, then how it ended.
+    nix::unistd::mkfifo(&slow_drive, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let slow = clerk.post(
+        &s,
+        "/discs/burn",
+        &[
+            ("csrf", &clerk.csrf),
+            ("volume", volume),
+            ("drive", &format!("stdio:{}", slow_drive.display())),
+        ],
+    );
+    assert_eq!(slow.status(), StatusCode::SEE_OTHER);
+    assert_eq!(slow.headers()[LOCATION], "/discs");
+    let html = clerk.get(&s, "/discs").text().unwrap();
+    assert!(html.contains(&format!("刻录 {volume}")), "{html}");
+    // The drive takes the image, then reads nothing back.
+    let written = std::fs::read(&slow_drive).unwrap();
+    let image = station
+        .config()
+        .data_dir
+        .join(format!("discs/{volume}.iso"));
+    assert!(written.len() as u64 >= std::fs::metadata(image).unwrap().len());
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&slow_drive)
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    let html = loop {
+        let html = clerk.get(&s, "/discs").text().unwrap();
+        if html.contains("id=\"burned\"") {
+            break html;
+        }
+        assert!(std::time::Instant::now() < deadline, "no outcome: {html}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(html.contains("holds 0 bytes"), "{html}");
+    assert!(
+        !html.contains(&format!("刻录 {volume}")),
+        "no longer under way"
+    );
+    // Shown once.
+    let again = clerk.get(&s, "/discs").text().unwrap();
+    assert!(!again.contains("id=\"burned\""), "{again}");
 }

@@ -161,7 +161,16 @@ impl Station {
         let (sums_text, files) = sha256sums(plan, &small);
         let sums_sha256 = MediaHash::of(sums_text.as_bytes());
         small.push(("SHA256SUMS".into(), sums_text.into_bytes()));
-        let image = self.make_image(plan, &small, out)?;
+        let bytes: u64 = plan.clips.iter().map(|c| c.row.size).sum::<u64>()
+            + plan.documents.iter().map(|d| d.size).sum::<u64>()
+            + small.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        let work = self.disc_work().track(
+            &format!("制作 {}", plan.volume_id),
+            &plan.case_number,
+            plan.clips.len() + plan.documents.len() + small.len(),
+            bytes,
+        );
+        let image = self.make_image(plan, &small, out, &work.progress)?;
         let (image_size, image_sha256) = hash_file(&image)?;
         let rec = self.commit_station_fact(StationFact::DiscBuilt(DiscBuiltFact {
             case_number: plan.case_number.clone(),
@@ -279,6 +288,7 @@ impl Station {
         plan: &DiscPlan,
         small: &[SmallFile],
         out: &Path,
+        progress: &crate::progress::SlotProgress,
     ) -> anyhow::Result<PathBuf> {
         let staging = tempfile::Builder::new()
             .prefix(&format!(".staging-{}-", plan.volume_id))
@@ -313,7 +323,8 @@ impl Station {
         let image = out.join(format!("{}.iso", plan.volume_id));
         let map_refs: Vec<(&Path, String)> =
             maps.iter().map(|(p, d)| (p.as_path(), d.clone())).collect();
-        super::xorriso::build(&image, &plan.volume_id, &map_refs)?;
+        let watch = super::xorriso::Watch { progress, base: 0 };
+        super::xorriso::build(&image, &plan.volume_id, &map_refs, Some(watch))?;
         Ok(image)
     }
 }

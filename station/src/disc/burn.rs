@@ -67,8 +67,20 @@ impl Station {
             None,
             &[],
         )?;
-        let outcome =
-            super::xorriso::burn(image, drive).and_then(|()| read_back(drive, size, &sha256));
+        // Written, then read back: twice the image.
+        let work = self.disc_work().track(
+            &format!("刻录 {volume_id}"),
+            &case_number,
+            1,
+            size.saturating_mul(2),
+        );
+        let watch = super::xorriso::Watch {
+            progress: &work.progress,
+            base: 0,
+        };
+        let outcome = super::xorriso::burn(image, drive, Some(watch))
+            .and_then(|()| read_back(drive, size, &sha256, &work.progress));
+        drop(work);
         let (burned, detail) = match &outcome {
             Ok(()) => (true, format!("{size} bytes written and read back the same")),
             Err(e) => (false, format!("{e:#}")),
@@ -127,15 +139,43 @@ impl Station {
 
 /// Reads the first `size` bytes written to `drive` and compares them with the image (a
 /// written disc or an emulated drive may hold padding after them).
-fn read_back(drive: &str, size: u64, want: &MediaHash) -> anyhow::Result<()> {
+fn read_back(
+    drive: &str,
+    size: u64,
+    want: &MediaHash,
+    progress: &crate::progress::SlotProgress,
+) -> anyhow::Result<()> {
     let path = drive.strip_prefix("stdio:").unwrap_or(drive);
     let file = File::open(path).with_context(|| format!("reading back {path}"))?;
+    progress
+        .bytes_done
+        .store(size, std::sync::atomic::Ordering::Relaxed);
+    let counted = Counted {
+        inner: file.take(size),
+        progress,
+    };
     let mut buf = vec![0; BUF_LEN];
-    let (read, found) = custody::hash_reader(file.take(size), &mut buf)
-        .with_context(|| format!("reading back {path}"))?;
+    let (read, found) =
+        custody::hash_reader(counted, &mut buf).with_context(|| format!("reading back {path}"))?;
     anyhow::ensure!(
         read == size && found == *want,
         "{path} holds {read} bytes of SHA-256 {found}, not the image ({size} bytes, {want})"
     );
     Ok(())
+}
+
+/// A reader that moves a progress row's bytes as it is read.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a crate::progress::SlotProgress,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress
+            .bytes_done
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
 }

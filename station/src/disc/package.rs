@@ -110,7 +110,12 @@ impl Station {
         fs::File::open(out)?.sync_all()?;
         let image = if image {
             let iso = out.join(format!("{}.iso", plan.volume_id));
-            super::xorriso::build(&iso, &plan.volume_id, &[(folder.as_path(), "/".into())])?;
+            super::xorriso::build(
+                &iso,
+                &plan.volume_id,
+                &[(folder.as_path(), "/".into())],
+                None,
+            )?;
             Some(iso)
         } else {
             None

@@ -36,10 +36,23 @@ impl Station {
         let path = Path::new(source.strip_prefix("stdio:").unwrap_or(source));
         let mut problems = Vec::new();
         let extracted;
+        let work;
         let root: PathBuf = if path.is_dir() {
             path.to_path_buf()
         } else {
-            for file in super::xorriso::check_md5(source)? {
+            // Read twice: every MD5 tag checked, then everything extracted and hashed.
+            let size = std::fs::metadata(path).map_or(0, |m| m.len());
+            let name = path
+                .file_stem()
+                .map_or_else(|| source.to_owned(), |s| s.to_string_lossy().into_owned());
+            work =
+                self.disc_work()
+                    .track(&format!("核验 {name}"), source, 1, size.saturating_mul(2));
+            let watch = |base| super::xorriso::Watch {
+                progress: &work.progress,
+                base,
+            };
+            for file in super::xorriso::check_md5(source, Some(watch(0)))? {
                 problems.push(DiscProblem::new(
                     file.trim_start_matches('/'),
                     "MD5 tag does not match",
@@ -48,7 +61,7 @@ impl Station {
             extracted = tempfile::Builder::new()
                 .prefix(".disc-check-")
                 .tempdir_in(self.config().data_dir.as_path())?;
-            super::xorriso::extract(source, extracted.path())?;
+            super::xorriso::extract(source, extracted.path(), Some(watch(size)))?;
             extracted.path().to_path_buf()
         };
         let mut check = custody::check_disc_folder(&root, &LedgerTrust(self))?;

@@ -3,14 +3,36 @@
 //! `-return_with WARNING 32` turns warnings into failures, and `-check_md5_r FAILURE`
 //! names the damaged file.
 
+use std::io::Read as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use crate::progress::SlotProgress;
+
+/// How often a running xorriso's reading is looked at.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Where a running xorriso's progress goes: the bytes it has read, on top of `base`.
+#[derive(Clone, Copy)]
+pub struct Watch<'a> {
+    /// The counters to move.
+    pub progress: &'a SlotProgress,
+    /// Bytes done before this run.
+    pub base: u64,
+}
+
 /// Builds `image` (replaced if it exists) with volume id `volume_id` from `maps`: pairs of
 /// (file or folder on this machine, path on the disc).
-pub fn build(image: &Path, volume_id: &str, maps: &[(&Path, String)]) -> anyhow::Result<()> {
+pub fn build(
+    image: &Path,
+    volume_id: &str,
+    maps: &[(&Path, String)],
+    watch: Option<Watch<'_>>,
+) -> anyhow::Result<()> {
     if image.exists() {
         std::fs::remove_file(image).with_context(|| format!("removing {}", image.display()))?;
     }
@@ -25,14 +47,14 @@ pub fn build(image: &Path, volume_id: &str, maps: &[(&Path, String)]) -> anyhow:
         cmd.arg("-map").arg(source).arg(on_disc);
     }
     cmd.arg("-commit");
-    run(&mut cmd, "building the image")
+    run(&mut cmd, "building the image", watch)
 }
 
 /// Checks every file's MD5 tag on `source` (an image, a drive, an emulated `stdio:`
 /// drive); returns the paths xorriso names as damaged.
-pub fn check_md5(source: &str) -> anyhow::Result<Vec<String>> {
-    let out = Command::new("xorriso")
-        .args([
+pub fn check_md5(source: &str, watch: Option<Watch<'_>>) -> anyhow::Result<Vec<String>> {
+    let (status, stdout, stderr) = watched(
+        Command::new("xorriso").args([
             "-md5",
             "on",
             "-indev",
@@ -41,25 +63,24 @@ pub fn check_md5(source: &str) -> anyhow::Result<Vec<String>> {
             "FAILURE",
             "/",
             "--",
-        ])
-        .output()
-        .context("running xorriso (is it installed? scripts/setup installs it)")?;
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        ]),
+        watch,
+    )?;
+    let text = stderr + &stdout;
     // "MD5 MISMATCH: '/clips/…'" per damaged file.
     let damaged: Vec<String> = text
         .lines()
         .filter(|l| l.contains("MISMATCH"))
         .filter_map(|l| l.split('\'').nth(1).map(str::to_owned))
         .collect();
-    if !out.status.success() && damaged.is_empty() {
+    if !status.success() && damaged.is_empty() {
         bail!("xorriso cannot check {source}: {}", last_lines(&text));
     }
     Ok(damaged)
 }
 
 /// Extracts the whole of `source` into `dir` (user space: no mount needed).
-pub fn extract(source: &str, dir: &Path) -> anyhow::Result<()> {
+pub fn extract(source: &str, dir: &Path, watch: Option<Watch<'_>>) -> anyhow::Result<()> {
     let mut cmd = Command::new("xorriso");
     cmd.args([
         "-report_about",
@@ -71,21 +92,67 @@ pub fn extract(source: &str, dir: &Path) -> anyhow::Result<()> {
     ])
     .args(["-extract", "/"])
     .arg(dir);
-    run(&mut cmd, "extracting the disc")
+    run(&mut cmd, "extracting the disc", watch)
 }
 
-fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
-    let out = cmd
-        .output()
-        .context("running xorriso (is it installed? scripts/setup installs it)")?;
-    if !out.status.success() {
+fn run(cmd: &mut Command, what: &str, watch: Option<Watch<'_>>) -> anyhow::Result<()> {
+    let (status, _, stderr) = watched(cmd, watch)?;
+    if !status.success() {
         bail!(
             "xorriso failed {what} (exit {:?}): {}",
-            out.status.code(),
-            last_lines(&String::from_utf8_lossy(&out.stderr))
+            status.code(),
+            last_lines(&stderr)
         );
     }
     Ok(())
+}
+
+/// Runs `cmd` to its end, its output read as it comes, and with `watch` the bytes it
+/// has read so far (`/proc/PID/io`) counted on the way.
+fn watched(
+    cmd: &mut Command,
+    watch: Option<Watch<'_>>,
+) -> anyhow::Result<(ExitStatus, String, String)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running xorriso (is it installed? scripts/setup installs it)")?;
+    let drain = |stream: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut s) = stream {
+                let _ = s.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|s| Box::new(s) as _));
+    let stderr = drain(child.stderr.take().map(|s| Box::new(s) as _));
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if let (Some(w), Some(read)) = (watch, bytes_read(child.id())) {
+            let done = (w.base + read).min(w.progress.bytes_total);
+            w.progress.bytes_done.fetch_max(done, Ordering::Relaxed);
+        }
+        std::thread::sleep(POLL);
+    };
+    let text = |t: std::thread::JoinHandle<String>| t.join().unwrap_or_default();
+    Ok((status, text(stdout), text(stderr)))
+}
+
+/// Bytes process `pid` has read so far (`rchar` of `/proc/PID/io`).
+fn bytes_read(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("rchar:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn last_lines(text: &str) -> String {
@@ -96,11 +163,11 @@ fn last_lines(text: &str) -> String {
 /// Writes `image` to `drive` in one session (`xorriso -as cdrecord -dao`). A drive is a
 /// device (`/dev/sr0`) or an emulated one (`stdio:/path`), which gets the image and then
 /// cdrecord's 320 KiB of zero padding.
-pub fn burn(image: &Path, drive: &str) -> anyhow::Result<()> {
+pub fn burn(image: &Path, drive: &str, watch: Option<Watch<'_>>) -> anyhow::Result<()> {
     let mut cmd = Command::new("xorriso");
     cmd.args(["-as", "cdrecord", "-v"])
         .arg(format!("dev={drive}"))
         .arg("-dao")
         .arg(image);
-    run(&mut cmd, "burning the disc")
+    run(&mut cmd, "burning the disc", watch)
 }

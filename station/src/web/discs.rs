@@ -2,13 +2,16 @@
 //! periodic check, and the forms to build a case's disc set, burn an image and verify
 //! one. Building and burning are clerks' work and access events (the Station's
 //! `build_discs` and `burn_disc` write them first); a verify reads a disc back.
+//! Work that takes longer than [`HANDOFF`] goes on in the background: the page shows its
+//! progress live (the station's disc board, over SSE) and its outcome when it ends.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use clap::ValueEnum as _;
 use custody::Role;
 use maud::{Markup, html};
@@ -56,6 +59,61 @@ fn image(station: &crate::Station, volume: &str) -> anyhow::Result<std::path::Pa
     Ok(images(station).join(format!("{volume}.iso")))
 }
 
+/// How long a form waits for its disc work before the page shows its progress instead.
+pub const HANDOFF: Duration = Duration::from_secs(2);
+
+/// The live part: the disc work under way and `person`'s outcomes not yet shown.
+fn work(web: &Web, person: u64) -> Markup {
+    let rows = web.station.disc_work().snapshot();
+    let notes = web
+        .disc_notes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&person)
+        .cloned()
+        .unwrap_or_default();
+    html! {
+        (super::dock::progress_table(&rows, ["任务", "案件", "没有进行中的光盘任务"], false))
+        @for n in &notes { (maud::PreEscaped(n)) }
+    }
+}
+
+/// Runs `job` (the outcome's note, or why not) off the async threads: its page when it
+/// ends within [`HANDOFF`], else the discs page, where its progress shows and its
+/// outcome will.
+async fn run(
+    web: Arc<Web>,
+    session: &super::Session,
+    job: impl FnOnce(&crate::Station) -> anyhow::Result<Markup> + Send + 'static,
+) -> Response {
+    let station = Arc::clone(&web.station);
+    let mut task = tokio::task::spawn_blocking(move || job(&station));
+    match tokio::time::timeout(HANDOFF, &mut task).await {
+        Ok(Ok(Ok(note))) => render(&web, session, Some(note)).await,
+        Ok(Ok(Err(e))) => WebError::from_station(&e).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("内部错误：{e}")).into_response(),
+        Err(_) => {
+            let person = session.actor.id();
+            let later = Arc::clone(&web);
+            tokio::spawn(async move {
+                let note = match task.await {
+                    Ok(Ok(note)) => note,
+                    Ok(Err(e)) => html! { p.error { (format!("{e:#}")) } },
+                    Err(e) => html! { p.error { "内部错误：" (e.to_string()) } },
+                };
+                later
+                    .disc_notes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(person)
+                    .or_default()
+                    .push(note.into_string());
+            });
+            Redirect::to("/discs").into_response()
+        }
+    }
+}
+
 async fn render(web: &Web, session: &super::Session, note: Option<Markup>) -> Response {
     let found = web
         .blocking(|station| {
@@ -68,12 +126,20 @@ async fn render(web: &Web, session: &super::Session, note: Option<Markup>) -> Re
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
+    // Shown now, so taken off the list the live part shows.
+    let live = work(web, session.actor.id());
+    web.disc_notes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&session.actor.id());
     page::layout(
         "光盘",
         Some(&session.actor),
         Some(&session.csrf),
         html! {
             @if let Some(n) = note { (n) }
+            h2 { "进行中" }
+            div #work hx-ext="sse" sse-connect="/discs/events" sse-swap="work" { (live) }
             table #discs {
                 tr { th { "卷标" } th { "案件" } th { "套" } th { "张" } th { "介质" } th { "刻录" } th { "核验" } }
                 @for d in &all {
@@ -141,23 +207,16 @@ pub async fn build(
         return WebError::forbidden("unknown medium").into_response();
     };
     let actor = session.actor.clone();
-    let built = web
-        .blocking(move |station| {
-            station.build_discs(&actor, &form.case, medium, None, &images(station))
+    run(web, &session, move |station| {
+        let discs = station.build_discs(&actor, &form.case, medium, None, &images(station))?;
+        Ok(html! {
+            p.ok #built {
+                "已制作 " (discs.len()) " 张："
+                @for d in &discs { " " code { (d.volume_id) } }
+            }
         })
-        .await;
-    match built {
-        Ok(discs) => {
-            let note = html! {
-                p.ok #built {
-                    "已制作 " (discs.len()) " 张："
-                    @for d in &discs { " " code { (d.volume_id) } }
-                }
-            };
-            render(&web, &session, Some(note)).await
-        }
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }
 
 /// `POST /discs/burn`.
@@ -171,22 +230,15 @@ pub async fn burn(
         Err(denied) => return denied.into_response(),
     };
     let actor = session.actor.clone();
-    let burned = web
-        .blocking(move |station| {
-            station.burn_disc(&actor, &image(station, &form.volume)?, form.drive.trim())
+    run(web, &session, move |station| {
+        let b = station.burn_disc(&actor, &image(station, &form.volume)?, form.drive.trim())?;
+        Ok(html! {
+            p class=(if b.burned { "ok" } else { "error" }) #burned {
+                (b.volume_id) "：" (b.detail)
+            }
         })
-        .await;
-    match burned {
-        Ok(b) => {
-            let note = html! {
-                p class=(if b.burned { "ok" } else { "error" }) #burned {
-                    (b.volume_id) "：" (b.detail)
-                }
-            };
-            render(&web, &session, Some(note)).await
-        }
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
 }
 
 /// `POST /discs/verify`: reads the image (or a drive) back and checks everything on it.
@@ -202,24 +254,27 @@ pub async fn verify(
     if let Err(denied) = refuse(&session) {
         return denied.into_response();
     }
-    let checked = web
-        .blocking(move |station| {
-            let source = match form.drive.trim() {
-                "" => image(station, &form.volume)?.display().to_string(),
-                drive => drive.to_owned(),
-            };
-            station.verify_disc(&source)
+    run(web, &session, move |station| {
+        let source = match form.drive.trim() {
+            "" => image(station, &form.volume)?.display().to_string(),
+            drive => drive.to_owned(),
+        };
+        let check = station.verify_disc(&source)?;
+        Ok(html! {
+            div #verified data-intact=(check.is_intact()) {
+                @for line in check.lines_zh() { p class=(if check.is_intact() { "ok" } else { "error" }) { (line) } }
+            }
         })
-        .await;
-    match checked {
-        Ok(check) => {
-            let note = html! {
-                div #verified data-intact=(check.is_intact()) {
-                    @for line in check.lines_zh() { p class=(if check.is_intact() { "ok" } else { "error" }) { (line) } }
-                }
-            };
-            render(&web, &session, Some(note)).await
-        }
-        Err(e) => e.into_response(),
-    }
+    })
+    .await
+}
+
+/// `GET /discs/events`: `event: work` with the live part whenever it changes.
+pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let person = match web.session(&headers) {
+        Ok((_, s)) if s.actor.role() != Role::Officer => s.actor.id(),
+        Ok(_) => return StatusCode::FORBIDDEN.into_response(),
+        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    };
+    super::dock::live("work", move || work(&web, person).into_string())
 }

@@ -49,12 +49,18 @@ fn percent(done: u64, total: u64) -> u64 {
 
 /// The slots table (the SSE event's content too).
 fn table(slots: &[SlotStatus], kiosk: bool) -> Markup {
+    progress_table(slots, ["槽位", "设备", "没有正在采集的设备"], kiosk)
+}
+
+/// Rows of live progress under `names` (the first two columns' headings, and what to say
+/// when there is none).
+pub(super) fn progress_table(slots: &[SlotStatus], names: [&str; 3], kiosk: bool) -> Markup {
     html! {
         @if slots.is_empty() {
-            p.muted { "没有正在采集的设备" }
+            p.muted { (names[2]) }
         } @else {
             table class=[kiosk.then_some("kiosk")] {
-                tr { th { "槽位" } th { "设备" } th { "文件" } th { "进度" } th { "速率" } th { "剩余时间" } }
+                tr { th { (names[0]) } th { (names[1]) } th { "文件" } th { "进度" } th { "速率" } th { "剩余时间" } }
                 @for s in slots {
                     @let pct = percent(s.bytes_done, s.bytes_total);
                     tr data-slot=(s.slot) data-percent=(pct) {
@@ -125,12 +131,18 @@ pub async fn events(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let kiosk = q.kiosk.is_some();
+    live("slots", move || table(&slots(&web), kiosk).into_string())
+}
+
+/// A server-sent event stream: `event: NAME` with what `render` gives whenever it
+/// changes (looked at every [`TICK`]), until the page is closed.
+pub(super) fn live(name: &'static str, render: impl Fn() -> String + Send + 'static) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
     tokio::spawn(async move {
         let mut last = None;
         let mut quiet = 0u32;
         loop {
-            let html = table(&slots(&web), kiosk).into_string();
+            let html = render();
             if last.as_ref() == Some(&html) {
                 quiet += 1;
                 // A comment now and then, so proxies keep the stream open.
@@ -143,7 +155,7 @@ pub async fn events(
                     break;
                 }
             } else {
-                let mut event = String::from("event: slots\n");
+                let mut event = format!("event: {name}\n");
                 for line in html.lines() {
                     event.push_str("data: ");
                     event.push_str(line);

@@ -42,6 +42,8 @@ pub(crate) struct Web {
     inside_daemon: bool,
     /// The dock page opens without a login on the station's own screen.
     dock_without_login: bool,
+    /// Outcomes of disc work that outlasted its request, by person, until shown.
+    disc_notes: std::sync::Mutex<std::collections::HashMap<u64, Vec<String>>>,
 }
 
 type State = axum::extract::State<Arc<Web>>;
@@ -185,6 +187,7 @@ pub(crate) fn router(web: Arc<Web>) -> Router {
         .route("/discs/build", post(discs::build))
         .route("/discs/burn", post(discs::burn))
         .route("/discs/verify", post(discs::verify))
+        .route("/discs/events", get(discs::events))
         .route("/log", get(log::page))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/inclusion", get(log::inclusion))
@@ -257,6 +260,7 @@ pub async fn serve_on(
         secure: tls.is_some(),
         inside_daemon,
         dock_without_login,
+        disc_notes: std::sync::Mutex::default(),
     });
     let app = router(web);
     match tls {

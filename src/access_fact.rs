@@ -101,6 +101,8 @@ pub enum AccessAction {
     DiscBurn,
     /// Wrote an export package under an approval.
     Export,
+    /// Downloaded an export's image from the web page (its requester, before expiry).
+    Download,
     /// Read the access log.
     AccessLog,
 }
@@ -118,6 +120,7 @@ impl AccessAction {
             Self::DiscBuild => "disc-build",
             Self::DiscBurn => "disc-burn",
             Self::Export => "export",
+            Self::Download => "download",
             Self::AccessLog => "access-log",
         }
     }
@@ -134,6 +137,7 @@ impl AccessAction {
             Self::DiscBuild => "制作光盘",
             Self::DiscBurn => "刻录光盘",
             Self::Export => "导出",
+            Self::Download => "下载导出",
             Self::AccessLog => "查阅访问日志",
         }
     }

@@ -306,6 +306,52 @@ fn an_approval_expires_covers_only_its_request_and_only_the_clips_it_names() {
     let check = check_disc_folder(&done.folder, &DiscOwnKeys::new(&done.folder, &[])).unwrap();
     assert!(check.is_intact(), "{:#?}", check.problems);
 
+    // An export's image is its requester's to download until the approval expires, and
+    // only once it is written; each download is an access event.
+    let taken = ag.request(&clerk, false, &[ag.clip_a1()], (false, false));
+    let err = ag
+        .station
+        .open_export_image(&clerk, taken, &ag.exports())
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("no export to download"),
+        "{err:#}"
+    );
+    ag.station.decide(&zhao, taken, true, None, 1).unwrap();
+    ag.station
+        .export_with_image(&clerk, taken, &ag.exports())
+        .unwrap();
+    assert!(
+        ag.station
+            .open_export_image(&zhao, taken, &ag.exports())
+            .is_err()
+    );
+    let (image, _) = ag
+        .station
+        .open_export_image(&clerk, taken, &ag.exports())
+        .unwrap();
+    assert_eq!(image, ag.exports().join(format!("RQ{taken:06}.iso")));
+    let logged = |id| {
+        ag.station
+            .ledger()
+            .access_events(&AccessQuery {
+                request: Some(id),
+                ..AccessQuery::default()
+            })
+            .unwrap()
+            .iter()
+            .filter(|e| e.fact.action == AccessAction::Download)
+            .count()
+    };
+    assert_eq!(logged(taken), 1);
+    ag.clock.set(ag.station.now() + Duration::days(2));
+    let err = ag
+        .station
+        .open_export_image(&clerk, taken, &ag.exports())
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("expired"), "{err:#}");
+    assert_eq!(logged(taken), 1, "a refused download is not logged as one");
+
     // An approval past its expiry is refused.
     let late = ag.request(&clerk, false, &[ag.clip_a1()], (false, false));
     ag.station.decide(&zhao, late, true, None, 1).unwrap();

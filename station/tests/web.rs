@@ -196,6 +196,7 @@ fn no_route_serves_evidence_without_a_session() {
         format!("/clips/{a1}"),
         "/requests".into(),
         format!("/requests/{id}"),
+        format!("/requests/{id}/download"),
         "/log".into(),
         format!("/reports?case={}", urlencode(CASE)),
         format!("/reports?case={}&download=json", urlencode(CASE)),
@@ -471,7 +472,42 @@ fn each_role_gets_what_its_rights_allow_and_forms_need_their_csrf_token() {
         &[("csrf", &clerk.csrf)],
     );
     assert_eq!(exported.status(), StatusCode::OK);
-    assert!(exported.text().unwrap().contains("已导出 1 个视音频"));
+    let html = exported.text().unwrap();
+    assert!(html.contains("已导出 1 个视音频"), "{html}");
+    // The copy leaves as a download of its image: the requester's alone, each download
+    // logged before a byte goes.
+    let link = format!("/requests/{id}/download");
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+    assert_eq!(zhao.get(&s, &link).status(), StatusCode::FORBIDDEN);
+    let got = clerk.get(&s, &link);
+    assert_eq!(got.status(), StatusCode::OK);
+    assert!(
+        got.headers()[reqwest::header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains(&format!("RQ{id:06}.iso"))
+    );
+    let bytes = got.bytes().unwrap();
+    let kept = std::fs::read(
+        station
+            .config()
+            .data_dir
+            .join(format!("exports/RQ{id:06}.iso")),
+    )
+    .unwrap();
+    assert!(bytes[..] == kept[..], "the image as the station wrote it");
+    assert_eq!(&bytes[32769..32774], b"CD001", "an ISO 9660 image");
+    let downloads = station
+        .ledger()
+        .access_events(&AccessQuery {
+            request: Some(id),
+            ..AccessQuery::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.fact.action == AccessAction::Download)
+        .count();
+    assert_eq!(downloads, 1);
     // Oversight reads the access log on the page.
     let zhou = login(&s, "zhou", "");
     let log = zhou.get(&s, "/log").text().unwrap();

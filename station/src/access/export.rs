@@ -43,6 +43,76 @@ impl Station {
     /// # Errors
     /// As above, a clip not intact in the store, or an I/O, xorriso or ledger failure.
     pub fn export(&self, actor: &Actor, id: u64, out: &Path) -> anyhow::Result<Exported> {
+        self.export_as(actor, id, out, false)
+    }
+
+    /// As [`Station::export`], with the ISO image written whatever the form: the web
+    /// page's copy leaves as a download.
+    ///
+    /// # Errors
+    /// As [`Station::export`].
+    pub fn export_with_image(
+        &self,
+        actor: &Actor,
+        id: u64,
+        out: &Path,
+    ) -> anyhow::Result<Exported> {
+        self.export_as(actor, id, out, true)
+    }
+
+    /// Opens the image of request `id`'s export under `out` for `actor`, its requester,
+    /// to download before its approval expires. Each download is an access event, in the
+    /// ledger and the log before the file is opened.
+    ///
+    /// # Errors
+    /// Refused as above, an export without an image, or a ledger failure.
+    pub fn open_export_image(
+        &self,
+        actor: &Actor,
+        id: u64,
+        out: &Path,
+    ) -> anyhow::Result<(PathBuf, std::fs::File)> {
+        actor.refuse_it("exports")?;
+        let status = self.request_status(id)?;
+        if actor.id() != status.fact.requester {
+            bail!(
+                "refused: request {id} is {}'s; only the requester takes its export",
+                status.requester
+            );
+        }
+        if status.state != RequestState::Used {
+            bail!(
+                "request {id} is {}: there is no export to download",
+                status.state.zh()
+            );
+        }
+        if status.expires.is_some_and(|e| e <= self.now()) {
+            bail!("refused: the approval of request {id} has expired");
+        }
+        let image = out.join(format!("RQ{id:06}.iso"));
+        if !image.is_file() {
+            bail!("request {id}'s export has no image to download");
+        }
+        self.record_access(
+            actor,
+            AccessAction::Download,
+            status.fact.case_number.as_deref(),
+            &status.fact.records,
+            Some(id),
+            &status.approvals(),
+        )?;
+        let file =
+            std::fs::File::open(&image).with_context(|| format!("opening {}", image.display()))?;
+        Ok((image, file))
+    }
+
+    fn export_as(
+        &self,
+        actor: &Actor,
+        id: u64,
+        out: &Path,
+        always_image: bool,
+    ) -> anyhow::Result<Exported> {
         let (status, clips) = self.approved_for_export(actor, id)?;
         let approvals = status.approvals();
         let volume_id = format!("RQ{id:06}");
@@ -119,7 +189,8 @@ impl Station {
                 approvers,
             }),
         };
-        let image = matches!(status.fact.form, ExportForm::Disc | ExportForm::Package);
+        let image =
+            always_image || matches!(status.fact.form, ExportForm::Disc | ExportForm::Package);
         let written = self.write_package(plan, &clips, station_records, &checkpoint, out, image)?;
         Ok(Exported {
             request: id,

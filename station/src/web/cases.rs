@@ -387,7 +387,7 @@ fn stream_object(web: &Web, hash: custody::MediaHash, start: u64, length: u64) -
     let station = Arc::clone(&web.station);
     tokio::task::spawn_blocking(move || {
         let send = |item: std::io::Result<Bytes>| tx.blocking_send(item).is_ok();
-        let mut reader: Box<dyn std::io::Read + Send> = match station.store().local_path(&hash) {
+        let reader: Box<dyn std::io::Read + Send> = match station.store().local_path(&hash) {
             Some(path) => match std::fs::File::open(path).and_then(|mut f| {
                 f.seek(SeekFrom::Start(start))?;
                 Ok(f)
@@ -412,26 +412,45 @@ fn stream_object(web: &Web, hash: custody::MediaHash, start: u64, length: u64) -
                 }
             },
         };
-        let mut left = length;
-        let mut buf = vec![0; CHUNK];
-        while left > 0 {
-            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            match reader.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    left -= n as u64;
-                    if !send(Ok(Bytes::copy_from_slice(&buf[..n]))) {
-                        break; // the browser went away
-                    }
-                }
-                Err(e) => {
-                    send(Err(e));
-                    break;
-                }
-            }
-        }
+        pump(reader, length, &tx);
     });
     Body::new(ChannelBody(rx))
+}
+
+/// A body streaming the `length` bytes of an open file (an export's image), read off the
+/// async threads in chunks.
+pub(super) fn stream_file(file: std::fs::File, length: u64) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || pump(file, length, &tx));
+    Body::new(ChannelBody(rx))
+}
+
+/// Sends up to `length` bytes of `reader` down `tx` a chunk at a time, until the reader
+/// ends or fails or the browser goes away.
+fn pump(
+    mut reader: impl std::io::Read,
+    length: u64,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let send = |item: std::io::Result<Bytes>| tx.blocking_send(item).is_ok();
+    let mut left = length;
+    let mut buf = vec![0; CHUNK];
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+        match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => {
+                left -= n as u64;
+                if !send(Ok(Bytes::copy_from_slice(&buf[..n]))) {
+                    break; // the browser went away
+                }
+            }
+            Err(e) => {
+                send(Err(e));
+                break;
+            }
+        }
+    }
 }
 
 /// A response body fed by a channel.

@@ -181,6 +181,7 @@ pub(crate) fn router(web: Arc<Web>) -> Router {
         .route("/requests/{id}", get(requests::show))
         .route("/requests/{id}/decide", post(requests::decide))
         .route("/requests/{id}/export", post(requests::export))
+        .route("/requests/{id}/download", get(requests::download))
         .route("/reports", get(reports::page))
         .route("/fleet", get(fleet::page))
         .route("/discs", get(discs::page))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use custody::{ExportForm, Role};
 use maud::{Markup, html};
@@ -236,14 +236,19 @@ pub async fn show(
             &format!("第 {id} 号申请"),
             Some(&session.actor),
             Some(&session.csrf),
-            status_body(&status, &session, None),
+            status_body(&status, &session, None, web.station.now()),
         )
         .into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn status_body(s: &RequestStatus, session: &super::Session, note: Option<Markup>) -> Markup {
+fn status_body(
+    s: &RequestStatus,
+    session: &super::Session,
+    note: Option<Markup>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Markup {
     let mine = s.fact.requester == session.actor.id();
     html! {
         @if let Some(n) = note { (n) }
@@ -300,6 +305,9 @@ fn status_body(s: &RequestStatus, session: &super::Session, note: Option<Markup>
                 button #export type="submit" { "导出" }
             }
         }
+        @if s.state == RequestState::Used && mine && s.expires.is_none_or(|e| e > now) {
+            p { a href=(format!("/requests/{}/download", s.id)) download { "下载导出的光盘镜像（ISO）" } }
+        }
     }
 }
 
@@ -348,8 +356,7 @@ pub async fn export(
     let actor = session.actor.clone();
     let done = web
         .blocking(move |station| {
-            let out = station.config().data_dir.join("exports");
-            let done = station.export(&actor, id, &out)?;
+            let done = station.export_with_image(&actor, id, &exports(station))?;
             Ok((done, station.request_status(id)?))
         })
         .await;
@@ -358,17 +365,62 @@ pub async fn export(
             let note = html! {
                 p.ok #exported {
                     "已导出 " (done.clips) " 个视音频：" code { (done.folder.display()) }
-                    @if let Some(i) = &done.image { "，光盘镜像 " code { (i.display()) } }
+                    @if done.image.is_some() {
+                        " · " a #download href=(format!("/requests/{id}/download")) download { "下载光盘镜像（ISO）" }
+                    }
                 }
             };
             page::layout(
                 &format!("第 {id} 号申请"),
                 Some(&session.actor),
                 Some(&session.csrf),
-                status_body(&status, &session, Some(note)),
+                status_body(&status, &session, Some(note), web.station.now()),
             )
             .into_response()
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// Where the page's exports are written.
+fn exports(station: &crate::Station) -> std::path::PathBuf {
+    station.config().data_dir.join("exports")
+}
+
+/// `GET /requests/{id}/download`: the export's ISO image, to its requester until the
+/// approval expires; each download is an access event, written first.
+pub async fn download(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Response {
+    let (_, session) = match web.session(&headers) {
+        Ok(s) => s,
+        Err(denied) => return denied.into_response(),
+    };
+    let actor = session.actor.clone();
+    let opened = web
+        .blocking(move |station| {
+            let (_, file) = station.open_export_image(&actor, id, &exports(station))?;
+            let size = file.metadata()?.len();
+            Ok((file, size))
+        })
+        .await;
+    let (file, size) = match opened {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let mut response = Response::new(super::cases::stream_file(file, size));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-iso9660-image"),
+    );
+    if let Ok(v) = format!("attachment; filename=\"RQ{id:06}.iso\"").parse() {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = size.to_string().parse() {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    response
 }

@@ -1,7 +1,7 @@
 //! The web page's server time with a year of an agency's evidence in the ledger: by
 //! default 1,000,000 device records (500 recorders, two officers each, about 200,000
-//! cases, one clip in ten bound to its case by a later record), 2,000 requests, and the
-//! desk's people. Each page is fetched over loopback as a logged-in person, once to warm
+//! cases, one clip in ten bound to its case by a later record), 2,000 requests, 20,000
+//! logged case views, and the desk's people. Each page is fetched over loopback as a logged-in person, once to warm
 //! up and then `CUSTODY_BENCH_ROUNDS` times; the table gives the median and the slowest,
 //! and the process's resident memory before and after.
 //!
@@ -32,6 +32,8 @@ use custody_station::{ClipEntry, Credential, NewPerson, NewRequest, Station, Sta
 const DEVICES: usize = 500;
 /// Officers with an account (argon2id makes each one take a few tens of milliseconds).
 const OFFICER_ACCOUNTS: usize = 40;
+/// Case views by the clerk before the pages are timed (the access log's events).
+const VIEWS: usize = 20_000;
 /// Requests by the clerk, each for a case.
 const REQUESTS: usize = 2000;
 const PASSWORD: &str = "correct-horse-battery";
@@ -223,6 +225,7 @@ fn station(dir: &Path, records: usize) -> Arc<Station> {
     sealer.join().unwrap();
     people(&station);
     requests(&station, REQUESTS, DEVICES * clips / 5);
+    views(&station, VIEWS, DEVICES * clips / 5);
     std::fs::write(&loaded, n.to_string()).unwrap();
     println!(
         "loaded {n} records in {:.0} s",
@@ -265,6 +268,18 @@ fn people(station: &Station) {
             Some(&cert),
             &[Role::Officer],
         );
+    }
+}
+
+/// `n` case views by the clerk (access events for the log), spread over `cases` cases.
+fn views(station: &Station, n: usize, cases: usize) {
+    let clerk = station
+        .login("lisi", Credential::Password(PASSWORD), None)
+        .unwrap();
+    for i in 0..n {
+        station
+            .case_view(&clerk, &case_number(i * 7919 % cases + 1))
+            .unwrap();
     }
 }
 
@@ -405,11 +420,12 @@ fn main() {
 
     let clips = (records * 10).div_ceil(11 * DEVICES);
     let cases = DEVICES * clips / 5;
-    let (clerk, head, it, officer0) = (
+    let (clerk, head, it, officer0, oversight) = (
         Browser::login(&url, "lisi"),
         Browser::login(&url, "head0"),
         Browser::login(&url, "wu"),
         Browser::login(&url, "officer0"),
+        Browser::login(&url, "zhou"),
     );
     let middle = case_number(cases / 2);
     // Another spelling of the same number, as people type it.
@@ -470,9 +486,13 @@ fn main() {
             format!("/requests/{request}"),
         ),
         ("log", &clerk, "/log".into()),
+        ("access log (oversight), newest", &oversight, "/log".into()),
         ("dock", &it, "/dock".into()),
     ];
-    println!("{records} records, {cases} cases, {REQUESTS} requests; {rounds} rounds per page");
+    println!(
+        "{records} records, {cases} cases, {REQUESTS} requests, {VIEWS} case views logged; \
+         {rounds} rounds per page"
+    );
     measure(&pages, rounds);
     drop(rt);
     if !keep {

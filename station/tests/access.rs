@@ -132,6 +132,25 @@ fn an_export_needs_the_heads_of_the_collecting_departments_and_verifies_alone() 
         )
         .unwrap();
     assert_eq!(log.len(), 1);
+    // The newest few, in log order, are the tail of the whole.
+    let whole = ag
+        .station
+        .ledger()
+        .access_events(&AccessQuery::default())
+        .unwrap();
+    let tail = ag
+        .station
+        .ledger()
+        .access_events(&AccessQuery {
+            newest: Some(3),
+            ..AccessQuery::default()
+        })
+        .unwrap();
+    let at = |v: &[custody_station::LedgerAccessEvent]| {
+        v.iter().map(|e| e.log_index).collect::<Vec<_>>()
+    };
+    assert!(whole.len() > 3);
+    assert_eq!(at(&tail), at(&whole[whole.len() - 3..]));
     let event = &log[0];
     assert_eq!(event.event.fact.action, AccessAction::Export);
     assert_eq!(event.login.as_deref(), Some("lisi"));

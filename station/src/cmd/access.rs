@@ -23,6 +23,9 @@ pub struct Args {
     /// Events made under one request.
     #[arg(long)]
     request: Option<u64>,
+    /// Only the newest N events.
+    #[arg(long, value_name = "N")]
+    newest: Option<usize>,
     #[command(flatten)]
     login: LoginArgs,
 }
@@ -48,6 +51,7 @@ pub fn run(config: &Path, args: &Args, json: bool) -> anyhow::Result<ExitCode> {
             .map(|c| station.find_clip(c))
             .transpose()?,
         request: args.request,
+        newest: args.newest,
     };
     let entries = station.access_log(&actor, &query)?;
     if json {

@@ -64,6 +64,8 @@ pub struct AccessQuery {
     pub clip: Option<RecordHash>,
     /// Events made under one request.
     pub request: Option<u64>,
+    /// Only the newest this many (still listed oldest first).
+    pub newest: Option<usize>,
 }
 
 /// A request as the ledger keeps it: its id and its station record.
@@ -307,10 +309,17 @@ impl Ledger {
                 clip.0.to_vec().into(),
             );
         }
+        // The newest N are chosen on the events table, then put back in log order.
+        let newest = query.newest.map_or_else(String::new, |n| {
+            format!(
+                " AND e.log_index IN (SELECT e.log_index FROM access_events e WHERE {filter}
+                                       ORDER BY e.log_index DESC LIMIT {n})"
+            )
+        });
         let mut stmt = self.conn.prepare(&format!(
             "SELECT e.log_index, e.record_hash, e.at, s.bytes
              FROM access_events e JOIN station_records s ON s.hash = e.record_hash
-             WHERE {filter} ORDER BY e.log_index"
+             WHERE {filter}{newest} ORDER BY e.log_index"
         ))?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         let mut out = Vec::new();

@@ -60,17 +60,16 @@ pub async fn page(
                     "" => None,
                     c => Some(station.case_number(c)?.to_string()),
                 };
-                let mut all = station.access_log(
+                let mut newest = station.access_log(
                     &actor,
                     &AccessQuery {
                         case,
+                        newest: Some(SHOWN),
                         ..AccessQuery::default()
                     },
                 )?;
-                let skip = all.len().saturating_sub(SHOWN);
-                all.drain(..skip);
-                all.reverse();
-                all
+                newest.reverse();
+                newest
             } else {
                 Vec::new()
             };

@@ -67,7 +67,7 @@ pub use ledger::{
     LedgerDisc, LedgerError, LedgerPerson, LedgerRequest, Queued, ReplicationLag, SessionEnd,
     SessionId,
 };
-pub use progress::{ProgressBoard, SlotStatus};
+pub use progress::{ProgressBoard, SlotEnded, SlotStatus};
 pub use replicate::{Drained, drain as replicate_drain, run as replicate_run};
 pub use report::{ClipRow, ClipStatus, FindingRow, Report, ReportPage, ReportQuery};
 pub use serve::{STATUS_FILE, run, write_session_report};

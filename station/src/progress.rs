@@ -47,11 +47,34 @@ pub struct SlotStatus {
     pub eta_secs: Option<u64>,
 }
 
-/// Every slot in progress.
+/// How a slot's last session ended, as the officer who docked it reads it: counts, no
+/// file names. Kept until the slot's next session starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotEnded {
+    /// The slot.
+    pub slot: String,
+    /// The device, when identified.
+    pub serial: Option<String>,
+    /// Names of the officers it is issued to.
+    pub officers: Vec<String>,
+    /// Every file was looked at and the session closed (not quarantined or cut off).
+    pub complete: bool,
+    /// Clips stored exactly as signed.
+    pub clips_verified: usize,
+    /// Problems found.
+    pub findings: usize,
+    /// A receipt was written back to the device.
+    pub receipt: bool,
+    /// When it ended.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every slot in progress, and how each slot's last session ended.
 #[derive(Debug, Default)]
 pub struct ProgressBoard {
     // std Mutex: held only to insert, remove or copy out entries.
     slots: Mutex<BTreeMap<String, Arc<SlotProgress>>>,
+    ended: Mutex<BTreeMap<String, SlotEnded>>,
 }
 
 impl ProgressBoard {
@@ -67,12 +90,28 @@ impl ProgressBoard {
             started: Instant::now(),
         });
         self.lock().insert(slot.into(), Arc::clone(&p));
+        self.ended_lock().remove(slot);
         p
     }
 
     /// Stops tracking a slot.
     pub fn finish(&self, slot: &str) {
         self.lock().remove(slot);
+    }
+
+    /// Stops tracking a slot, keeping how its session ended.
+    pub fn end(&self, ended: SlotEnded) {
+        self.lock().remove(&ended.slot);
+        self.ended_lock().insert(ended.slot.clone(), ended);
+    }
+
+    /// How each slot's last session ended, by slot.
+    pub fn ended(&self) -> Vec<SlotEnded> {
+        self.ended_lock().values().cloned().collect()
+    }
+
+    fn ended_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SlotEnded>> {
+        self.ended.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A snapshot of every slot in progress.

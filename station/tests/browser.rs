@@ -176,10 +176,12 @@ fn the_page_in_a_real_browser() {
     let pem = ag.dir.path().join("D100004.pem");
     fs::write(&pem, dev.public_key().to_pem()).unwrap();
     ag.station
-        .enroll("D100004", "ga947-recorder", &pem, &[])
-        .unwrap();
-    ag.station
-        .ingest_slot(&dev.root, &DockOptions::default())
+        .enroll(
+            "D100004",
+            "ga947-recorder",
+            &pem,
+            &[("42060119001".into(), "张三".into())],
+        )
         .unwrap();
     let station = Arc::new(ag.station);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -223,6 +225,27 @@ fn the_page_in_a_real_browser() {
             .unwrap();
         shot(&c, "02-dock-100").await;
         station.progress().finish("slot-3");
+        // His recorder docks for real: when the session is over the page says so, and
+        // that he may take it.
+        let docking = Arc::clone(&station);
+        let docked = tokio::task::spawn_blocking(move || {
+            docking.ingest_slot(&root, &DockOptions::default())
+        });
+        c.wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css("tr[data-ended='D'][data-complete='true']"))
+            .await
+            .unwrap();
+        let done = c
+            .find(Locator::Css("tr[data-ended='D']"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(done.contains("张三") && done.contains("回执已写入设备"), "{done}");
+        shot(&c, "02b-dock-done").await;
+        assert_eq!(docked.await.unwrap().unwrap().clips_verified, 1);
 
         // The case (any spelling) and the clip, played by the browser.
         c.goto(&format!("{url}/cases")).await.unwrap();

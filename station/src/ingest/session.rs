@@ -65,7 +65,18 @@ impl Station {
             let finding = why_not.unwrap_or_else(|| {
                 Finding::error(code::DEVICE_UNENROLLED, &slot, "device not identified")
             });
-            return self.quarantine(slot_dir, &slot, session, finding);
+            let kept = self.quarantine(slot_dir, &slot, session, finding);
+            self.progress.end(crate::progress::SlotEnded {
+                slot: slot.clone(),
+                serial: None,
+                officers: Vec::new(),
+                complete: false,
+                clips_verified: 0,
+                findings: 1,
+                receipt: false,
+                at: self.now(),
+            });
+            return kept;
         };
         let mut outcome = SessionOutcome {
             session,
@@ -82,7 +93,24 @@ impl Station {
             receipt: None,
         };
         let result = self.ingest_device(slot_dir, &device, opts, returned, &mut outcome);
-        self.progress.finish(&slot);
+        // What the officer at the dock reads when the session is over.
+        let officers = self
+            .ledger()
+            .device(&device.serial)
+            .ok()
+            .flatten()
+            .map(|d| d.officers.into_iter().map(|(_, name)| name).collect())
+            .unwrap_or_default();
+        self.progress.end(crate::progress::SlotEnded {
+            slot: slot.clone(),
+            serial: Some(device.serial.clone()),
+            officers,
+            complete: result.is_ok() && outcome.outcome == SessionEnd::Complete,
+            clips_verified: outcome.clips_verified,
+            findings: outcome.findings.len() + usize::from(result.is_err()),
+            receipt: outcome.receipt.is_some(),
+            at: self.now(),
+        });
         match result {
             Ok(()) => {
                 let summary = serde_json::to_value(&outcome).unwrap_or_default();

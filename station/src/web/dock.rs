@@ -18,6 +18,9 @@ use serde::Deserialize;
 use super::{Web, page};
 use crate::SlotStatus;
 
+/// Sessions that ended within this many hours are shown (one shift at the dock).
+const SHIFT_HOURS: i64 = 8;
+
 /// How often the live table is looked at (sent only when it changed).
 const TICK: Duration = Duration::from_millis(500);
 
@@ -47,9 +50,52 @@ fn percent(done: u64, total: u64) -> u64 {
         .map_or(100, |p| p.min(100))
 }
 
-/// The slots table (the SSE event's content too).
-fn table(slots: &[SlotStatus], kiosk: bool) -> Markup {
-    progress_table(slots, ["槽位", "设备", "没有正在采集的设备"], kiosk)
+/// The dock now (the SSE event's content too): the slots in progress, then how each
+/// slot's last session ended (inside the daemon, whose board keeps it).
+fn board(web: &Web, kiosk: bool) -> Markup {
+    let since = web.station.now() - chrono::Duration::hours(SHIFT_HOURS);
+    let ended: Vec<crate::SlotEnded> = if web.inside_daemon {
+        let mut ended = web.station.progress().ended();
+        ended.retain(|e| e.at >= since);
+        ended
+    } else {
+        Vec::new()
+    };
+    let offset = web.station.config().utc_offset;
+    html! {
+        (progress_table(&slots(web), ["槽位", "设备", "没有正在采集的设备"], kiosk))
+        @if !ended.is_empty() {
+            h2 { "已结束" }
+            table #ended class=[kiosk.then_some("kiosk")] {
+                tr { th { "槽位" } th { "设备" } th { "民警" } th { "结果" } th { "时间" } }
+                @for e in &ended {
+                    tr data-ended=(e.slot) data-complete=(e.complete && e.findings == 0) {
+                        td { (e.slot) }
+                        td { (e.serial.as_deref().unwrap_or("未识别")) }
+                        td { (e.officers.join("、")) }
+                        td class=(if e.complete && e.findings == 0 { "ok" } else { "error" }) {
+                            (ended_zh(e))
+                        }
+                        td { (e.at.with_timezone(&offset).format("%H:%M:%S")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a slot's end means for the officer: may the device go, or see the clerk.
+fn ended_zh(e: &crate::SlotEnded) -> String {
+    match (e.serial.is_some(), e.complete, e.findings, e.receipt) {
+        (false, _, _, _) => "设备未能识别，文件已隔离保存，请联系内勤".into(),
+        (true, false, _, _) => "采集中断（设备拔出或存储故障），请重新插入".into(),
+        (true, true, 0, true) => format!("完成：{} 个文件已存储，回执已写入设备", e.clips_verified),
+        (true, true, 0, false) => format!("完成：{} 个文件已存储", e.clips_verified),
+        (true, true, n, _) => format!(
+            "完成：{} 个文件已存储，发现 {n} 个问题，请联系内勤",
+            e.clips_verified
+        ),
+    }
 }
 
 /// Rows of live progress under `names` (the first two columns' headings, and what to say
@@ -111,7 +157,7 @@ pub async fn page(
         session.as_ref().map(|s| s.csrf.as_str()),
         html! {
             div #slots hx-ext="sse" sse-connect=(events) sse-swap="slots" {
-                (table(&slots(&web), kiosk))
+                (board(&web, kiosk))
             }
             p.muted { "本页实时更新；只显示采集进度，不含任何视音频内容。" }
             @if session.is_none() { p { a href="/login" { "登录工作台" } } }
@@ -131,7 +177,7 @@ pub async fn events(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let kiosk = q.kiosk.is_some();
-    live("slots", move || table(&slots(&web), kiosk).into_string())
+    live("slots", move || board(&web, kiosk).into_string())
 }
 
 /// A server-sent event stream: `event: NAME` with what `render` gives whenever it

@@ -18,7 +18,7 @@ use chrono::{NaiveDate, NaiveTime};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Web, page};
+use super::{LoggedIn, Web, page};
 use crate::report::ClipRow;
 use crate::{CaseView, ClipStatus, ReportQuery};
 
@@ -59,13 +59,9 @@ fn search_form(f: &SearchForm) -> Markup {
 /// `GET /cases`: the search form, and its results.
 pub async fn search(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Query(form): Query<SearchForm>,
 ) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
     let actor = session.actor.clone();
     let layout = |body: Markup| page::layout("案件", Some(&actor), Some(&session.csrf), body);
     if !form.case.trim().is_empty() {
@@ -161,13 +157,9 @@ pub(super) fn status_zh(status: ClipStatus) -> &'static str {
 /// `GET /cases/{number}`: the case view as the person may see it (logged first).
 pub async fn case(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Path(number): Path<String>,
 ) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
     let actor = session.actor.clone();
     match web
         .blocking(move |station| station.case_view(&actor, &number))

@@ -17,7 +17,7 @@ use custody::Role;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Denied, Web, WebError, page};
+use super::{Denied, LoggedIn, Web, WebError, page};
 use crate::Medium;
 
 /// The build form's fields.
@@ -182,11 +182,7 @@ async fn render(web: &Web, session: &super::Session, note: Option<Markup>) -> Re
 }
 
 /// `GET /discs`.
-pub async fn page(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
+pub async fn page(State(web): State<Arc<Web>>, LoggedIn(session): LoggedIn) -> Response {
     if let Err(denied) = refuse(&session) {
         return denied.into_response();
     }

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
-use super::{Web, page};
+use super::{LoggedIn, Web, page};
 
 fn local(rfc3339: &str, offset: chrono::FixedOffset) -> String {
     chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
@@ -30,11 +30,7 @@ fn mib(bytes: u64) -> String {
 }
 
 /// `GET /fleet`.
-pub async fn page(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
+pub async fn page(State(web): State<Arc<Web>>, LoggedIn(session): LoggedIn) -> Response {
     let found = web
         .blocking(|station| {
             Ok((

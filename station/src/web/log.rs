@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custody::Role;
 use maud::html;
 use serde::Deserialize;
 
-use super::{Web, page};
+use super::{LoggedIn, Web, page};
 use crate::AccessQuery;
 
 /// Access events shown on the page (the newest).
@@ -43,13 +43,9 @@ pub async fn checkpoint(State(web): State<Arc<Web>>) -> Response {
 /// `GET /log`.
 pub async fn page(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
     let actor = session.actor.clone();
     let reads_log = matches!(actor.role(), Role::Oversight | Role::AgencyHead);
     let case = q.case.trim().to_owned();

@@ -101,6 +101,21 @@ impl IntoResponse for WebError {
     }
 }
 
+/// A page handler's logged-in person: without a live session the request is sent to
+/// the login page before the handler runs.
+pub(crate) struct LoggedIn(pub(crate) Session);
+
+impl axum::extract::FromRequestParts<Arc<Web>> for LoggedIn {
+    type Rejection = Denied;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        web: &Arc<Web>,
+    ) -> Result<Self, Denied> {
+        web.session(&parts.headers).map(|(_, s)| Self(s))
+    }
+}
+
 /// Why a request gets no page: no session (to the login page), or refused outright.
 pub(crate) enum Denied {
     /// No live session.

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, NaiveTime};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Web, page};
+use super::{LoggedIn, Web, page};
 use crate::ReportQuery;
 
 /// Clips per page.
@@ -74,13 +74,9 @@ fn form(f: &ReportForm) -> Markup {
 /// `GET /reports`.
 pub async fn page(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Query(f): Query<ReportForm>,
 ) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
     let layout =
         |body: Markup| page::layout("报告", Some(&session.actor), Some(&session.csrf), body);
     if !f.asked() {

@@ -12,7 +12,7 @@ use custody::{ExportForm, Role};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Denied, Web, WebError, page};
+use super::{Denied, LoggedIn, Web, WebError, page};
 use crate::{APPROVAL_DAYS, NewRequest, RequestState, RequestStatus, Requirement};
 
 /// The request form's fields.
@@ -77,13 +77,9 @@ pub struct ListQuery {
 /// `GET /requests`: the requests a page at a time, newest first, and the form to make one.
 pub async fn list(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
     if let Err(denied) = refuse_it(&session) {
         return denied.into_response();
     }
@@ -218,13 +214,9 @@ pub async fn create(
 /// `GET /requests/{id}`.
 pub async fn show(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Path(id): Path<u64>,
 ) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
     if let Err(denied) = refuse_it(&session) {
         return denied.into_response();
     }
@@ -391,13 +383,9 @@ fn exports(station: &crate::Station) -> std::path::PathBuf {
 /// approval expires; each download is an access event, written first.
 pub async fn download(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Path(id): Path<u64>,
 ) -> Response {
-    let (_, session) = match web.session(&headers) {
-        Ok(s) => s,
-        Err(denied) => return denied.into_response(),
-    };
     let actor = session.actor.clone();
     let opened = web
         .blocking(move |station| {

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-
 use axum::response::{IntoResponse, Response};
 use maud::html;
 

@@ -519,6 +519,125 @@ fn each_role_gets_what_its_rights_allow_and_forms_need_their_csrf_token() {
 }
 
 #[test]
+fn every_form_refuses_a_forged_or_missing_csrf_token_and_changes_nothing() {
+    let ag = Agency::open();
+    let station = Arc::new(ag.station);
+    let s = serve(Arc::clone(&station));
+    let clerk = login(&s, "lisi", "");
+    let zhao = login(&s, "zhao", "");
+    let actor = station
+        .login(
+            "lisi",
+            custody_station::Credential::Password(PASSWORD),
+            None,
+        )
+        .unwrap();
+    let id = station
+        .make_request(
+            &actor,
+            &custody_station::NewRequest {
+                case: Some(CASE),
+                clips: &[],
+                purpose: "审查",
+                form: custody::ExportForm::Copy,
+                destination: "法制大队",
+                outside: false,
+                sensitive: false,
+            },
+        )
+        .unwrap()
+        .id;
+    let events_before = station
+        .ledger()
+        .access_events(&AccessQuery::default())
+        .unwrap()
+        .len();
+    let forms: Vec<(&Browser, String, Vec<(&str, &str)>)> = vec![
+        (
+            &clerk,
+            "/requests".into(),
+            vec![
+                ("case", CASE),
+                ("purpose", "x"),
+                ("form", "copy"),
+                ("destination", "x"),
+            ],
+        ),
+        (
+            &zhao,
+            format!("/requests/{id}/decide"),
+            vec![("decision", "approve"), ("days", "7")],
+        ),
+        (&clerk, format!("/requests/{id}/export"), vec![]),
+        (
+            &clerk,
+            "/discs/build".into(),
+            vec![("case", CASE), ("media", "cd")],
+        ),
+        (
+            &clerk,
+            "/discs/burn".into(),
+            vec![("volume", "AJ20190075S1D01"), ("drive", "stdio:/tmp/x")],
+        ),
+        (
+            &clerk,
+            "/discs/verify".into(),
+            vec![("volume", "AJ20190075S1D01")],
+        ),
+        (&clerk, "/logout".into(), vec![]),
+    ];
+    let zeros = "0".repeat(64);
+    for (who, path, fields) in &forms {
+        let forged: Vec<(&str, &str)> = fields
+            .iter()
+            .copied()
+            .chain([("csrf", zeros.as_str())])
+            .collect();
+        let r = who.post(&s, path, &forged);
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "forged token: {path}");
+        let r = who.post(&s, path, fields);
+        assert!(
+            r.status().is_client_error(),
+            "no token: {path}: {}",
+            r.status()
+        );
+        // Another person's token is no better.
+        let other = if std::ptr::eq(*who, &clerk) {
+            &zhao
+        } else {
+            &clerk
+        };
+        let stolen: Vec<(&str, &str)> = fields
+            .iter()
+            .copied()
+            .chain([("csrf", other.csrf.as_str())])
+            .collect();
+        let r = who.post(&s, path, &stolen);
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "another's token: {path}");
+    }
+    assert_eq!(station.requests().unwrap().len(), 1, "no request made");
+    assert!(station.request_status(id).unwrap().decisions.is_empty());
+    assert!(
+        station.ledger().all_discs().unwrap().is_empty(),
+        "no disc built"
+    );
+    assert_eq!(
+        station
+            .ledger()
+            .access_events(&AccessQuery::default())
+            .unwrap()
+            .len(),
+        events_before,
+        "nothing done, nothing logged"
+    );
+    assert_eq!(
+        clerk.get(&s, "/cases").status(),
+        StatusCode::OK,
+        "not logged out"
+    );
+}
+
+#[test]
 fn playback_serves_ranges_after_its_access_event_and_nothing_when_it_cannot_be_written() {
     let ag = Agency::open();
     let a1 = ag.clip_a1();

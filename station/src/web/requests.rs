@@ -221,25 +221,39 @@ pub async fn show(
         return denied.into_response();
     }
     match web
-        .blocking(move |station| station.request_status(id))
+        .blocking(move |station| {
+            let status = station.request_status(id)?;
+            let kept = downloadable(station, &status);
+            Ok((status, kept))
+        })
         .await
     {
-        Ok(status) => page::layout(
+        Ok((status, kept)) => page::layout(
             &format!("第 {id} 号申请"),
             Some(&session.actor),
             Some(&session.csrf),
-            status_body(&status, &session, None, web.station.now()),
+            status_body(&status, &session, None, kept),
         )
         .into_response(),
         Err(e) => e.into_response(),
     }
 }
 
+/// Whether request `s`'s export has an image here to download (exported from this page,
+/// or by `request export` into the same folder) and its approval still holds.
+fn downloadable(station: &crate::Station, s: &RequestStatus) -> bool {
+    s.state == RequestState::Used
+        && s.expires.is_none_or(|e| e > station.now())
+        && exports(station)
+            .join(format!("RQ{:06}.iso", s.id))
+            .is_file()
+}
+
 fn status_body(
     s: &RequestStatus,
     session: &super::Session,
     note: Option<Markup>,
-    now: chrono::DateTime<chrono::Utc>,
+    downloadable: bool,
 ) -> Markup {
     let mine = s.fact.requester == session.actor.id();
     html! {
@@ -297,8 +311,8 @@ fn status_body(
                 button #export type="submit" { "导出" }
             }
         }
-        @if s.state == RequestState::Used && mine && s.expires.is_none_or(|e| e > now) {
-            p { a href=(format!("/requests/{}/download", s.id)) download { "下载导出的光盘镜像（ISO）" } }
+        @if downloadable && mine {
+            p { a #download href=(format!("/requests/{}/download", s.id)) download { "下载导出的光盘镜像（ISO）" } }
         }
     }
 }
@@ -349,24 +363,23 @@ pub async fn export(
     let done = web
         .blocking(move |station| {
             let done = station.export_with_image(&actor, id, &exports(station))?;
-            Ok((done, station.request_status(id)?))
+            let status = station.request_status(id)?;
+            let kept = downloadable(station, &status);
+            Ok((done, status, kept))
         })
         .await;
     match done {
-        Ok((done, status)) => {
+        Ok((done, status, kept)) => {
             let note = html! {
                 p.ok #exported {
                     "已导出 " (done.clips) " 个视音频：" code { (done.folder.display()) }
-                    @if done.image.is_some() {
-                        " · " a #download href=(format!("/requests/{id}/download")) download { "下载光盘镜像（ISO）" }
-                    }
                 }
             };
             page::layout(
                 &format!("第 {id} 号申请"),
                 Some(&session.actor),
                 Some(&session.csrf),
-                status_body(&status, &session, Some(note), web.station.now()),
+                status_body(&status, &session, Some(note), kept),
             )
             .into_response()
         }

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{NaiveDate, TimeZone as _};
+use maud::{DOCTYPE, html};
 use serde::Serialize;
 
-use crate::report::{ClipRow, esc};
+use crate::report::ClipRow;
 use crate::{ReportQuery, Station};
 
 /// The act type of clips not bound to any case.
@@ -326,41 +327,45 @@ impl Statistics {
 
     /// The Chinese HTML page.
     pub fn to_html(&self) -> String {
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-             <title>{year} 年度执法音像记录统计</title><style>\
-             body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-             td,th{{border:1px solid #999;padding:4px 8px}}th{{background:#eee;white-space:nowrap}}\
-             td.n{{text-align:right;white-space:nowrap}}</style></head><body>\n\
-             <h1>{agency} {year} 年度行政执法统计年报（音像记录部分）</h1>\n\
-             <p>统计范围：{year} 年 1 月 1 日至 12 月 31 日录制的视音频资料，及当年结束的案件。\
-             次年 1 月 31 日前报送。</p>\n<table><tr>",
-            year = self.year,
-            agency = esc(&self.agency),
-        );
-        for c in COLUMNS.iter().chain(std::iter::once(&"已归档案件")) {
-            let _ = write!(s, "<th>{}</th>", esc(c));
-        }
-        s.push_str("</tr>\n");
-        for row in self.rows_and_total() {
-            s.push_str("<tr>");
-            for (i, c) in row.cells().iter().enumerate() {
-                let class = if i == 0 || i == 8 { "" } else { " class=\"n\"" };
-                let _ = write!(s, "<td{class}>{}</td>", esc(c));
+        html! {
+            (DOCTYPE)
+            html lang="zh-CN" {
+                head {
+                    meta charset="utf-8";
+                    title { (self.year) " 年度执法音像记录统计" }
+                    style {
+                        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+                        "td,th{border:1px solid #999;padding:4px 8px}th{background:#eee;white-space:nowrap}"
+                        "td.n{text-align:right;white-space:nowrap}"
+                    }
+                }
+                body {
+                    h1 { (self.agency) " " (self.year) " 年度行政执法统计年报（音像记录部分）" }
+                    p {
+                        "统计范围：" (self.year) " 年 1 月 1 日至 12 月 31 日录制的视音频资料，及当年结束的案件。"
+                        "次年 1 月 31 日前报送。"
+                    }
+                    table {
+                        tr {
+                            @for c in COLUMNS { th { (c) } }
+                            th { "已归档案件" }
+                        }
+                        @for row in self.rows_and_total() {
+                            tr {
+                                @for (i, c) in row.cells().iter().enumerate() {
+                                    td class=[(i != 0 && i != 8).then_some("n")] { (c) }
+                                }
+                                td.n { (row.cases_archived) }
+                            }
+                        }
+                    }
+                    p {
+                        "全部数字于采集站透明日志检查点计算：" (self.origin) "，大小 " (self.checkpoint_size)
+                        "，根哈希 " (self.checkpoint_root) "（" (self.computed_at) "）。持有该日志者可据此重新计算并核对。"
+                    }
+                }
             }
-            let _ = writeln!(s, "<td class=\"n\">{}</td></tr>", row.cases_archived);
         }
-        let _ = write!(
-            s,
-            "</table>\n<p>全部数字于采集站透明日志检查点计算：{origin}，大小 {size}，根哈希 {root}\
-             （{at}）。持有该日志者可据此重新计算并核对。</p>\n</body></html>\n",
-            origin = esc(&self.origin),
-            size = self.checkpoint_size,
-            root = esc(&self.checkpoint_root),
-            at = esc(&self.computed_at),
-        );
-        s
+        .into_string()
     }
 }

@@ -724,7 +724,7 @@ fn the_report_shows_the_number_under_the_case_and_the_annotations() {
             name: "李四".into(),
             identity: "当事人".into(),
         }],
-        summary: Some("告知当事人违法事实及依据".into()),
+        summary: Some("告知当事人违法事实及依据 <script>alert(1)</script>".into()),
     }))
     .unwrap();
     dev.tamper("extra-media").unwrap();
@@ -748,6 +748,9 @@ fn the_report_shows_the_number_under_the_case_and_the_annotations() {
     ] {
         assert!(html.contains(text), "{text} missing from the case report");
     }
+    // What a device wrote is text on the page, never markup.
+    assert!(!html.contains("<script>alert(1)"), "unescaped device text");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     // The device's whole report lists the unrecorded file's finding in Chinese.
     let all = ts.report(&ReportQuery::default()).to_html();
     assert!(

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{DiscPlan, ShippedClip};
-use crate::report::esc;
+use maud::{DOCTYPE, Markup, html};
 
 /// The line before the verification script in the README.
 pub const SCRIPT_BEGIN: &str = "#----- 核验脚本开始 -----";
@@ -148,59 +148,66 @@ pub fn readme(plan: &DiscPlan, origin: &str) -> String {
 
 /// The Chinese index page of one disc.
 pub fn index_html(plan: &DiscPlan) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <title>{title}</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #999;padding:4px 8px;vertical-align:top}}\
-         th{{background:#eee;white-space:nowrap}}</style></head><body>\n\
-         <h1>{case} 视音频资料</h1>\n<p>{title}。核验方法见 README-说明.txt。</p>\n",
-        case = esc(&plan.case_number),
-        title = esc(&title(plan)),
-    );
-    s.push_str(
-        "<h2>视音频资料</h2>\n<table><tr><th>编号</th><th>录制时间（时钟、误差）</th><th>地点</th><th>执法人员</th>\
-         <th>证明对象</th><th>对话人员</th><th>主要内容</th><th>设备</th><th>文件</th></tr>\n",
-    );
-    for c in &plan.clips {
-        clip_row(&mut s, c);
+    let title = title(plan);
+    html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style {
+                    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+                    "td,th{border:1px solid #999;padding:4px 8px;vertical-align:top}"
+                    "th{background:#eee;white-space:nowrap}"
+                }
+            }
+            body {
+                h1 { (plan.case_number) " 视音频资料" }
+                p { (title) "。核验方法见 README-说明.txt。" }
+                h2 { "视音频资料" }
+                table {
+                    tr {
+                        th { "编号" } th { "录制时间（时钟、误差）" } th { "地点" } th { "执法人员" }
+                        th { "证明对象" } th { "对话人员" } th { "主要内容" } th { "设备" } th { "文件" }
+                    }
+                    @for c in &plan.clips { (clip_row(c)) }
+                }
+                h2 { "执法文书" }
+                table {
+                    tr { th { "标题" } th { "文件" } th { "大小（字节）" } th { "归入人" } }
+                    @for d in &plan.documents {
+                        tr {
+                            td { (d.title) }
+                            td { a href=(d.disc_path) { (d.disc_path) } }
+                            td { (d.size) }
+                            td { (d.attached_by) }
+                        }
+                    }
+                }
+            }
+        }
     }
-    s.push_str("</table>\n<h2>执法文书</h2>\n<table><tr><th>标题</th><th>文件</th><th>大小（字节）</th><th>归入人</th></tr>\n");
-    for d in &plan.documents {
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td><a href=\"{path}\">{path}</a></td><td>{}</td><td>{}</td></tr>",
-            esc(&d.title),
-            d.size,
-            esc(&d.attached_by),
-            path = esc(&d.disc_path),
-        );
-    }
-    s.push_str("</table>\n</body></html>\n");
-    s
+    .into_string()
 }
 
-fn clip_row(s: &mut String, c: &ShippedClip) {
+fn clip_row(c: &ShippedClip) -> Markup {
     let speakers: Vec<String> = c
         .row
         .speakers
         .iter()
         .map(|p| format!("{}（{}）", p.name, p.identity))
         .collect();
-    let _ = writeln!(
-        s,
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-         <td>{}</td><td><a href=\"{path}\">{path}</a></td></tr>",
-        esc(&c.row.number),
-        esc(&c.row.time_zh()),
-        esc(&c.row.place_zh()),
-        esc(&c.row.officer_zh()),
-        esc(c.row.proves.as_deref().unwrap_or("")),
-        esc(&speakers.join("、")),
-        esc(c.row.summary.as_deref().unwrap_or("")),
-        esc(&c.row.serial),
-        path = esc(&c.disc_path),
-    );
+    html! {
+        tr {
+            td { (c.row.number) }
+            td { (c.row.time_zh()) }
+            td { (c.row.place_zh()) }
+            td { (c.row.officer_zh()) }
+            td { (c.row.proves.as_deref().unwrap_or("")) }
+            td { (speakers.join("、")) }
+            td { (c.row.summary.as_deref().unwrap_or("")) }
+            td { (c.row.serial) }
+            td { a href=(c.disc_path) { (c.disc_path) } }
+        }
+    }
 }

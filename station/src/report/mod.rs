@@ -4,8 +4,6 @@
 
 mod html;
 
-pub(crate) use html::esc;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

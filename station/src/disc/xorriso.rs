@@ -26,15 +26,21 @@ pub struct Watch<'a> {
 }
 
 /// Builds `image` (replaced if it exists) with volume id `volume_id` from `maps`: pairs of
-/// (file or folder on this machine, path on the disc).
+/// (file or folder on this machine, path on the disc). The image is written beside it
+/// under a `.partial` name and renamed when xorriso has finished, so a failed build
+/// never leaves a half image under the real name.
 pub fn build(
     image: &Path,
     volume_id: &str,
     maps: &[(&Path, String)],
     watch: Option<Watch<'_>>,
 ) -> anyhow::Result<()> {
-    if image.exists() {
-        std::fs::remove_file(image).with_context(|| format!("removing {}", image.display()))?;
+    let mut partial = image.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    if partial.exists() {
+        std::fs::remove_file(&partial)
+            .with_context(|| format!("removing {}", partial.display()))?;
     }
     let mut cmd = Command::new("xorriso");
     cmd.args(["-report_about", "WARNING", "-return_with", "WARNING", "32"])
@@ -42,12 +48,21 @@ pub fn build(
         .args(["-joliet", "on", "-rockridge", "on", "-md5", "on"])
         .args(["-volid", volume_id])
         .arg("-outdev")
-        .arg(format!("stdio:{}", image.display()));
+        .arg(format!("stdio:{}", partial.display()));
     for (source, on_disc) in maps {
         cmd.arg("-map").arg(source).arg(on_disc);
     }
     cmd.arg("-commit");
-    run(&mut cmd, "building the image", watch)
+    if let Err(e) = run(&mut cmd, "building the image", watch) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    std::fs::File::open(&partial)?.sync_all()?;
+    std::fs::rename(&partial, image).with_context(|| format!("naming {}", image.display()))?;
+    if let Some(dir) = image.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Checks every file's MD5 tag on `source` (an image, a drive, an emulated `stdio:`
@@ -170,4 +185,38 @@ pub fn burn(image: &Path, drive: &str, watch: Option<Watch<'_>>) -> anyhow::Resu
         .arg("-dao")
         .arg(image);
     run(&mut cmd, "burning the disc", watch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_build_leaves_the_old_image_and_no_partial_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("V1.iso");
+        std::fs::write(&image, b"the image built before").unwrap();
+        let gone = dir.path().join("not-there.mp4");
+        let err = build(
+            &image,
+            "V1",
+            &[(gone.as_path(), "/clips/a.mp4".into())],
+            None,
+        );
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&image).unwrap(), b"the image built before");
+        assert!(!dir.path().join("V1.iso.partial").exists());
+        let clip = dir.path().join("a.mp4");
+        std::fs::write(&clip, b"clip bytes").unwrap();
+        build(
+            &image,
+            "V1",
+            &[(clip.as_path(), "/clips/a.mp4".into())],
+            None,
+        )
+        .unwrap();
+        let built = std::fs::read(&image).unwrap();
+        assert_eq!(&built[32769..32774], b"CD001");
+        assert!(!dir.path().join("V1.iso.partial").exists());
+    }
 }

@@ -74,7 +74,7 @@ pub fn run(config: &Path, action: &Action, json: bool) -> anyhow::Result<ExitCod
         }
         Action::Due => due(&station, json),
         Action::Verify { source } => {
-            let check = station.verify_disc(source)?;
+            let check = with_progress(&station, || station.verify_disc(source))?;
             if json {
                 custody::outln!("{}", serde_json::to_string_pretty(&check)?)?;
             } else {
@@ -102,7 +102,9 @@ fn build(
     out: &Path,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let discs = station.build_discs(actor, case, media, capacity, out)?;
+    let discs = with_progress(station, || {
+        station.build_discs(actor, case, media, capacity, out)
+    })?;
     if json {
         custody::outln!("{}", serde_json::to_string_pretty(&discs)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -129,7 +131,7 @@ fn burn(
     drive: &str,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let burned = station.burn_disc(actor, image, drive)?;
+    let burned = with_progress(station, || station.burn_disc(actor, image, drive))?;
     let ok = burned.burned && burned.check.as_ref().is_some_and(DiscCheck::is_intact);
     if json {
         custody::outln!("{}", serde_json::to_string_pretty(&burned)?)?;
@@ -186,4 +188,42 @@ fn print_check(check: &DiscCheck) -> std::io::Result<()> {
         custody::outln!("{line}")?;
     }
     Ok(())
+}
+
+/// Runs `work`, showing the station's disc board on one line of a terminal's stderr as it
+/// goes (what, percent, rate, time left); nothing when stderr is not a terminal.
+fn with_progress<T: Send>(station: &Station, work: impl FnOnce() -> T + Send) -> T {
+    use std::io::{IsTerminal as _, Write as _};
+    if !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let line: Vec<String> = station
+                    .disc_work()
+                    .snapshot()
+                    .iter()
+                    .map(|r| {
+                        let pct = r.bytes_done.saturating_mul(100) / r.bytes_total.max(1);
+                        let left = r
+                            .eta_secs
+                            .map_or_else(String::new, |e| format!("，剩余 {e} 秒"));
+                        format!(
+                            "{} {pct:>3}%（{} MiB/s{left}）",
+                            r.slot,
+                            r.rate_bytes_per_sec >> 20
+                        )
+                    })
+                    .collect();
+                let _ = write!(std::io::stderr(), "\r\x1b[2K{}", line.join("  "));
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        });
+        let out = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
 }

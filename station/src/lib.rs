@@ -70,7 +70,7 @@ pub use ledger::{
 pub use progress::{ProgressBoard, SlotEnded, SlotStatus};
 pub use replicate::{Drained, drain as replicate_drain, run as replicate_run};
 pub use report::{ClipRow, ClipStatus, FindingRow, Report, ReportPage, ReportQuery};
-pub use serve::{STATUS_FILE, run, write_session_report};
+pub use serve::{DOCK_ENDED_FILE, STATUS_FILE, run, write_session_report};
 pub use stats::{ActFigures, Statistics, UNBOUND};
 pub use store::local::LocalStore;
 pub use store::s3;

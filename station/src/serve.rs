@@ -19,6 +19,9 @@ use crate::{DockOptions, IngestError, SessionOutcome, Station};
 
 /// File in the data folder with the live per-slot progress (JSON list of `SlotStatus`).
 pub const STATUS_FILE: &str = "status.json";
+/// How each slot's last session ended, beside [`STATUS_FILE`] (the standalone web page's
+/// dock view reads it).
+pub const DOCK_ENDED_FILE: &str = "dock-ended.json";
 /// How often the dock root is looked at and `status.json` rewritten.
 const POLL: Duration = Duration::from_millis(500);
 /// A slot whose session failed (store full, ledger error) is retried after this long.
@@ -200,19 +203,25 @@ fn slots(root: &std::path::Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// Rewrites `status.json` when the progress changed since `last` (an idle station does not
-/// fsync twice a second).
-fn write_status(station: &Station, last: &mut Option<Vec<u8>>) {
-    let path = station.config().data_dir.join(STATUS_FILE);
-    let snapshot = station.progress().snapshot();
-    let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
-    if last.as_ref() == Some(&bytes) {
+/// Rewrites `status.json` (the slots in progress) and `dock-ended.json` (how each slot's
+/// last session ended) when they changed since `last` (an idle station does not fsync
+/// twice a second).
+fn write_status(station: &Station, last: &mut Option<(Vec<u8>, Vec<u8>)>) {
+    let dir = &station.config().data_dir;
+    let slots = serde_json::to_vec(&station.progress().snapshot()).unwrap_or_default();
+    let ended = serde_json::to_vec(&station.progress().ended()).unwrap_or_default();
+    let now = (slots, ended);
+    if last.as_ref() == Some(&now) {
         return;
     }
-    match custody::layout::write_atomic(&path, &bytes) {
-        Ok(()) => *last = Some(bytes),
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot write status"),
+    for (name, bytes) in [(STATUS_FILE, &now.0), (DOCK_ENDED_FILE, &now.1)] {
+        let path = dir.join(name);
+        if let Err(e) = custody::layout::write_atomic(&path, bytes) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write status");
+            return;
+        }
     }
+    *last = Some(now);
 }
 
 /// Writes `reports/session-N.{json,html}` after a dock session.

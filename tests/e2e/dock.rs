@@ -352,6 +352,21 @@ fn a_recorder_s_clips_are_sealed_docked_ingested_receipted_and_freed_by_the_real
     wait_for("the station's receipt on the device", &logs, || {
         fs::read_dir(&inbox).is_ok_and(|mut e| e.next().is_some())
     });
+    // Beside its status the daemon keeps how the slot's session ended, for the web page
+    // served on its own (`custody-station web`): the officer may take the recorder.
+    let ended = st.dir.join("data/dock-ended.json");
+    wait_for("the slot's end beside the daemon's status", &logs, || {
+        fs::read(&ended)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| {
+                v.as_array().is_some_and(|rows| {
+                    rows.iter().any(|r| {
+                        r["slot"] == "slot-1" && r["complete"] == true && r["receipt"] == true
+                    })
+                })
+            })
+    });
     // The agent verifies the receipt and frees exactly what it covers.
     wait_for("the agent to free the receipted clips", &logs, || {
         media_in(&clips_dir) == 0

@@ -51,16 +51,19 @@ fn percent(done: u64, total: u64) -> u64 {
 }
 
 /// The dock now (the SSE event's content too): the slots in progress, then how each
-/// slot's last session ended (inside the daemon, whose board keeps it).
+/// slot's last session ended (the daemon's board, or the file it keeps beside its status).
 fn board(web: &Web, kiosk: bool) -> Markup {
     let since = web.station.now() - chrono::Duration::hours(SHIFT_HOURS);
-    let ended: Vec<crate::SlotEnded> = if web.inside_daemon {
-        let mut ended = web.station.progress().ended();
-        ended.retain(|e| e.at >= since);
-        ended
+    let mut ended: Vec<crate::SlotEnded> = if web.inside_daemon {
+        web.station.progress().ended()
     } else {
-        Vec::new()
+        let path = web.station.config().data_dir.join(crate::DOCK_ENDED_FILE);
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     };
+    ended.retain(|e| e.at >= since);
     let offset = web.station.config().utc_offset;
     html! {
         (progress_table(&slots(web), ["槽位", "设备", "没有正在采集的设备"], kiosk))

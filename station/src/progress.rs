@@ -174,3 +174,24 @@ impl Drop for Tracked<'_> {
         self.board.finish(&self.key);
     }
 }
+
+/// A reader that counts the bytes read through it into a progress counter.
+pub(crate) struct Counted<'a, R> {
+    inner: R,
+    done: &'a AtomicU64,
+}
+
+impl<'a, R> Counted<'a, R> {
+    /// `inner`, counted into `done`.
+    pub(crate) fn new(inner: R, done: &'a AtomicU64) -> Self {
+        Self { inner, done }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}

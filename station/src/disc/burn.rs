@@ -150,10 +150,7 @@ fn read_back(
     progress
         .bytes_done
         .store(size, std::sync::atomic::Ordering::Relaxed);
-    let counted = Counted {
-        inner: file.take(size),
-        progress,
-    };
+    let counted = crate::progress::Counted::new(file.take(size), &progress.bytes_done);
     let mut buf = vec![0; BUF_LEN];
     let (read, found) =
         custody::hash_reader(counted, &mut buf).with_context(|| format!("reading back {path}"))?;
@@ -162,20 +159,4 @@ fn read_back(
         "{path} holds {read} bytes of SHA-256 {found}, not the image ({size} bytes, {want})"
     );
     Ok(())
-}
-
-/// A reader that moves a progress row's bytes as it is read.
-struct Counted<'a, R> {
-    inner: R,
-    progress: &'a crate::progress::SlotProgress,
-}
-
-impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress
-            .bytes_done
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(n)
-    }
 }

@@ -2,31 +2,17 @@
 //! through a pooled buffer, counted into the slot's progress.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use custody::{MediaHash, layout, open_media};
 
-use crate::progress::SlotProgress;
+use crate::progress::{Counted, SlotProgress};
 use crate::store::{Expected, StoreError, StoredObject};
 use crate::{Station, fault};
 
 use super::IngestError;
-
-/// Counts bytes read into the slot's progress.
-pub(super) struct Counted<'a, R> {
-    inner: R,
-    done: &'a AtomicU64,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.done.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
 
 /// One file to copy: a record's clip, or a file no record covers.
 pub(super) struct Job {
@@ -68,10 +54,7 @@ impl Station {
         };
         for pass in 0..2 {
             let file = Self::open_for_copy(root, real_root, job, progress)?;
-            let mut src = Counted {
-                inner: fault::source(file),
-                done: &progress.bytes_done,
-            };
+            let mut src = Counted::new(fault::source(file), &progress.bytes_done);
             match self.store.put(&mut src, expected, buf.as_mut()) {
                 Ok(stored) => return Ok(stored),
                 Err(StoreError::Unexpected { found, size }) if pass == 0 => {

@@ -72,27 +72,8 @@ impl Station {
         id: u64,
         out: &Path,
     ) -> anyhow::Result<(PathBuf, std::fs::File)> {
-        actor.refuse_it("exports")?;
-        let status = self.request_status(id)?;
-        if actor.id() != status.fact.requester {
-            bail!(
-                "refused: request {id} is {}'s; only the requester takes its export",
-                status.requester
-            );
-        }
-        if status.state != RequestState::Used {
-            bail!(
-                "request {id} is {}: there is no export to download",
-                status.state.zh()
-            );
-        }
-        if status.expires.is_some_and(|e| e <= self.now()) {
-            bail!("refused: the approval of request {id} has expired");
-        }
-        let image = out.join(format!("RQ{id:06}.iso"));
-        if !image.is_file() {
-            bail!("request {id}'s export has no image to download");
-        }
+        let status = self.requester_status(actor, id)?;
+        let image = self.export_image(&status, out)?;
         self.record_access(
             actor,
             AccessAction::Download,
@@ -106,6 +87,47 @@ impl Station {
         Ok((image, file))
     }
 
+    /// The image of request `status`'s export under `out`, if it may be downloaded now:
+    /// exported, its approval unexpired, the image there (whoever asks; the requester is
+    /// checked by [`Station::open_export_image`]).
+    ///
+    /// # Errors
+    /// Why not.
+    pub fn export_image(
+        &self,
+        status: &super::RequestStatus,
+        out: &Path,
+    ) -> anyhow::Result<PathBuf> {
+        let id = status.id;
+        if status.state != RequestState::Used {
+            bail!(
+                "request {id} is {}: there is no export to download",
+                status.state.zh()
+            );
+        }
+        if status.expires.is_some_and(|e| e <= self.now()) {
+            bail!("refused: the approval of request {id} has expired");
+        }
+        let image = out.join(format!("{}.iso", export_name(id)));
+        if !image.is_file() {
+            bail!("request {id}'s export has no image to download");
+        }
+        Ok(image)
+    }
+
+    /// Request `id`'s status, if `actor` is its requester (IT never is).
+    fn requester_status(&self, actor: &Actor, id: u64) -> anyhow::Result<super::RequestStatus> {
+        actor.refuse_it("exports")?;
+        let status = self.request_status(id)?;
+        if actor.id() != status.fact.requester {
+            bail!(
+                "refused: request {id} is {}'s; only the requester uses its approval",
+                status.requester
+            );
+        }
+        Ok(status)
+    }
+
     fn export_as(
         &self,
         actor: &Actor,
@@ -115,7 +137,7 @@ impl Station {
     ) -> anyhow::Result<Exported> {
         let (status, clips) = self.approved_for_export(actor, id)?;
         let approvals = status.approvals();
-        let volume_id = format!("RQ{id:06}");
+        let volume_id = export_name(id);
         if out.join(&volume_id).exists() {
             bail!("{} exists already", out.join(&volume_id).display());
         }
@@ -210,14 +232,7 @@ impl Station {
         actor: &Actor,
         id: u64,
     ) -> anyhow::Result<(super::RequestStatus, Vec<ClipRow>)> {
-        actor.refuse_it("exports")?;
-        let status = self.request_status(id)?;
-        if actor.id() != status.fact.requester {
-            bail!(
-                "refused: request {id} is {}'s; only the requester uses its approval",
-                status.requester
-            );
-        }
+        let status = self.requester_status(actor, id)?;
         if status.fact.form == ExportForm::View {
             bail!("request {id} is to view (调阅): play its clips, there is nothing to export");
         }
@@ -312,4 +327,9 @@ fn common_case(clips: &[ClipRow]) -> Option<String> {
         .iter()
         .all(|c| c.case_number.as_deref() == Some(first.as_str()))
         .then_some(first)
+}
+
+/// The name of request `id`'s export: its folder, its image's stem, its volume id.
+fn export_name(id: u64) -> String {
+    format!("RQ{id:06}")
 }

@@ -242,11 +242,7 @@ pub async fn show(
 /// Whether request `s`'s export has an image here to download (exported from this page,
 /// or by `request export` into the same folder) and its approval still holds.
 fn downloadable(station: &crate::Station, s: &RequestStatus) -> bool {
-    s.state == RequestState::Used
-        && s.expires.is_none_or(|e| e > station.now())
-        && exports(station)
-            .join(format!("RQ{:06}.iso", s.id))
-            .is_file()
+    station.export_image(s, &exports(station)).is_ok()
 }
 
 fn status_body(
@@ -402,12 +398,16 @@ pub async fn download(
     let actor = session.actor.clone();
     let opened = web
         .blocking(move |station| {
-            let (_, file) = station.open_export_image(&actor, id, &exports(station))?;
+            let (image, file) = station.open_export_image(&actor, id, &exports(station))?;
             let size = file.metadata()?.len();
-            Ok((file, size))
+            let name = image
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok((file, size, name))
         })
         .await;
-    let (file, size) = match opened {
+    let (file, size, name) = match opened {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -417,7 +417,7 @@ pub async fn download(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/x-iso9660-image"),
     );
-    if let Ok(v) = format!("attachment; filename=\"RQ{id:06}.iso\"").parse() {
+    if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if let Ok(v) = size.to_string().parse() {

@@ -251,14 +251,9 @@ impl Station {
             query.case.as_deref(),
             query_terms(&query),
         )?;
-        if actor.role() == Role::Officer {
-            // An officer finds only their own clips: those naming their badge.
-            match (&query.officer, actor.person.badge.as_deref()) {
-                (_, None) => return Ok((Vec::new(), 0)),
-                (Some(asked), Some(own)) if asked != own => return Ok((Vec::new(), 0)),
-                (_, Some(own)) => query.officer = Some(own.to_owned()),
-            }
-        }
+        let Some(query) = actor.narrow(&query) else {
+            return Ok((Vec::new(), 0));
+        };
         let ledger = self.ledger();
         let cfg = self.config();
         let found = crate::Report::page(

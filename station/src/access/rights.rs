@@ -9,7 +9,7 @@ use anyhow::bail;
 use custody::Role;
 
 use super::Actor;
-use crate::report::ClipRow;
+use crate::report::{ClipRow, ReportQuery};
 
 impl Actor {
     /// Refuses IT, who runs the station but sees no evidence.
@@ -46,6 +46,26 @@ impl Actor {
             Role::It => false,
             Role::Officer => self.recorded(clip),
             _ => true,
+        }
+    }
+
+    /// `query` narrowed to the clips the actor may see described ([`Actor::sees_clip`] as
+    /// a query): an officer's own, by badge; `None` when that leaves nothing (IT, an
+    /// officer without a badge or asking for another's clips).
+    pub(crate) fn narrow(&self, query: &ReportQuery) -> Option<ReportQuery> {
+        match self.role {
+            Role::It => None,
+            Role::Officer => {
+                let own = self.person.badge.as_deref()?;
+                if query.officer.as_deref().is_some_and(|asked| asked != own) {
+                    return None;
+                }
+                Some(ReportQuery {
+                    officer: Some(own.to_owned()),
+                    ..query.clone()
+                })
+            }
+            _ => Some(query.clone()),
         }
     }
 

@@ -37,11 +37,13 @@ fn slots(web: &Web) -> Vec<SlotStatus> {
     if web.inside_daemon {
         return live;
     }
-    let path = web.station.config().data_dir.join(crate::STATUS_FILE);
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(live)
+    daemon_file(web, crate::STATUS_FILE).unwrap_or(live)
+}
+
+/// What the daemon keeps in file `name` of the data folder, if it is there and reads.
+fn daemon_file<T: serde::de::DeserializeOwned>(web: &Web, name: &str) -> Option<T> {
+    let bytes = std::fs::read(web.station.config().data_dir.join(name)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn percent(done: u64, total: u64) -> u64 {
@@ -57,11 +59,7 @@ fn board(web: &Web, kiosk: bool) -> Markup {
     let mut ended: Vec<crate::SlotEnded> = if web.inside_daemon {
         web.station.progress().ended()
     } else {
-        let path = web.station.config().data_dir.join(crate::DOCK_ENDED_FILE);
-        std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        daemon_file(web, crate::DOCK_ENDED_FILE).unwrap_or_default()
     };
     ended.retain(|e| e.at >= since);
     let offset = web.station.config().utc_offset;

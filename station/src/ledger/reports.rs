@@ -47,6 +47,16 @@ pub struct ClipTotals {
     pub late: usize,
 }
 
+/// The join a count or a page of clips needs for `query`'s condition: the records, for a
+/// dock session's.
+fn records_join(query: &ReportQuery) -> &'static str {
+    if query.session.is_some() {
+        " JOIN records r ON r.hash = c.record_hash"
+    } else {
+        ""
+    }
+}
+
 /// The SQL condition (on `clips c` joined to `records r`) of `query`, and its arguments.
 fn clip_filter(query: &ReportQuery) -> (String, Vec<String>) {
     let mut filter = String::from(" WHERE 1 = 1");
@@ -269,11 +279,7 @@ impl Ledger {
     /// SQL failure.
     pub fn clip_totals(&self, query: &ReportQuery) -> Result<ClipTotals, LedgerError> {
         let (filter, args) = clip_filter(query);
-        let join = if query.session.is_some() {
-            " JOIN records r ON r.hash = c.record_hash"
-        } else {
-            ""
-        };
+        let join = records_join(query);
         let sql = format!(
             "SELECT COUNT(*), COALESCE(SUM(c.stored_size), 0),
                     COALESCE(SUM(c.stored_sha256 = c.signed_sha256 AND c.stored_size = c.signed_size), 0),
@@ -307,14 +313,9 @@ impl Ledger {
         if let Some((offset, limit, from_end)) = window {
             let order = if from_end { "DESC" } else { "ASC" };
             // The page is chosen on the clips table alone, before records are joined.
-            let (inner, _) = clip_filter(query);
-            let join = if query.session.is_some() {
-                " JOIN records r ON r.hash = c.record_hash"
-            } else {
-                ""
-            };
+            let join = records_join(query);
             filter = format!(
-                " WHERE c.rowid IN (SELECT c.rowid FROM clips c{join}{inner}
+                " WHERE c.rowid IN (SELECT c.rowid FROM clips c{join}{filter}
                                      ORDER BY c.serial {order}, c.seq {order}
                                      LIMIT {limit} OFFSET {offset})"
             );

@@ -254,17 +254,10 @@ impl Station {
         let Some(query) = actor.narrow(&query) else {
             return Ok((Vec::new(), 0));
         };
-        let ledger = self.ledger();
-        let cfg = self.config();
-        let found = crate::Report::page(
-            &ledger,
-            &cfg.origin,
-            &query,
-            (cfg.utc_offset, self.now()),
-            (0, limit),
-        )?;
-        debug_assert!(found.clips.iter().all(|c| actor.sees_clip(c)));
-        Ok((found.clips, found.totals.clips))
+        let (clips, total) =
+            crate::report::clip_page(&self.ledger(), &query, self.config().utc_offset, (0, limit))?;
+        debug_assert!(clips.iter().all(|c| actor.sees_clip(c)));
+        Ok((clips, total))
     }
 }
 

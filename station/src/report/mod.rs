@@ -270,6 +270,29 @@ fn clip_rows(
     Ok(clips)
 }
 
+/// Whether `query` covers clips rather than devices and periods (a case's, an
+/// officer's): its report lists no unattested file or quarantined slot, and only the
+/// findings about its clips.
+fn by_clip(query: &ReportQuery) -> bool {
+    query.case.is_some() || query.officer.is_some()
+}
+
+/// Page `index` of `per_page` clips `query` covers, as rows, with how many it covers in
+/// all: a search's view (no findings, unattested files or quarantine read).
+///
+/// # Errors
+/// SQL failure.
+pub(crate) fn clip_page(
+    ledger: &Ledger,
+    query: &ReportQuery,
+    offset: FixedOffset,
+    (index, per_page): (usize, usize),
+) -> Result<(Vec<ClipRow>, usize), LedgerError> {
+    let total = ledger.clip_totals(query)?.clips;
+    let found = ledger.clips_page(query, (index * per_page, per_page), total)?;
+    Ok((clip_rows(ledger, found, offset)?, total))
+}
+
 /// Whether a row about device `serial` is in `query`'s devices.
 fn wanted_serial(query: &ReportQuery, serial: Option<&String>) -> bool {
     match (&query.device, serial) {
@@ -301,7 +324,7 @@ fn finding_rows(
     clip_files: impl FnOnce() -> Result<BTreeSet<(String, String)>, LedgerError>,
 ) -> Result<Vec<FindingRow>, LedgerError> {
     let recorded = ledger.findings()?;
-    let by_clip = query.case.is_some() || query.officer.is_some();
+    let by_clip = by_clip(query);
     let files = if by_clip && !recorded.is_empty() {
         clip_files()?
     } else {
@@ -399,7 +422,7 @@ impl Report {
         };
         // A report on a case or an officer covers those clips only: no unattested file or
         // quarantined slot, and the findings about any of its clips, not only this page's.
-        let by_clip = query.case.is_some() || query.officer.is_some();
+        let by_clip = by_clip(query);
         let findings = finding_rows(ledger, query, offset, || match page {
             Some(_) => Ok(clip_files(&ledger.clips(query)?)),
             None => Ok(clip_files(&found)),

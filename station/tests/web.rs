@@ -142,6 +142,17 @@ impl Browser {
     }
 }
 
+/// The clerk's request for a copy of the whole case.
+fn case_copy_request(ag: &Agency) -> u64 {
+    ag.request_form(
+        &ag.login("lisi", None),
+        true,
+        &[],
+        (false, false),
+        custody::ExportForm::Copy,
+    )
+}
+
 fn case_path() -> String {
     format!("/cases/{}", urlencode(CASE))
 }
@@ -162,30 +173,9 @@ fn urlencode(text: &str) -> String {
 fn no_route_serves_evidence_without_a_session() {
     let ag = Agency::open();
     let a1 = ag.clip_a1();
+    let id = case_copy_request(&ag);
     let station = Arc::new(ag.station);
     let s = serve(Arc::clone(&station));
-    let clerk = station
-        .login(
-            "lisi",
-            custody_station::Credential::Password(PASSWORD),
-            None,
-        )
-        .unwrap();
-    let id = station
-        .make_request(
-            &clerk,
-            &custody_station::NewRequest {
-                case: Some(CASE),
-                clips: &[],
-                purpose: "审查",
-                form: custody::ExportForm::Copy,
-                destination: "法制大队",
-                outside: false,
-                sensitive: false,
-            },
-        )
-        .unwrap()
-        .id;
     let c = client();
     for path in [
         "/".to_owned(),
@@ -524,32 +514,11 @@ type FormPost<'a> = (&'a Browser, String, Vec<(&'a str, &'a str)>);
 #[test]
 fn every_form_refuses_a_forged_or_missing_csrf_token_and_changes_nothing() {
     let ag = Agency::open();
+    let id = case_copy_request(&ag);
     let station = Arc::new(ag.station);
     let s = serve(Arc::clone(&station));
     let clerk = login(&s, "lisi", "");
     let zhao = login(&s, "zhao", "");
-    let actor = station
-        .login(
-            "lisi",
-            custody_station::Credential::Password(PASSWORD),
-            None,
-        )
-        .unwrap();
-    let id = station
-        .make_request(
-            &actor,
-            &custody_station::NewRequest {
-                case: Some(CASE),
-                clips: &[],
-                purpose: "审查",
-                form: custody::ExportForm::Copy,
-                destination: "法制大队",
-                outside: false,
-                sensitive: false,
-            },
-        )
-        .unwrap()
-        .id;
     let events_before = station
         .ledger()
         .access_events(&AccessQuery::default())

@@ -67,7 +67,7 @@ pub fn load_or_create_key_pem(path: &Path) -> Result<(String, bool), KeyFileErro
         return Ok((pem, false));
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err)?;
+    crate::layout::create_dir_durable(dir).map_err(io_err)?;
     let (_key, pem) = SigningKey::generate().map_err(|source| KeyFileError::Invalid {
         path: path.into(),
         source,

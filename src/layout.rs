@@ -69,7 +69,7 @@ pub fn record_path(root: &Path, serial: &str, seq: u64) -> PathBuf {
 pub fn write_record(root: &Path, rec: &Record<Verified>) -> io::Result<PathBuf> {
     let path = record_path(root, &rec.body().device.serial, rec.body().seq);
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+        create_dir_durable(dir)?;
     }
     write_record_at(&path, rec)?;
     Ok(path)
@@ -97,6 +97,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and any missing parents durably: each new folder's name is synced into
+/// its parent, so a power cut cannot take away a folder whose files were synced.
+///
+/// # Errors
+/// Any I/O error; the folders made so far stay.
+pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && !at.is_dir() {
+        missing.push(at);
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    for new in missing.into_iter().rev() {
+        match fs::create_dir(new) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        let parent = match new.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The serials of the device folders under `ROOT/custody/devices`, sorted.

@@ -58,7 +58,7 @@ impl Sealer {
     /// # Errors
     /// The manifest cannot be opened or holds a damaged record; the outbox cannot be written.
     pub fn open(cfg: AgentConfig, key: Arc<dyn Signer>) -> anyhow::Result<Self> {
-        fs::create_dir_all(&cfg.state_dir)?;
+        custody::layout::create_dir_durable(&cfg.state_dir)?;
         let manifest = Manifest::open(&cfg.state_dir.join(MANIFEST_FILE))?;
         let records = manifest.records(&key.public_key())?;
         let sealed_sizes = records
@@ -79,7 +79,7 @@ impl Sealer {
             receipts_seen: HashSet::new(),
         };
         let dev_dir = custody::layout::device_dir(&sealer.cfg.storage, &sealer.cfg.serial);
-        fs::create_dir_all(&dev_dir)?;
+        custody::layout::create_dir_durable(&dev_dir)?;
         custody::layout::write_atomic(
             &dev_dir.join(custody::layout::PUBLIC_KEY_FILE),
             sealer.key.public_key().to_pem().as_bytes(),

@@ -154,7 +154,7 @@ pub fn enroll(cfg: &AgentConfig, slot: u8) -> anyhow::Result<(PublicKey, bool)> 
             other => anyhow::bail!("GetPublicKey answered with {other:?}"),
         }
     })?;
-    std::fs::create_dir_all(&cfg.state_dir)?;
+    custody::layout::create_dir_durable(&cfg.state_dir)?;
     let path = pinned_key_path(&cfg.state_dir);
     if !path.exists() {
         custody::layout::write_atomic(&path, public.to_pem().as_bytes())

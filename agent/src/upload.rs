@@ -123,7 +123,7 @@ pub async fn upload<S: std::hash::BuildHasher>(
             })
             .context("receipt with an unexpected file name")?;
         let inbox = layout::inbox_dir(device.storage, device.serial);
-        std::fs::create_dir_all(&inbox)?;
+        custody::layout::create_dir_durable(&inbox)?;
         let json = B64.decode(r["json"].as_str().unwrap_or_default())?;
         let sig = B64.decode(r["sig"].as_str().unwrap_or_default())?;
         layout::write_atomic(&inbox.join(name).with_extension("sig"), &sig)?;

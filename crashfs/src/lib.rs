@@ -7,8 +7,9 @@
 //! than ext4: a new file whose folder was never synced is gone after the cut, and so is a
 //! rename or an unlink. [`Control`] arms a cut at the n-th change (from then on every
 //! operation fails with EIO, as a dead disk does), makes one fsync fail with EIO the way
-//! Linux does (the dirty data is dropped and the next fsync reports success: PostgreSQL's
-//! "fsyncgate"), and bounds the space so that writes fail with ENOSPC.
+//! Linux does (the pages it should have written are marked clean, never reach the disk,
+//! and the next fsync reports success: PostgreSQL's "fsyncgate"), and bounds the space so
+//! that writes fail with ENOSPC.
 //!
 //! ```no_run
 //! let (session, control) = crashfs::mount(std::path::Path::new("/tmp/m"), crashfs::Image::new())?;
@@ -19,7 +20,7 @@
 //! # drop((session, control)); Ok::<(), std::io::Error>(())
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::Path;
@@ -38,6 +39,8 @@ use fuser::{
 const TTL: Duration = Duration::from_secs(1);
 const ROOT: u64 = 1;
 const BLOCK: u32 = 4096;
+/// The page size a failed writeback loses data in.
+const PAGE: usize = 4096;
 
 /// The contents of a filesystem: what a mount starts from and what survives a cut.
 #[derive(Debug, Clone)]
@@ -55,9 +58,6 @@ struct Node {
     mtime: SystemTime,
     /// The name it was last given, for telling which file a cut hit.
     name: OsString,
-    /// A failed fsync dropped this node's unsynced changes; the next fsync reports
-    /// success without making anything durable (what Linux does after a writeback error).
-    lost: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +65,8 @@ enum Body {
     File {
         data: Vec<u8>,
         durable: Vec<u8>,
+        /// Pages written since the last fsync (a failed fsync marks them clean, unwritten).
+        dirty: BTreeSet<usize>,
     },
     Dir {
         entries: BTreeMap<OsString, u64>,
@@ -102,9 +104,15 @@ impl Image {
                 continue;
             };
             let mut node = node.clone();
-            node.lost = false;
             match &mut node.body {
-                Body::File { data, durable } => data.clone_from(durable),
+                Body::File {
+                    data,
+                    durable,
+                    dirty,
+                } => {
+                    data.clone_from(durable);
+                    dirty.clear();
+                }
                 Body::Dir { entries, durable } => {
                     entries.clone_from(durable);
                     todo.extend(durable.values().copied());
@@ -145,7 +153,6 @@ impl Node {
             gid,
             mtime: SystemTime::now(),
             name,
-            lost: false,
         }
     }
 
@@ -229,8 +236,9 @@ impl Control {
         s.power_cut("the test cut the power".to_owned());
     }
 
-    /// Makes the `n`-th fsync from now (1 is the next one) fail with EIO, dropping the
-    /// changes it should have made durable; the next fsync of that file succeeds.
+    /// Makes the `n`-th fsync from now (1 is the next one) fail with EIO: the pages it
+    /// should have written are lost (reads still show them until a power cut) and the
+    /// next fsync of that file succeeds; what is written after the failure is synced.
     pub fn fail_sync_after(&self, n: u64) {
         let mut s = self.lock();
         s.faults.fail_sync_at = Some(s.faults.syncs + n.max(1));
@@ -369,7 +377,10 @@ impl Shared {
         };
         self.room(grow)?;
         self.change("truncate", ino)?;
-        if let Body::File { data, .. } = &mut self.node_mut(ino)?.body {
+        if let Body::File { data, dirty, .. } = &mut self.node_mut(ino)?.body {
+            if size < data.len() {
+                dirty.insert(size / PAGE);
+            }
             data.resize(size, 0);
         }
         self.touch(ino);
@@ -392,11 +403,12 @@ impl Shared {
         };
         self.room(grow)?;
         self.change("write", ino)?;
-        if let Body::File { data, .. } = &mut self.node_mut(ino)?.body {
+        if let Body::File { data, dirty, .. } = &mut self.node_mut(ino)?.body {
             if data.len() < end {
                 data.resize(end, 0);
             }
             data[start..end].copy_from_slice(bytes);
+            dirty.extend(start / PAGE..end.div_ceil(PAGE));
         }
         self.touch(ino);
         u32::try_from(bytes.len()).map_err(|_| Errno::EINVAL)
@@ -410,19 +422,27 @@ impl Shared {
         if fail {
             self.faults.hit = Some(format!("fsync {}", self.name(ino)));
         }
-        let node = self.node_mut(ino)?;
-        if fail {
-            node.lost = true;
-            return Err(Errno::EIO);
-        }
-        if std::mem::take(&mut node.lost) {
-            return Ok(());
-        }
-        match &mut node.body {
-            Body::File { data, durable } => durable.clone_from(data),
+        match &mut self.node_mut(ino)?.body {
+            // The pages are marked clean without reaching the disk: lost, while reads
+            // still show them; the next fsync has nothing of theirs to write.
+            Body::File { dirty, .. } if fail => dirty.clear(),
+            Body::Dir { .. } if fail => {}
+            Body::File {
+                data,
+                durable,
+                dirty,
+            } => {
+                durable.resize(data.len(), 0);
+                for page in std::mem::take(dirty) {
+                    let range = page * PAGE..((page + 1) * PAGE).min(data.len());
+                    if range.start < range.end {
+                        durable[range.clone()].copy_from_slice(&data[range]);
+                    }
+                }
+            }
             Body::Dir { entries, durable } => durable.clone_from(entries),
         }
-        Ok(())
+        if fail { Err(Errno::EIO) } else { Ok(()) }
     }
 
     fn remove(&mut self, dir: u64, name: &OsStr, want_dir: bool) -> Result<(), Errno> {
@@ -780,6 +800,7 @@ impl Filesystem for CrashFs {
         let body = Body::File {
             data: Vec::new(),
             durable: Vec::new(),
+            dirty: BTreeSet::new(),
         };
         match self.with(|s| {
             s.add(

@@ -156,6 +156,26 @@ fn after_a_failed_fsync_the_next_one_succeeds_but_the_data_is_not_durable() {
     );
     m.power_cycle();
     assert_eq!(fs::read(root.join("f")).unwrap(), b"old");
+
+    // Written again after the failure, it is synced like any write.
+    write(&root, "g", b"before", true);
+    sync_dir(&root);
+    m.control.fail_sync_after(1);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("g"))
+        .unwrap();
+    f.write_all(b"AFTER!").unwrap();
+    f.sync_all().unwrap_err();
+    f.write_all(b"\nagain").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    m.power_cycle();
+    assert_eq!(
+        fs::read(root.join("g")).unwrap(),
+        b"AFTER!\nagain",
+        "the page was dirtied again after the failure, so it is written whole"
+    );
 }
 
 #[test]

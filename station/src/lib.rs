@@ -124,7 +124,8 @@ impl Station {
     /// As [`Station::open`].
     pub fn open_with_clock(cfg: StationConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let data = &cfg.data_dir;
-        std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+        custody::layout::create_dir_durable(data)
+            .with_context(|| format!("creating {}", data.display()))?;
         let ledger = Ledger::open(&data.join("ledger.sqlite"))
             .with_context(|| format!("opening the ledger in {}", data.display()))?;
         let store: Arc<dyn EvidenceStore> = match &cfg.store {

@@ -399,7 +399,7 @@ async fn append(
     let (frames, mut to_write) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         if let Some(dir) = partial.parent() {
-            fs::create_dir_all(dir)?;
+            custody::layout::create_dir_durable(dir)?;
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -448,7 +448,7 @@ async fn append(
 /// Moves a complete file to its place (no clobbering), durably.
 fn finish(partial: &Path, done: &Path) -> anyhow::Result<()> {
     let dir = done.parent().context("upload path has no folder")?;
-    fs::create_dir_all(dir)?;
+    custody::layout::create_dir_durable(dir)?;
     fs::hard_link(partial, done).with_context(|| format!("placing {}", done.display()))?;
     fs::remove_file(partial)?;
     File::open(dir)?.sync_all()?;

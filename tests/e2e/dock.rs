@@ -16,22 +16,12 @@ use std::time::{Duration, Instant};
 use custody::MediaHash;
 use custody_station::{EvidenceStore as _, LocalStore};
 
-use crate::util::{certificates, free_port};
+use crate::util::{bin, certificates, free_port};
 
 /// How long any one step may take on a slow, busy machine.
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// A workspace binary built beside this test's `custody` binary.
-fn bin(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_custody")).with_file_name(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` (scripts/test)",
-        path.display()
-    );
-    path
-}
-
 /// A running binary, stopped with SIGTERM (then killed) when dropped, so a failing test
 /// leaves nothing behind.
 struct Running {

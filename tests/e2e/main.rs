@@ -17,6 +17,7 @@ mod disc;
 mod dock;
 mod export;
 mod openssl;
+mod power;
 mod upload;
 mod util;
 mod verify_cli;

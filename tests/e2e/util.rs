@@ -1,7 +1,7 @@
 //! Test harness: run real tools and the `custody` binary, fail loudly when one is missing.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs a tool; panics with its stderr if it cannot be started (a missing tool fails).
@@ -134,4 +134,16 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A binary of the workspace (`custody-agent`, `custody-station`, `recorder-sim`), built
+/// beside `custody` by `cargo test --workspace`.
+pub fn bin(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_custody")).with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (scripts/test)",
+        path.display()
+    );
+    path
 }

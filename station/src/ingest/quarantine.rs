@@ -31,7 +31,7 @@ impl Station {
             path: dest.clone(),
             source,
         };
-        fs::create_dir_all(&dest).map_err(q_err)?;
+        layout::create_dir_durable(&dest).map_err(q_err)?;
         let (mut files, mut bytes) = (0u64, 0u64);
         let mut manifest = Vec::new();
         let mut stack = vec![(slot_dir.to_path_buf(), PathBuf::new(), 0usize)];
@@ -46,7 +46,7 @@ impl Station {
                 } else if kind.is_file() {
                     let target = dest.join(&rel);
                     if let Some(parent) = target.parent() {
-                        fs::create_dir_all(parent).map_err(q_err)?;
+                        layout::create_dir_durable(parent).map_err(q_err)?;
                     }
                     let src = fs::File::open(entry.path()).map_err(q_err)?;
                     let copy = fs::File::create(&target).map_err(q_err)?;

@@ -1,7 +1,6 @@
 //! The signed receipt: what the ledger holds of a device, with inclusion proofs to the
 //! checkpoint just signed, written into the device's inbox.
 
-use std::fs::{self};
 use std::path::Path;
 
 use custody::{RECEIPT_V1, ReceiptBody, ReceiptEntry, encode_proof, layout};
@@ -51,7 +50,7 @@ impl Station {
         let sig = self.key.sign(&bytes).map_err(IngestError::Sign)?;
         let dir = layout::inbox_dir(root, &device.serial);
         let path = dir.join(layout::receipt_file_name(size));
-        let written = fs::create_dir_all(&dir)
+        let written = layout::create_dir_durable(&dir)
             .and_then(|()| layout::write_atomic(&path.with_extension("sig"), &sig.0))
             .and_then(|()| layout::write_atomic(&path, &bytes));
         if let Err(e) = written {

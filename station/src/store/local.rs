@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use custody::{ChunkError, MediaHash, for_each_chunk, hash_reader};
+use custody::{ChunkError, MediaHash, for_each_chunk, hash_reader, layout};
 use sha2::{Digest as _, Sha256};
 
 use super::{At as _, EvidenceStore, Expected, ObjectCheck, StoreError, StoredObject};
@@ -50,10 +50,10 @@ impl LocalStore {
         let objects = root.join("objects");
         for i in 0..=255u8 {
             let dir = objects.join(format!("{i:02x}"));
-            fs::create_dir_all(&dir).at(&dir)?;
+            layout::create_dir_durable(&dir).at(&dir)?;
         }
         let tmp = root.join("tmp");
-        fs::create_dir_all(&tmp).at(&tmp)?;
+        layout::create_dir_durable(&tmp).at(&tmp)?;
         for entry in fs::read_dir(&tmp).at(&tmp)? {
             let path = entry.at(&tmp)?.path();
             tracing::info!(path = %path.display(), "removing a partial copy left by a crash");

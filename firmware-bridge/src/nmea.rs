@@ -169,6 +169,17 @@ fn opt<T: std::str::FromStr>(
 ) -> Result<Option<T>, NmeaError> {
     match field(f, i) {
         "" => Ok(None),
+        // Plain decimals only: Rust's number parsers also take `NaN`, `inf` and `1e9`.
+        s if !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+')) =>
+        {
+            Err(NmeaError::Field {
+                kind,
+                field: i + 1,
+                why,
+            })
+        }
         s => s.parse().map(Some).map_err(|_| NmeaError::Field {
             kind,
             field: i + 1,

@@ -176,6 +176,10 @@ fn malformed_fields_and_lines_are_errors() {
         with_checksum("GPGGA,123519,48A7.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"),
         with_checksum("GPGGA,123519,4807.038,Q,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"),
         with_checksum("GPGGA,126519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"),
+        // Rust's float parser takes these; an NMEA number never has them.
+        with_checksum("GPGGA,123519,4807.038,N,01131.000,E,1,08,NaN,545.4,M,46.9,M,,"),
+        with_checksum("GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,inf,M,46.9,M,,"),
+        with_checksum("GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,1e308,M,46.9,M,,"),
         with_checksum("GPRMC,123519,X,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W"),
         with_checksum("GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,320394,003.1,W"),
         "GPGGA,123519*00".to_owned(),

@@ -20,11 +20,7 @@ fuzz_target!(|data: &[u8]| {
     for part in [&data[..cut], &data[cut..]] {
         for item in dec.push(part) {
             if let StreamItem::Frame(f) = item {
-                assert!(
-                    encode(&f)
-                        .map(|b| b.len() <= HEADER_LEN + MAX_PAYLOAD + 2)
-                        .unwrap_or(false)
-                );
+                assert!(encode(&f).is_ok_and(|b| b.len() <= HEADER_LEN + MAX_PAYLOAD + 2));
                 frames.push(f);
             }
         }

@@ -46,6 +46,14 @@ pub struct Refusal {
     pub detail: String,
 }
 
+/// Syncs a receipt, its signature and the inbox folder, so that no clip is freed under a
+/// receipt a power cut could still take away.
+fn keep_durably(receipt: &Path) -> std::io::Result<()> {
+    File::open(receipt)?.sync_all()?;
+    File::open(receipt.with_extension("sig"))?.sync_all()?;
+    File::open(receipt.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
 /// Looks at every receipt not looked at before (`seen` holds the file names handled in this
 /// process; the manifest remembers receipts across restarts by their hash).
 ///
@@ -126,6 +134,9 @@ pub fn process(
                 continue;
             }
         };
+        // What frees space must outlive a power cut: the station's writes may not have
+        // reached the disk (a failed sync there leaves the file visible all the same).
+        keep_durably(&path)?;
         let freed_here = free_covered(
             storage,
             &receipt,

@@ -73,6 +73,9 @@ struct UploadFile {
     listen: String,
     cert: PathBuf,
     key: PathBuf,
+    max_connections: Option<usize>,
+    handshake_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
 }
 
 /// The HTTPS upload endpoint for networked terminals.
@@ -84,6 +87,81 @@ pub struct UploadSettings {
     pub cert: PathBuf,
     /// Its private key (PEM).
     pub key: PathBuf,
+    /// How many clients it serves at once, and how long it waits for a silent one.
+    pub limits: UploadLimits,
+}
+
+/// The upload endpoint's bounds, so that a flood of connections or clients that stall
+/// cannot hold its places: `[upload] max-connections`, `handshake-timeout-seconds`,
+/// `idle-timeout-seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Connections served at once (default 64: a fleet at a shift change); more wait in
+    /// the kernel's accept queue, not in memory.
+    pub connections: usize,
+    /// A TLS handshake not finished by then is dropped (default 10 s).
+    pub handshake: std::time::Duration,
+    /// A connection that sends no request header, or no body bytes, for this long is
+    /// dropped (default 30 s).
+    pub idle: std::time::Duration,
+}
+
+/// The `[upload]` table: address, certificate and bounds.
+fn upload_settings(u: UploadFile, base: &Path, path: &Path) -> Result<UploadSettings, ConfigError> {
+    let listen = u.listen.parse().map_err(|e| ConfigError::Invalid {
+        path: path.into(),
+        field: "upload.listen",
+        why: format!("{:?}: {e}", u.listen),
+    })?;
+    Ok(UploadSettings {
+        listen,
+        limits: upload_limits(&u, path)?,
+        cert: base.join(u.cert),
+        key: base.join(u.key),
+    })
+}
+
+/// `[upload] max-connections`, `handshake-timeout-seconds` and `idle-timeout-seconds`,
+/// each at least 1, the defaults where absent.
+fn upload_limits(u: &UploadFile, path: &Path) -> Result<UploadLimits, ConfigError> {
+    let invalid = |field, why: &str| ConfigError::Invalid {
+        path: path.into(),
+        field,
+        why: why.into(),
+    };
+    let d = UploadLimits::default();
+    let secs = |v: Option<u64>, default, field| match v {
+        Some(0) => Err(invalid(field, "must be at least 1 second")),
+        Some(s) => Ok(std::time::Duration::from_secs(s)),
+        None => Ok(default),
+    };
+    Ok(UploadLimits {
+        connections: match u.max_connections {
+            Some(0) => return Err(invalid("upload.max-connections", "must be at least 1")),
+            Some(n) => n,
+            None => d.connections,
+        },
+        handshake: secs(
+            u.handshake_timeout_seconds,
+            d.handshake,
+            "upload.handshake-timeout-seconds",
+        )?,
+        idle: secs(
+            u.idle_timeout_seconds,
+            d.idle,
+            "upload.idle-timeout-seconds",
+        )?,
+    })
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            connections: 64,
+            handshake: std::time::Duration::from_secs(10),
+            idle: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,17 +384,10 @@ impl StationConfig {
                 )
             })?),
         };
-        let upload = match file.upload {
-            None => None,
-            Some(u) => Some(UploadSettings {
-                listen: u
-                    .listen
-                    .parse()
-                    .map_err(|e| invalid("upload.listen", format!("{:?}: {e}", u.listen)))?,
-                cert: base.join(u.cert),
-                key: base.join(u.key),
-            }),
-        };
+        let upload = file
+            .upload
+            .map(|u| upload_settings(u, base, path))
+            .transpose()?;
         let web = match file.web {
             None => None,
             Some(w) => Some(
@@ -526,6 +597,25 @@ mod tests {
         let cfg =
             StationConfig::parse(&format!("{base}[store]\nbackend = \"s3\"\n{s3}"), p).unwrap();
         assert!(matches!(cfg.store, StoreBackend::S3(ref s) if s.bucket == "ev"));
+        let upload = "[upload]\nlisten = \"127.0.0.1:8443\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+        let cfg = StationConfig::parse(&format!("{base}{upload}"), p).unwrap();
+        assert_eq!(cfg.upload.unwrap().limits, UploadLimits::default());
+        let cfg = StationConfig::parse(
+            &format!("{base}{upload}max-connections = 8\nidle-timeout-seconds = 5\n"),
+            p,
+        )
+        .unwrap();
+        let limits = cfg.upload.unwrap().limits;
+        assert_eq!((limits.connections, limits.idle.as_secs()), (8, 5));
+        for zero in [
+            "max-connections = 0",
+            "handshake-timeout-seconds = 0",
+            "idle-timeout-seconds = 0",
+        ] {
+            let err = StationConfig::parse(&format!("{base}{upload}{zero}\n"), p).unwrap_err();
+            let key = zero.split(' ').next().unwrap();
+            assert!(err.to_string().contains(key), "{err}");
+        }
         let cfg = StationConfig::parse(base, p).unwrap();
         assert_eq!(cfg.store, StoreBackend::Local);
         assert_eq!(cfg.data_dir, Path::new("/etc/custody/x"));

@@ -50,7 +50,8 @@ pub use access::{
 pub use audit::{AUDIT_SLOT, AuditOutcome, audit};
 pub use case::{CASE_FILE_WORKING_DAYS, CaseDue, CaseHeader, CaseView, DUE_SOON_DAYS};
 pub use config::{
-    ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadSettings, WebSettings,
+    ConfigError, DeadlinePolicy, StationConfig, StoreBackend, UploadLimits, UploadSettings,
+    WebSettings,
 };
 pub use deadline::{Deadline, deadline, end_of_day};
 pub use disc::{

@@ -146,7 +146,7 @@ impl Background {
                 let tls = crate::upload::tls_config(&u.cert, &u.key)?;
                 let station = Arc::clone(station);
                 Some(tokio::spawn(async move {
-                    if let Err(e) = crate::upload::serve(station, u.listen, tls).await {
+                    if let Err(e) = crate::upload::serve(station, u.listen, tls, u.limits).await {
                         tracing::error!(error = %format!("{e:#}"), "upload endpoint stopped");
                     }
                 }))

@@ -24,7 +24,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Semaphore;
 
-use crate::{DockOptions, Station};
+use crate::{DockOptions, Station, UploadLimits};
 
 /// Folder under the data folder holding uploads, one sub-folder per device.
 pub const UPLOADS_DIR: &str = "uploads";
@@ -33,12 +33,6 @@ const PARTIAL_DIR: &str = ".partial";
 
 type Reply = Response<Full<Bytes>>;
 
-/// Most connections served at once: a terminal uploads over one, so this is a whole
-/// fleet at a shift change; more wait in the kernel's accept queue, not in memory.
-const MAX_CONNECTIONS: usize = 64;
-/// A TLS handshake that has not finished by then is dropped (a client that opened a
-/// socket and went silent holds no place).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// First wait after a failed accept (e.g. out of file descriptors), doubled up to
 /// [`ACCEPT_BACKOFF_MAX`] while accepting keeps failing.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -57,6 +51,8 @@ struct Endpoint {
     station: Arc<Station>,
     // std Mutex: held only to look up or change the set, never across I/O or `.await`.
     writing: Mutex<HashSet<PathBuf>>,
+    /// How long a request body may send nothing before the upload is given up.
+    idle: Duration,
 }
 
 /// Holds a partial file's place in [`Endpoint::writing`] until dropped: a second PATCH of
@@ -119,9 +115,11 @@ pub fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerC
     Ok(Arc::new(config))
 }
 
-/// Serves uploads on `listen` until the task is dropped: at most 64 connections at once,
-/// each TLS handshake within 10 s; a failing accept is logged and retried after a
-/// growing pause, never the end of the endpoint.
+/// Serves uploads on `listen` until the task is dropped, within `limits`: so many
+/// connections at once, each TLS handshake in time, and a client that stalls (no request
+/// header, or no body bytes, for the idle time) dropped, so that neither a flood nor slow
+/// clients hold the places a terminal needs. A failing accept is logged and retried after
+/// a growing pause, never the end of the endpoint.
 ///
 /// # Errors
 /// The address cannot be bound.
@@ -129,6 +127,7 @@ pub async fn serve(
     station: Arc<Station>,
     listen: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
+    limits: UploadLimits,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -138,8 +137,9 @@ pub async fn serve(
     let endpoint = Arc::new(Endpoint {
         station,
         writing: Mutex::new(HashSet::new()),
+        idle: limits.idle,
     });
-    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let places = Arc::new(Semaphore::new(limits.connections));
     let mut backoff = ACCEPT_BACKOFF;
     loop {
         let place = Arc::clone(&places).acquire_owned().await?;
@@ -158,7 +158,7 @@ pub async fn serve(
         let (acceptor, endpoint) = (acceptor.clone(), Arc::clone(&endpoint));
         tokio::spawn(async move {
             let _place = place; // freed when this connection ends
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::info!(%peer, error = %e, "TLS handshake failed");
@@ -174,6 +174,8 @@ pub async fn serve(
                 async move { Ok::<_, std::convert::Infallible>(handle(&endpoint, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.idle)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .await
             {
@@ -327,11 +329,11 @@ async fn patch(
             StatusCode::BAD_REQUEST,
             "Upload-Offset and Upload-Length needed",
         );
-        return Ok(refuse(body, answer).await);
+        return Ok(refuse(body, endpoint.idle, answer).await);
     };
     if length > MAX_FILE_BYTES || offset > length {
         let answer = reply(StatusCode::BAD_REQUEST, "offset or length out of range");
-        return Ok(refuse(body, answer).await);
+        return Ok(refuse(body, endpoint.idle, answer).await);
     }
     let complete = {
         let done = done.clone();
@@ -347,7 +349,7 @@ async fn patch(
                 "a different file is complete under this name",
             )
         };
-        return Ok(refuse(body, answer).await);
+        return Ok(refuse(body, endpoint.idle, answer).await);
     }
     let claimed = Writing::claim(endpoint, &partial);
     let held = {
@@ -358,25 +360,27 @@ async fn patch(
     // not yet seen its last connection break), or the client is not where the station
     // is: it goes on from what the station holds.
     let (Some(_writing), true) = (claimed, held == offset) else {
-        return Ok(refuse(body, with_offset(StatusCode::CONFLICT, held)).await);
+        return Ok(refuse(body, endpoint.idle, with_offset(StatusCode::CONFLICT, held)).await);
     };
-    Ok(match append(body, partial.clone(), offset, length).await {
-        Ok(now) if now == length => match blocking(move || finish(&partial, &done)).await? {
-            Ok(()) => with_offset(StatusCode::OK, now),
-            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    Ok(
+        match append(body, partial.clone(), (offset, length), endpoint.idle).await {
+            Ok(now) if now == length => match blocking(move || finish(&partial, &done)).await? {
+                Ok(()) => with_offset(StatusCode::OK, now),
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+            },
+            Ok(now) => with_offset(StatusCode::OK, now),
+            Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e:#}")),
         },
-        Ok(now) => with_offset(StatusCode::OK, now),
-        Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e:#}")),
-    })
+    )
 }
 
 /// Answers a PATCH whose body will not be written with `answer`, after reading the body
 /// (up to [`MAX_REFUSED_BODY`]) and dropping it. Answering before the body is read makes
 /// the connection close under a client still sending, and the client then sees a broken
 /// connection instead of the offset to go on from.
-async fn refuse(mut body: Incoming, answer: Reply) -> Reply {
+async fn refuse(mut body: Incoming, idle: Duration, answer: Reply) -> Reply {
     let mut dropped = 0u64;
-    while let Some(Ok(frame)) = body.frame().await {
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, body.frame()).await {
         if let Ok(data) = frame.into_data() {
             dropped += data.len() as u64;
             if dropped > MAX_REFUSED_BODY {
@@ -393,8 +397,8 @@ async fn refuse(mut body: Incoming, answer: Reply) -> Reply {
 async fn append(
     mut body: Incoming,
     partial: PathBuf,
-    offset: u64,
-    length: u64,
+    (offset, length): (u64, u64),
+    idle: Duration,
 ) -> anyhow::Result<u64> {
     let (frames, mut to_write) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
@@ -419,7 +423,10 @@ async fn append(
     });
     let mut at = offset;
     let read = loop {
-        match body.frame().await {
+        let Ok(frame) = tokio::time::timeout(idle, body.frame()).await else {
+            break Err(anyhow::anyhow!("the upload stalled: no bytes for {idle:?}"));
+        };
+        match frame {
             None => break Ok(()),
             Some(Err(e)) => break Err(anyhow::Error::from(e).context("the upload broke off")),
             Some(Ok(frame)) => {

@@ -69,6 +69,7 @@ fn start_station(dir: &Path) -> (Arc<Station>, u16) {
         Arc::clone(&station),
         upload.listen,
         tls,
+        upload.limits,
     ));
     (station, port)
 }
@@ -362,4 +363,215 @@ async fn a_refused_chunk_is_answered_with_the_offset_to_go_on_from() {
             .unwrap(),
         "0"
     );
+}
+
+/// Open descriptors and resident memory of a process: (fds, RSS in KiB).
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count);
+    let rss = fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        })
+        .unwrap_or(0);
+    (fds, rss)
+}
+
+/// A TLS client to the endpoint that sends `request` and then stalls, holding the socket.
+async fn stalled_tls_client(
+    port: u16,
+    connector: tokio_rustls::TlsConnector,
+    request: &'static [u8],
+) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
+    let mut tls = connector.connect(name, tcp).await.ok()?;
+    tls.write_all(request).await.ok()?;
+    tls.flush().await.ok()?;
+    Some(tls)
+}
+
+/// A flood against the real `custody-station serve`: 300 sockets that never speak, 40
+/// TLS clients that stop half-way through a request header and 40 that stop in the body.
+/// The endpoint serves 8 at once and drops a silent client after 2 s, so a terminal's
+/// upload still completes; the station holds no more descriptors than its places allow,
+/// and its memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_and_stalled_clients_do_not_stop_a_terminal_s_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let port = free_port();
+    let config = dir.path().join("station.toml");
+    fs::write(
+        &config,
+        format!(
+            "dock-root = \"dock\"\ndata-dir = \"data\"\norigin = \"test.example/station-01\"\n\
+             reserve-bytes = 0\n[upload]\nlisten = \"127.0.0.1:{port}\"\n\
+             cert = \"station.pem\"\nkey = \"station.key\"\nmax-connections = 8\n\
+             handshake-timeout-seconds = 2\nidle-timeout-seconds = 2\n"
+        ),
+    )
+    .unwrap();
+    let station = || {
+        let mut cmd = std::process::Command::new(crate::util::bin("custody-station"));
+        cmd.arg("--config").arg(&config).env("RUST_LOG", "warn");
+        cmd
+    };
+    let key = station().arg("key").output().unwrap();
+    let vkey = String::from_utf8(key.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let agent = agent_config(
+        dir.path(),
+        "state",
+        &format!("https://127.0.0.1:{port}"),
+        &vkey,
+    );
+    let rec = agent.recording_dir();
+    fs::create_dir_all(&rec).unwrap();
+    for (name, mib) in [("H200001_0001.MP4", 6usize), ("H200001_0002.MP4", 2)] {
+        let bytes: Vec<u8> = (0..mib << 20)
+            .map(|i| u8::try_from((i * 3 + mib) % 251).unwrap())
+            .collect();
+        fs::write(rec.join(name), bytes).unwrap();
+    }
+    let mut sealer = custody_agent::Sealer::load(agent.clone()).unwrap();
+    assert_eq!(sealer.scan().unwrap().len(), 2);
+    drop(sealer);
+    let (terminal_key, _) = custody_agent::keystore::load_or_create(&agent.state_dir).unwrap();
+    let pem = dir.path().join("terminal.pem");
+    fs::write(&pem, terminal_key.public_key().to_pem()).unwrap();
+    let enrolled = station()
+        .args([
+            "enroll",
+            "--serial",
+            SERIAL,
+            "--hw-profile",
+            "ga947-recorder",
+            "--key",
+        ])
+        .arg(&pem)
+        .args(["--officer", "42060119001:张三"])
+        .output()
+        .unwrap();
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+
+    let log = fs::File::create(dir.path().join("serve.log")).unwrap();
+    let mut serve = station()
+        .arg("serve")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = serve.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the endpoint never listened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (base_fds, _) = fds_and_rss(pid);
+
+    // Watch the station's descriptors and memory while the flood lasts.
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let watching = Arc::clone(&watching);
+        tokio::task::spawn_blocking(move || {
+            let (mut fds, mut rss) = (0, 0);
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                let (f, r) = fds_and_rss(pid);
+                (fds, rss) = (fds.max(f), rss.max(r));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (fds, rss)
+        })
+    };
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
+            silent.push(s);
+        }
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::pem::PemObject as _;
+        for cert in
+            rustls::pki_types::CertificateDer::pem_file_iter(dir.path().join("ca.pem")).unwrap()
+        {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let mut stalled = tokio::task::JoinSet::new();
+    for i in 0..80 {
+        let request: &'static [u8] = if i % 2 == 0 {
+            b"PATCH /v1/devices/H200001/files/DCIM/x HTTP/1.1\r\nHost: 127.0.0.1\r\nUpload-Off"
+        } else {
+            b"PATCH /v1/devices/H200001/files/DCIM/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Upload-Offset: 0\r\nUpload-Length: 100000\r\nContent-Length: 100000\r\n\r\nabc"
+        };
+        let connector = connector.clone();
+        stalled.spawn(async move { stalled_tls_client(port, connector, request).await });
+    }
+
+    // The terminal uploads through all of it.
+    let (sent, inbox) = tokio::time::timeout(
+        std::time::Duration::from_mins(3),
+        custody_agent::upload_once(agent.clone()),
+    )
+    .await
+    .expect("the terminal's upload finishes despite the flood")
+    .unwrap();
+    assert!(sent.receipt.is_some(), "{sent:?}");
+    assert_eq!(inbox.freed.len(), 2, "{inbox:?}");
+    let mut held = Vec::new();
+    while let Some(client) = stalled.join_next().await {
+        held.extend(client.unwrap());
+    }
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (max_fds, max_rss_kib) = watcher.await.unwrap();
+    eprintln!(
+        "flood: {} silent sockets, {} stalled TLS clients got through the handshake; station \
+         fds {base_fds} -> at most {max_fds}, RSS at most {} MiB",
+        silent.len(),
+        held.len(),
+        max_rss_kib >> 10
+    );
+    // A place per connection, plus the files of the upload and ingest being written.
+    assert!(
+        max_fds <= base_fds + 8 + 16,
+        "{max_fds} descriptors (base {base_fds})"
+    );
+    assert!(max_rss_kib < 256 << 10, "{max_rss_kib} KiB resident");
+    // The stalled clients were dropped by the station, not left hanging.
+    for mut client in held {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), client.read(&mut buf))
+            .await
+            .expect("the station drops a stalled client");
+        assert!(
+            read.map_or(true, |n| n == 0 || buf.starts_with(b"HTTP/1.1 4")),
+            "a stalled client was answered as if served"
+        );
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
 }

@@ -72,6 +72,8 @@ enum Body {
         entries: BTreeMap<OsString, u64>,
         durable: BTreeMap<OsString, u64>,
     },
+    /// A symbolic link: its target is written once, with its name.
+    Symlink(std::path::PathBuf),
 }
 
 impl Image {
@@ -117,6 +119,7 @@ impl Image {
                     entries.clone_from(durable);
                     todo.extend(durable.values().copied());
                 }
+                Body::Symlink(_) => {}
             }
             nodes.insert(ino, node);
         }
@@ -132,7 +135,7 @@ impl Image {
             .values()
             .map(|n| match &n.body {
                 Body::File { data, .. } => data.len() as u64,
-                Body::Dir { .. } => 0,
+                Body::Dir { .. } | Body::Symlink(_) => 0,
             })
             .sum()
     }
@@ -160,6 +163,7 @@ impl Node {
         let (kind, size, nlink) = match &self.body {
             Body::File { data, .. } => (FileType::RegularFile, data.len() as u64, 1),
             Body::Dir { .. } => (FileType::Directory, 0, 2),
+            Body::Symlink(target) => (FileType::Symlink, target.as_os_str().len() as u64, 1),
         };
         FileAttr {
             ino: INodeNo(ino),
@@ -184,6 +188,7 @@ impl Node {
         match self.body {
             Body::File { .. } => FileType::RegularFile,
             Body::Dir { .. } => FileType::Directory,
+            Body::Symlink(_) => FileType::Symlink,
         }
     }
 }
@@ -255,6 +260,11 @@ impl Control {
     /// Bounds the file data the filesystem holds (`None`: unbounded).
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.lock().faults.capacity = bytes;
+    }
+
+    /// Bytes of file data held now (what [`Control::set_capacity`] bounds).
+    pub fn used(&self) -> u64 {
+        self.lock().image.used()
     }
 
     /// Changes made since the mount: what a cut point is chosen among.
@@ -334,14 +344,14 @@ impl Shared {
     fn entries(&self, dir: u64) -> Result<&BTreeMap<OsString, u64>, Errno> {
         match &self.node(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
-            Body::File { .. } => Err(Errno::ENOTDIR),
+            Body::File { .. } | Body::Symlink(_) => Err(Errno::ENOTDIR),
         }
     }
 
     fn entries_mut(&mut self, dir: u64) -> Result<&mut BTreeMap<OsString, u64>, Errno> {
         match &mut self.node_mut(dir)?.body {
             Body::Dir { entries, .. } => Ok(entries),
-            Body::File { .. } => Err(Errno::ENOTDIR),
+            Body::File { .. } | Body::Symlink(_) => Err(Errno::ENOTDIR),
         }
     }
 
@@ -382,6 +392,7 @@ impl Shared {
         let grow = match &self.node(ino)?.body {
             Body::File { data, .. } => size.saturating_sub(data.len()) as u64,
             Body::Dir { .. } => return Err(Errno::EISDIR),
+            Body::Symlink(_) => return Err(Errno::EINVAL),
         };
         self.room(grow)?;
         self.change("truncate", ino)?;
@@ -408,6 +419,7 @@ impl Shared {
         let grow = match &self.node(ino)?.body {
             Body::File { data, .. } => end.saturating_sub(data.len()) as u64,
             Body::Dir { .. } => return Err(Errno::EISDIR),
+            Body::Symlink(_) => return Err(Errno::EINVAL),
         };
         self.room(grow)?;
         self.change("write", ino)?;
@@ -446,7 +458,8 @@ impl Shared {
             // The pages are marked clean without reaching the disk: lost, while reads
             // still show them; the next fsync has nothing of theirs to write.
             Body::File { dirty, .. } if fail => dirty.clear(),
-            Body::Dir { .. } if fail => {}
+            Body::Dir { .. } | Body::Symlink(_) if fail => {}
+            Body::Symlink(_) => {}
             Body::File {
                 data,
                 durable,
@@ -666,6 +679,35 @@ impl Filesystem for CrashFs {
         );
     }
 
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let body = Body::Symlink(target.to_path_buf());
+        entry(
+            reply,
+            self.with(|s| s.add(parent.0, link_name, body, 0o777, (req.uid(), req.gid()))),
+        );
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let result = self.with(|s| {
+            s.alive()?;
+            match &s.node(ino.0)?.body {
+                Body::Symlink(target) => Ok(target.as_os_str().as_encoded_bytes().to_vec()),
+                Body::File { .. } | Body::Dir { .. } => Err(Errno::EINVAL),
+            }
+        });
+        match result {
+            Ok(bytes) => reply.data(&bytes),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.with(|s| {
             s.alive()?;
@@ -698,6 +740,7 @@ impl Filesystem for CrashFs {
                     Ok(data[start..end].to_vec())
                 }
                 Body::Dir { .. } => Err(Errno::EISDIR),
+                Body::Symlink(_) => Err(Errno::EINVAL),
             }
         });
         match result {

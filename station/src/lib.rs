@@ -127,8 +127,13 @@ impl Station {
         let data = &cfg.data_dir;
         custody::layout::create_dir_durable(data)
             .with_context(|| format!("creating {}", data.display()))?;
-        let ledger = Ledger::open(&data.join("ledger.sqlite"))
-            .with_context(|| format!("opening the ledger in {}", data.display()))?;
+        let ledger = Ledger::open(&data.join("ledger.sqlite")).with_context(|| {
+            format!(
+                "opening the ledger in {}{}",
+                data.display(),
+                disk_full_note(data)
+            )
+        })?;
         let store: Arc<dyn EvidenceStore> = match &cfg.store {
             StoreBackend::Local => Arc::new(LocalStore::open(
                 &data.join("store"),
@@ -270,5 +275,22 @@ impl Station {
         self.ledger()
             .enroll(serial, hw_profile, &key, officers, self.now())?;
         Ok(key.key_id())
+    }
+}
+
+/// `"; its disk is full (N bytes free)"` when the disk holding `dir` has less than 1 MiB
+/// left: SQLite reports a full disk as a plain I/O error when it cannot grow its
+/// shared-memory file, and the user needs to know what to free.
+fn disk_full_note(dir: &std::path::Path) -> String {
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(stat) => {
+            let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+            if free < 1 << 20 {
+                format!("; its disk is full ({free} bytes free)")
+            } else {
+                String::new()
+            }
+        }
+        Err(_) => String::new(),
     }
 }

@@ -93,11 +93,26 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        Self::with_store(false)
+    }
+
+    /// With `store_outside`, the station's store is a folder on the ordinary disk (its
+    /// ledger stays on crashfs): a full ledger disk while the store has room.
+    fn with_store(store_outside: bool) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let mnt = tmp.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
         let (session, control) = crashfs::mount(&mnt, Image::new())
             .expect("mount crashfs (needs /dev/fuse and root or fusermount3)");
+        if store_outside {
+            fs::create_dir_all(mnt.join("station/data")).unwrap();
+            fs::create_dir(tmp.path().join("store")).unwrap();
+            std::os::unix::fs::symlink(tmp.path().join("store"), mnt.join("station/data/store"))
+                .unwrap();
+            for d in ["station/data", "station", ""] {
+                File::open(mnt.join(d)).unwrap().sync_all().unwrap();
+            }
+        }
         let station_config = tmp.path().join("station.toml");
         fs::write(
             &station_config,
@@ -630,4 +645,74 @@ fn after_an_fsync_fails_nothing_it_covered_is_reported_stored_or_freed() {
         check(&rig, &mut history, true, seed, &story);
     }
     eprintln!("failed fsyncs survived: 20, steps that reported the failure: {failed_steps}");
+}
+
+#[test]
+fn a_full_device_stops_sealing_and_a_full_ledger_disk_stops_ingest_cleanly_and_both_resume() {
+    let (mut rng, seed) = Rng::seeded("CUSTODY_FULL_SEED");
+    let mut rig = Rig::with_store(true);
+    let mut history = History::default();
+    rig.record(3, &mut rng);
+
+    // The recorder's card is full: sealing fails with a clear message, nothing half.
+    rig.control.set_capacity(Some(rig.control.used()));
+    let out = rig.step(Step::Seal).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "sealing on a full card succeeded: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("No space left") || text(&out).contains("full"),
+        "the message says the disk is full: {}",
+        text(&out)
+    );
+    // Room again (the checks themselves write): nothing half was left.
+    rig.control.set_capacity(None);
+    check(
+        &rig,
+        &mut history,
+        false,
+        seed,
+        "after sealing on a full card",
+    );
+    assert!(rig.step(Step::Seal).output().unwrap().status.success());
+    let sealed = rig.records().len();
+    assert_eq!(sealed, 3, "every clip sealed once space returned");
+
+    // The station's ledger disk is full while its store has room: ingest stops, writes no
+    // receipt, commits nothing half; it resumes when space returns.
+    rig.control.set_capacity(Some(rig.control.used()));
+    let out = rig.step(Step::Ingest).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("full") || text(&out).contains("No space left"),
+        "the message says the disk is full: {}",
+        text(&out)
+    );
+    assert!(
+        rig.receipts().is_empty(),
+        "no receipt for what the ledger could not hold"
+    );
+    // Room again (the checks themselves write): nothing half was left.
+    rig.control.set_capacity(None);
+    check(
+        &rig,
+        &mut history,
+        false,
+        seed,
+        "after ingest on a full ledger disk",
+    );
+    let Dock::Done(outputs) = rig.dock() else {
+        panic!("no cut was armed")
+    };
+    assert!(
+        outputs[1].status.code().is_some_and(|c| c <= 1),
+        "{}",
+        text(&outputs[1])
+    );
+    check(&rig, &mut history, true, seed, "after space returned");
+    // And what it stored survives a cut.
+    rig.power_cycle();
+    check(&rig, &mut history, true, seed, "after a cut");
 }

@@ -397,9 +397,9 @@ impl Shared {
         self.room(grow)?;
         self.change("truncate", ino)?;
         if let Body::File { data, dirty, .. } = &mut self.node_mut(ino)?.body {
-            if size < data.len() {
-                dirty.insert(size / PAGE);
-            }
+            // The pages between the old and the new end change (cut off, or zeros).
+            let old = data.len();
+            dirty.extend(size.min(old) / PAGE..size.max(old).div_ceil(PAGE));
             data.resize(size, 0);
         }
         self.touch(ino);
@@ -425,6 +425,8 @@ impl Shared {
         self.change("write", ino)?;
         if let Body::File { data, dirty, .. } = &mut self.node_mut(ino)?.body {
             if data.len() < end {
+                // A write past the end fills the gap with zeros: those pages change too.
+                dirty.extend(data.len() / PAGE..start.div_ceil(PAGE));
                 data.resize(end, 0);
             }
             data[start..end].copy_from_slice(bytes);

@@ -217,3 +217,29 @@ fn a_bounded_filesystem_refuses_writes_past_its_capacity_and_takes_them_after_ro
     m.control.set_capacity(None);
     f.write_all(&vec![7; 128 << 10]).unwrap();
 }
+
+#[test]
+fn a_file_cut_short_and_grown_again_survives_with_zeros_not_its_old_bytes() {
+    use std::io::{Seek as _, SeekFrom};
+    let mut m = Mounted::new(Image::new());
+    let root = m.root().to_path_buf();
+    write(&root, "f", &[7u8; 3 * 4096], true);
+    sync_dir(&root);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("f"))
+        .unwrap();
+    f.set_len(0).unwrap();
+    f.seek(SeekFrom::Start(2 * 4096)).unwrap();
+    f.write_all(b"end").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    m.power_cycle();
+    let bytes = fs::read(root.join("f")).unwrap();
+    assert_eq!(bytes.len(), 2 * 4096 + 3);
+    assert!(
+        bytes[..2 * 4096].iter().all(|&b| b == 0),
+        "the old bytes came back"
+    );
+    assert_eq!(&bytes[2 * 4096..], b"end");
+}

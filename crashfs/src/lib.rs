@@ -200,10 +200,8 @@ struct Faults {
     changes: u64,
     /// Cut the power when this change is about to be made.
     cut_at: Option<u64>,
-    /// File fsyncs so far, of the names a failure may hit.
+    /// File fsyncs so far.
     syncs: u64,
-    /// Names containing one of these never have their fsync fail (and are not counted).
-    spared: Vec<String>,
     /// Fail this fsync with EIO.
     fail_sync_at: Option<u64>,
     /// Space for file data, in bytes: a write beyond it fails with ENOSPC.
@@ -251,12 +249,6 @@ impl Control {
         s.faults.fail_sync_at = Some(s.faults.syncs + n.max(1));
     }
 
-    /// Keeps files and folders whose name contains one of `patterns` out of
-    /// [`Control::fail_sync_after`]: their fsyncs always succeed and are not counted.
-    pub fn spare_from_sync_failure(&self, patterns: &[&str]) {
-        self.lock().faults.spared = patterns.iter().map(|p| (*p).to_owned()).collect();
-    }
-
     /// Bounds the file data the filesystem holds (`None`: unbounded).
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.lock().faults.capacity = bytes;
@@ -272,7 +264,7 @@ impl Control {
         self.lock().faults.changes
     }
 
-    /// File fsyncs since the mount (of the names a failure may hit).
+    /// File fsyncs since the mount.
     pub fn syncs(&self) -> u64 {
         self.lock().faults.syncs
     }
@@ -443,7 +435,7 @@ impl Shared {
         let is_dir = matches!(self.node(ino)?.body, Body::Dir { .. });
         // A folder's sync never fails here: when ext4 cannot commit its journal it turns
         // the whole filesystem read-only, which leaves what a power cut leaves.
-        if is_dir || self.faults.spared.iter().any(|p| name.contains(p.as_str())) {
+        if is_dir {
             return self.persist(ino, false);
         }
         self.faults.syncs += 1;

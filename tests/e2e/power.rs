@@ -87,8 +87,6 @@ struct Rig {
     device_key: PublicKey,
     verifier: NoteVerifier,
     clips_made: u64,
-    /// Files whose fsync never fails (kept across power cycles).
-    spared: &'static [&'static str],
 }
 
 impl Rig {
@@ -184,7 +182,6 @@ impl Rig {
             device_key: PublicKey::from_pem(&pem).unwrap(),
             verifier: NoteVerifier::parse(&vkey).unwrap(),
             clips_made: 0,
-            spared: &[],
         };
         // Keys and enrolment were synced: after a cut the same keys sign.
         rig.power_cycle();
@@ -304,7 +301,6 @@ impl Rig {
         self.control.cut_now();
         let image = crashfs::unmount(self.session.take().unwrap(), &self.control).unwrap();
         let (session, control) = crashfs::mount(&self.mnt, image).unwrap();
-        control.spare_from_sync_failure(self.spared);
         self.session = Some(session);
         self.control = control;
     }
@@ -592,11 +588,8 @@ fn after_an_fsync_fails_nothing_it_covered_is_reported_stored_or_freed() {
     let mut rig = Rig::new();
     let mut history = History::default();
     rig.record(2, &mut rng);
-    // The files Custody syncs itself: store objects, records, receipts, keys, folders.
-    // SQLite's own files are spared: after a lost writeback SQLite can be left malformed
-    // by a later cut whatever its caller does (its pages read back fine until then).
-    rig.spared = &[".sqlite", "manifest.db"];
-    rig.control.spare_from_sync_failure(rig.spared);
+    // Any file's fsync may fail: store objects, records, receipts, keys, and the ledger's
+    // and manifest's SQLite files.
     let before = rig.control.syncs();
     let Dock::Done(_) = rig.dock() else {
         panic!("seed {seed}: the first dock failed")

@@ -4,7 +4,9 @@
 //! (the dock powers the recorder). After each cut what survived is mounted again, the
 //! agent and the station run again, and nothing may be lost, half, forked or freed without
 //! its receipt. Then an fsync that fails with EIO: nothing it covered may be reported
-//! stored. The seed of a failing run is printed (`CUSTODY_POWER_SEED` repeats it).
+//! stored. Last, a full card and a full ledger disk: clear errors, nothing half, and both
+//! resume. The seed of a failing run is printed (`CUSTODY_POWER_SEED`,
+//! `CUSTODY_FSYNC_SEED` and `CUSTODY_FULL_SEED` repeat it).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

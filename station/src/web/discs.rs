@@ -64,7 +64,6 @@ pub const HANDOFF: Duration = Duration::from_secs(2);
 
 /// The live part: the disc work under way and `person`'s outcomes not yet shown.
 fn work(web: &Web, person: u64) -> Markup {
-    let rows = web.station.disc_work().snapshot();
     let notes = web
         .disc_notes
         .lock()
@@ -72,9 +71,15 @@ fn work(web: &Web, person: u64) -> Markup {
         .get(&person)
         .cloned()
         .unwrap_or_default();
+    work_with(web, &notes)
+}
+
+/// The live part with `notes` as the outcomes to show.
+fn work_with(web: &Web, notes: &[String]) -> Markup {
+    let rows = web.station.disc_work().snapshot();
     html! {
         (super::dock::progress_table(&rows, ["任务", "案件", "没有进行中的光盘任务"], false))
-        @for n in &notes { (maud::PreEscaped(n)) }
+        @for n in notes { (maud::PreEscaped(n)) }
     }
 }
 
@@ -126,12 +131,15 @@ async fn render(web: &Web, session: &super::Session, note: Option<Markup>) -> Re
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    // Shown now, so taken off the list the live part shows.
-    let live = work(web, session.actor.id());
-    web.disc_notes
+    // Shown now, so taken off the list the live part shows, in one step: an outcome that
+    // arrives meanwhile is shown by the next page, never dropped unseen.
+    let notes = web
+        .disc_notes
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .remove(&session.actor.id());
+        .remove(&session.actor.id())
+        .unwrap_or_default();
+    let live = work_with(web, &notes);
     page::layout(
         "光盘",
         Some(&session.actor),

@@ -457,6 +457,35 @@ impl SampleDevice {
     }
 }
 
+/// A small deterministic generator (xorshift64*) for randomised tests: seeded from the
+/// environment variable `var` when it holds a number, else from the clock. The seed is
+/// printed (`VAR=seed`), so a failing run can be repeated.
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    /// The generator and its seed.
+    pub fn from_env(var: &str) -> (Self, u64) {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| u64::from(d.subsec_nanos()) ^ d.as_secs() | 1)
+            });
+        eprintln!("{var}={seed}");
+        (Self(seed), seed)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
 /// Runs `cmd` with its stdout closed before it writes (as `| head -n 0` would) and
 /// returns how it ended, with its stderr: a command-line tool must end normally then,
 /// never panic.

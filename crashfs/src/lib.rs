@@ -381,12 +381,7 @@ impl Shared {
 
     fn resize(&mut self, ino: u64, size: u64) -> Result<(), Errno> {
         let size = usize::try_from(size).map_err(|_| Errno::EFBIG)?;
-        let grow = match &self.node(ino)?.body {
-            Body::File { data, .. } => size.saturating_sub(data.len()) as u64,
-            Body::Dir { .. } => return Err(Errno::EISDIR),
-            Body::Symlink(_) => return Err(Errno::EINVAL),
-        };
-        self.room(grow)?;
+        self.room_to_reach(ino, size)?;
         self.change("truncate", ino)?;
         if let Body::File { data, dirty, .. } = &mut self.node_mut(ino)?.body {
             // The pages between the old and the new end change (cut off, or zeros).
@@ -398,7 +393,13 @@ impl Shared {
         Ok(())
     }
 
-    fn room(&self, more: u64) -> Result<(), Errno> {
+    /// Whether file `ino` may grow to `end` bytes within the capacity.
+    fn room_to_reach(&self, ino: u64, end: usize) -> Result<(), Errno> {
+        let more = match &self.node(ino)?.body {
+            Body::File { data, .. } => end.saturating_sub(data.len()) as u64,
+            Body::Dir { .. } => return Err(Errno::EISDIR),
+            Body::Symlink(_) => return Err(Errno::EINVAL),
+        };
         match self.faults.capacity {
             Some(cap) if more > 0 && self.image.used() + more > cap => Err(Errno::ENOSPC),
             _ => Ok(()),
@@ -408,12 +409,7 @@ impl Shared {
     fn write(&mut self, ino: u64, offset: u64, bytes: &[u8]) -> Result<u32, Errno> {
         let start = usize::try_from(offset).map_err(|_| Errno::EFBIG)?;
         let end = start.checked_add(bytes.len()).ok_or(Errno::EFBIG)?;
-        let grow = match &self.node(ino)?.body {
-            Body::File { data, .. } => end.saturating_sub(data.len()) as u64,
-            Body::Dir { .. } => return Err(Errno::EISDIR),
-            Body::Symlink(_) => return Err(Errno::EINVAL),
-        };
-        self.room(grow)?;
+        self.room_to_reach(ino, end)?;
         self.change("write", ino)?;
         if let Body::File { data, dirty, .. } = &mut self.node_mut(ino)?.body {
             if data.len() < end {

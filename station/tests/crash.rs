@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use custody::{MediaHash, Receipt, verify_consistency};
 use custody_station::{
@@ -49,32 +49,10 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A small deterministic generator (xorshift64*), seeded from the clock; the seed is
-/// printed so a failing run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below
-    }
-}
-
 #[test]
 fn killed_at_random_points_fifty_times_the_station_loses_and_duplicates_nothing() {
     let mut s = setup("A100001", 6, 256 << 10);
-    let seed = std::env::var("CUSTODY_KILL_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| u64::from(d.subsec_nanos()) ^ d.as_secs() | 1)
-        });
-    eprintln!("CUSTODY_KILL_SEED={seed}");
-    let mut rng = Rng(seed);
+    let (mut rng, seed) = custody::testkit::SeededRng::from_env("CUSTODY_KILL_SEED");
     let store_root = s.dir.path().join("data/store");
     let mut killed = 0;
     let mut completed = 0;
@@ -105,7 +83,7 @@ fn killed_at_random_points_fifty_times_the_station_loses_and_duplicates_nothing(
             .spawn()
             .unwrap();
         let started = Instant::now();
-        let kill_at = Duration::from_millis(rng.next(window_ms.max(2) * 5 / 4));
+        let kill_at = Duration::from_millis(rng.below(window_ms.max(2) * 5 / 4));
         loop {
             if child.try_wait().unwrap().is_some() {
                 completed += 1;

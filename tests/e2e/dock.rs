@@ -138,13 +138,7 @@ impl StationDir {
             ),
         )
         .unwrap();
-        let key = run_ok(
-            Command::new(bin("custody-station"))
-                .arg("--config")
-                .arg(&config)
-                .arg("key"),
-        );
-        let vkey = key.lines().next().unwrap().to_owned();
+        let vkey = crate::util::station_vkey(&config);
         Self {
             dir: dir.to_path_buf(),
             config,

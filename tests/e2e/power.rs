@@ -14,9 +14,10 @@ use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crashfs::{Control, Image};
+use custody::testkit::SeededRng;
 use custody::{
     MediaHash, NoteVerifier, PublicKey, Receipt, Record, RecordHash, VerifyOptions, code, layout,
     verify_consistency, verify_folder,
@@ -24,37 +25,13 @@ use custody::{
 use custody_station::{EvidenceStore as _, Ledger, LocalStore};
 use fuser::BackgroundSession;
 
-use crate::util::bin;
+use crate::util::{bin, station_vkey};
 
 const SERIAL: &str = "A100001";
 /// Where the recorder writes its clips (the ga947 profile's recording folder).
 const CLIP_DIR: &str = "DCIM/100MEDIA";
 /// How long one step may run before the test calls it hung.
 const STEP_DEADLINE: Duration = Duration::from_mins(2);
-
-/// A small deterministic generator (xorshift64*); the seed is printed.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded(var: &str) -> (Self, u64) {
-        let seed = std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(1, |d| u64::from(d.subsec_nanos()) ^ d.as_secs() | 1)
-            });
-        eprintln!("{var}={seed}");
-        (Self(seed), seed)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
 
 /// The three steps of a dock, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,16 +100,7 @@ impl Rig {
             ),
         )
         .unwrap();
-        let key = run(Command::new(bin("custody-station"))
-            .arg("--config")
-            .arg(&station_config)
-            .arg("key"));
-        let vkey = String::from_utf8(key.stdout)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .to_owned();
+        let vkey = station_vkey(&station_config);
         let agent_config = tmp.path().join("agent.toml");
         fs::write(
             &agent_config,
@@ -236,7 +204,7 @@ impl Rig {
     }
 
     /// The recorder closes `n` new clips: written and synced, as a recorder closes a file.
-    fn record(&mut self, n: u64, rng: &mut Rng) {
+    fn record(&mut self, n: u64, rng: &mut SeededRng) {
         let dir = self.storage().join(CLIP_DIR);
         fs::create_dir_all(&dir).unwrap();
         for _ in 0..n {
@@ -296,6 +264,26 @@ impl Rig {
             outputs.push(out);
         }
         Dock::Done(outputs)
+    }
+
+    /// A dock with no cut armed, every step ending well (ingest may report findings: exit
+    /// 1); `when` and `story` tell a failure's circumstances.
+    fn full_dock(&self, seed: u64, when: &str, story: &str) {
+        let outputs = match self.dock() {
+            Dock::Done(outputs) => outputs,
+            Dock::Cut(step) => panic!("seed {seed}: no cut was armed, yet {step:?} lost power"),
+        };
+        for (step, out) in STEPS.iter().zip(&outputs) {
+            let ok = match step {
+                Step::Ingest => out.status.code().is_some_and(|c| c <= 1),
+                Step::Seal | Step::Free => out.status.success(),
+            };
+            assert!(
+                ok,
+                "seed {seed}: {step:?} {when} failed: {}\n{story}",
+                text(out)
+            );
+        }
     }
 
     /// Cuts the power (if it is still on), unmounts, and mounts what survived.
@@ -511,15 +499,13 @@ fn cuts_wanted() -> u64 {
 
 #[test]
 fn power_cut_at_random_points_of_a_dock_loses_forks_and_frees_nothing_wrongly() {
-    let (mut rng, seed) = Rng::seeded("CUSTODY_POWER_SEED");
+    let (mut rng, seed) = SeededRng::from_env("CUSTODY_POWER_SEED");
     let mut rig = Rig::new();
     let mut history = History::default();
     // A first dock without a cut says how many changes a dock makes.
     rig.record(2, &mut rng);
     let before = rig.control.changes();
-    let Dock::Done(_) = rig.dock() else {
-        panic!("seed {seed}: the first dock failed")
-    };
+    rig.full_dock(seed, "in the first dock", "");
     let mut span = rig.control.changes() - before;
     check(&rig, &mut history, true, seed, "after the first dock");
     let (mut cuts, mut by_step) = (0, BTreeMap::<Step, u64>::new());
@@ -559,22 +545,7 @@ fn power_cut_at_random_points_of_a_dock_loses_forks_and_frees_nothing_wrongly() 
         }
         // What survived keeps every promise; a full dock then stores everything.
         check(&rig, &mut history, false, seed, &story);
-        match rig.dock() {
-            Dock::Done(outputs) => {
-                for (step, out) in STEPS.iter().zip(&outputs) {
-                    let ok = match step {
-                        Step::Ingest => out.status.code().is_some_and(|c| c <= 1),
-                        Step::Seal | Step::Free => out.status.success(),
-                    };
-                    assert!(
-                        ok,
-                        "seed {seed}: {step:?} after the cut failed: {}\n{story}",
-                        text(out)
-                    );
-                }
-            }
-            Dock::Cut(step) => panic!("seed {seed}: no cut was armed, yet {step:?} lost power"),
-        }
+        rig.full_dock(seed, "after the cut", &story);
         check(&rig, &mut history, true, seed, &story);
     }
     let stored = rig.records().len();
@@ -586,16 +557,14 @@ fn power_cut_at_random_points_of_a_dock_loses_forks_and_frees_nothing_wrongly() 
 
 #[test]
 fn after_an_fsync_fails_nothing_it_covered_is_reported_stored_or_freed() {
-    let (mut rng, seed) = Rng::seeded("CUSTODY_FSYNC_SEED");
+    let (mut rng, seed) = SeededRng::from_env("CUSTODY_FSYNC_SEED");
     let mut rig = Rig::new();
     let mut history = History::default();
     rig.record(2, &mut rng);
     // Any file's fsync may fail: store objects, records, receipts, keys, and the ledger's
     // and manifest's SQLite files.
     let before = rig.control.syncs();
-    let Dock::Done(_) = rig.dock() else {
-        panic!("seed {seed}: the first dock failed")
-    };
+    rig.full_dock(seed, "in the first dock", "");
     let span = rig.control.syncs() - before;
     check(&rig, &mut history, true, seed, "after the first dock");
     let mut failed_steps = 0;
@@ -623,20 +592,7 @@ fn after_an_fsync_fails_nothing_it_covered_is_reported_stored_or_freed() {
         // stored or receipted whole, and nothing freed without its receipt.
         rig.power_cycle();
         check(&rig, &mut history, false, seed, &story);
-        let Dock::Done(outputs) = rig.dock() else {
-            panic!("seed {seed}: no cut was armed")
-        };
-        for (step, out) in STEPS.iter().zip(&outputs) {
-            let ok = match step {
-                Step::Ingest => out.status.code().is_some_and(|c| c <= 1),
-                Step::Seal | Step::Free => out.status.success(),
-            };
-            assert!(
-                ok,
-                "seed {seed}: {step:?} after the failed fsync failed: {}\n{story}",
-                text(out)
-            );
-        }
+        rig.full_dock(seed, "after the failed fsync", &story);
         check(&rig, &mut history, true, seed, &story);
     }
     eprintln!("failed fsyncs survived: 20, steps that reported the failure: {failed_steps}");
@@ -644,7 +600,7 @@ fn after_an_fsync_fails_nothing_it_covered_is_reported_stored_or_freed() {
 
 #[test]
 fn a_full_device_stops_sealing_and_a_full_ledger_disk_stops_ingest_cleanly_and_both_resume() {
-    let (mut rng, seed) = Rng::seeded("CUSTODY_FULL_SEED");
+    let (mut rng, seed) = SeededRng::from_env("CUSTODY_FULL_SEED");
     let mut rig = Rig::with_store(true);
     let mut history = History::default();
     rig.record(3, &mut rng);
@@ -698,14 +654,7 @@ fn a_full_device_stops_sealing_and_a_full_ledger_disk_stops_ingest_cleanly_and_b
         seed,
         "after ingest on a full ledger disk",
     );
-    let Dock::Done(outputs) = rig.dock() else {
-        panic!("no cut was armed")
-    };
-    assert!(
-        outputs[1].status.code().is_some_and(|c| c <= 1),
-        "{}",
-        text(&outputs[1])
-    );
+    rig.full_dock(seed, "after space returned", "");
     check(&rig, &mut history, true, seed, "after space returned");
     // And what it stored survives a cut.
     rig.power_cycle();

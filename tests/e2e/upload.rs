@@ -419,13 +419,7 @@ async fn a_connection_flood_and_stalled_clients_do_not_stop_a_terminal_s_upload(
         cmd.arg("--config").arg(&config).env("RUST_LOG", "warn");
         cmd
     };
-    let key = station().arg("key").output().unwrap();
-    let vkey = String::from_utf8(key.stdout)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
+    let vkey = crate::util::station_vkey(&config);
     let agent = agent_config(
         dir.path(),
         "state",

@@ -147,3 +147,25 @@ pub fn bin(name: &str) -> PathBuf {
     );
     path
 }
+
+/// The verifier key (`origin+hash+key`) of the station configured by `config`, as
+/// `custody-station key` prints it first (creating the key on first use).
+pub fn station_vkey(config: &Path) -> String {
+    let out = Command::new(bin("custody-station"))
+        .arg("--config")
+        .arg(config)
+        .arg("key")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
+}
